@@ -1,0 +1,120 @@
+#include "common/json_writer.h"
+
+#include <cassert>
+#include <charconv>
+#include <cmath>
+
+namespace persona {
+
+void JsonWriter::Separate() {
+  if (after_key_) {
+    after_key_ = false;
+    return;
+  }
+  if (!first_.empty()) {
+    if (!first_.back()) out_.push_back(',');
+    first_.back() = false;
+  }
+}
+
+void JsonWriter::BeginObject() {
+  Separate();
+  out_.push_back('{');
+  first_.push_back(true);
+}
+void JsonWriter::EndObject() {
+  assert(!first_.empty());
+  first_.pop_back();
+  out_.push_back('}');
+}
+void JsonWriter::BeginArray() {
+  Separate();
+  out_.push_back('[');
+  first_.push_back(true);
+}
+void JsonWriter::EndArray() {
+  assert(!first_.empty());
+  first_.pop_back();
+  out_.push_back(']');
+}
+
+JsonWriter& JsonWriter::Key(std::string_view key) {
+  Separate();
+  out_.push_back('"');
+  AppendEscaped(out_, key);
+  out_.append("\":");
+  after_key_ = true;
+  return *this;
+}
+
+void JsonWriter::String(std::string_view s) {
+  Separate();
+  out_.push_back('"');
+  AppendEscaped(out_, s);
+  out_.push_back('"');
+}
+
+void JsonWriter::Int(int64_t v) {
+  Separate();
+  char buf[24];
+  auto r = std::to_chars(buf, buf + sizeof buf, v);
+  out_.append(buf, r.ptr);
+}
+void JsonWriter::Uint(uint64_t v) {
+  Separate();
+  char buf[24];
+  auto r = std::to_chars(buf, buf + sizeof buf, v);
+  out_.append(buf, r.ptr);
+}
+void JsonWriter::Double(double v) {
+  Separate();
+  if (!std::isfinite(v)) {
+    out_.append("null");
+    return;
+  }
+  char buf[32];
+  auto r = std::to_chars(buf, buf + sizeof buf, v);
+  out_.append(buf, r.ptr);
+}
+void JsonWriter::Bool(bool v) {
+  Separate();
+  out_.append(v ? "true" : "false");
+}
+void JsonWriter::Null() {
+  Separate();
+  out_.append("null");
+}
+void JsonWriter::Raw(std::string_view json) {
+  Separate();
+  out_.append(json);
+}
+void JsonWriter::Clear() {
+  out_.clear();
+  first_.clear();
+  after_key_ = false;
+}
+
+void JsonWriter::AppendEscaped(std::string& out, std::string_view s) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  for (unsigned char c : s) {
+    switch (c) {
+      case '"': out.append("\\\""); break;
+      case '\\': out.append("\\\\"); break;
+      case '\n': out.append("\\n"); break;
+      case '\r': out.append("\\r"); break;
+      case '\t': out.append("\\t"); break;
+      case '\b': out.append("\\b"); break;
+      case '\f': out.append("\\f"); break;
+      default:
+        if (c < 0x20) {
+          out.append("\\u00");
+          out.push_back(kHex[c >> 4]);
+          out.push_back(kHex[c & 15]);
+        } else {
+          out.push_back(static_cast<char>(c));
+        }
+    }
+  }
+}
+
+}  // namespace persona

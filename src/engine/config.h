@@ -1,0 +1,48 @@
+// Engine configuration: a TOML file (see config/persona.toml for every key with its default),
+// overridable by command-line flags. LoadConfig validates values and names the offending key.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "absl/status/statusor.h"
+#include "event/validate.h"
+#include "profile/profile_config.h"
+
+namespace persona {
+
+enum class SyncPolicy { kAlways, kInterval, kNone };
+std::string_view SyncPolicyName(SyncPolicy p);
+absl::StatusOr<SyncPolicy> ParseSyncPolicy(std::string_view s);
+
+struct EngineConfig {
+  std::string data_dir = "data";
+  uint32_t partitions = 0;  // 0 = number of cores
+  SyncPolicy sync = SyncPolicy::kInterval;
+  int64_t sync_interval_ms = 100;
+  // Events drained into one log write by a partition (group commit).
+  uint32_t max_batch_events = 4096;
+  // Bounded ingest queue per partition, in events; Submit fails with ResourceExhausted when full
+  // (non-blocking mode) so that the service can answer 429.
+  uint32_t queue_capacity_events = 262144;
+  // Periodic checkpoint: every `checkpoint_interval_ms` of wall time or `checkpoint_every_events`
+  // applied events per partition, whichever comes first. 0 disables that trigger.
+  int64_t checkpoint_interval_ms = 60000;
+  uint64_t checkpoint_every_events = 5000000;
+  // Duplicate event ids are dropped within this window of event time.
+  int64_t dedup_window_ms = 24 * kHourMs;
+  // "now" for decay and windows: the event-time watermark (default) or the wall clock.
+  bool wall_clock = false;
+  // File of tag rules (`name: expression` per line); empty = none. Reloadable.
+  std::string tag_rules_file;
+  ValidationLimits limits;
+  ProfileConfig profile;
+};
+
+// Reads a TOML file into `config` (keys absent from the file keep their current values).
+absl::Status LoadConfigFile(const std::string& path, EngineConfig* config);
+// Same from TOML text; `origin` names the source in error messages.
+absl::Status LoadConfigText(std::string_view toml, std::string_view origin, EngineConfig* config);
+
+}  // namespace persona
