@@ -1,1 +1,24 @@
-int main() { return 0; }
+// `persona`: the command that drives the engine. Each subcommand lives in its own file
+// (import_command.cc, ...); this file wires them to CLI11.
+#include <CLI/CLI.hpp>
+#include <cstdio>
+
+#include "cli/commands.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"persona: real-time user profiles from e-commerce behaviour events"};
+  app.require_subcommand(1);
+  app.set_help_all_flag("--help-all", "Help for every subcommand");
+  persona::cli::Registry registry(app);
+  persona::cli::RegisterImport(registry);
+  persona::cli::RegisterIngest(registry);
+  persona::cli::RegisterRead(registry);
+  persona::cli::RegisterDeadLetter(registry);
+  persona::cli::RegisterGen(registry);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  return registry.Run();
+}

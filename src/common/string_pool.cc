@@ -36,8 +36,15 @@ uint32_t StringPool::Intern(std::string_view s) {
     // A large string took a fresh block; the next small string must open a new block too.
     block_used_ = block_size_;
   }
-  const uint32_t code = static_cast<uint32_t>(strings_.size());
-  strings_.push_back(stored);
+  const uint32_t code = size_;
+  if (!chunks_) chunks_ = std::make_unique<std::atomic<std::string_view*>[]>(kMaxChunks);
+  const uint32_t chunk = code >> kChunkBits;
+  if ((code & (kChunkSize - 1)) == 0) {
+    owned_chunks_.push_back(std::make_unique<std::string_view[]>(kChunkSize));
+    chunks_[chunk].store(owned_chunks_.back().get(), std::memory_order_release);
+  }
+  owned_chunks_[chunk][code & (kChunkSize - 1)] = stored;
+  ++size_;
   index_.emplace(stored, code);
   return code;
 }
@@ -48,7 +55,8 @@ uint32_t StringPool::Find(std::string_view s) const {
 }
 
 size_t StringPool::MemoryBytes() const {
-  return arena_bytes_ + strings_.capacity() * sizeof(std::string_view) +
+  return arena_bytes_ + owned_chunks_.size() * kChunkSize * sizeof(std::string_view) +
+         (chunks_ ? kMaxChunks * sizeof(void*) : 0) +
          index_.capacity() * (sizeof(std::string_view) + sizeof(uint32_t) + 1);
 }
 

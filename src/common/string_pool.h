@@ -1,8 +1,12 @@
 // Interns strings (item ids, categories, brands, keywords) to dense 32-bit codes so that profiles
 // hold 4-byte references instead of strings. One pool per partition, owned by the partition's
-// writer thread: not thread-safe, by design (no lock on the update path).
+// writer thread: Intern and Find are writer-only (no lock on the update path). Get may be called
+// by reader threads concurrently with Intern for any code the reader obtained through a
+// happens-before edge (e.g. from a profile read under its shard lock): codes live in fixed chunks
+// that never move.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <deque>
 #include <memory>
@@ -27,8 +31,10 @@ class StringPool {
   // Returns the code of `s`, or kNone if it was never interned.
   uint32_t Find(std::string_view s) const;
   // The string of a code returned by Intern. The view stays valid for the pool's lifetime.
-  std::string_view Get(uint32_t code) const { return strings_[code]; }
-  size_t size() const { return strings_.size(); }
+  std::string_view Get(uint32_t code) const {
+    return chunks_[code >> kChunkBits].load(std::memory_order_acquire)[code & (kChunkSize - 1)];
+  }
+  size_t size() const { return size_; }
   // Approximate heap bytes held (arena + index), for memory accounting.
   size_t MemoryBytes() const;
 
@@ -39,7 +45,13 @@ class StringPool {
   size_t block_used_ = 0;
   size_t block_size_ = 0;
   size_t arena_bytes_ = 0;
-  std::vector<std::string_view> strings_;
+  static constexpr uint32_t kChunkBits = 14;
+  static constexpr uint32_t kChunkSize = 1u << kChunkBits;
+  static constexpr uint32_t kMaxChunks = 1u << (32 - kChunkBits);
+  // 2^18 chunk pointers (2 MiB) allocated on first use; each chunk holds 16384 views.
+  std::unique_ptr<std::atomic<std::string_view*>[]> chunks_;
+  std::vector<std::unique_ptr<std::string_view[]>> owned_chunks_;
+  uint32_t size_ = 0;
   absl::flat_hash_map<std::string_view, uint32_t> index_;
 };
 

@@ -30,8 +30,12 @@ struct EngineConfig {
   // applied events per partition, whichever comes first. 0 disables that trigger.
   int64_t checkpoint_interval_ms = 60000;
   uint64_t checkpoint_every_events = 5000000;
-  // Duplicate event ids are dropped within this window of event time.
+  // Write a checkpoint when the engine closes (off only for recovery benchmarks and tests).
+  bool checkpoint_on_close = true;
+  // Duplicate event ids are dropped while the original's event time is within dedup_window_ms of
+  // the watermark, or while it is among the last dedup_recent_events accepted by its partition.
   int64_t dedup_window_ms = 24 * kHourMs;
+  uint64_t dedup_recent_events = 1000000;
   // "now" for decay and windows: the event-time watermark (default) or the wall clock.
   bool wall_clock = false;
   // File of tag rules (`name: expression` per line); empty = none. Reloadable.

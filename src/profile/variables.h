@@ -5,7 +5,9 @@
 
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <string_view>
+#include <vector>
 
 namespace persona {
 
@@ -28,6 +30,10 @@ class VariableCatalog {
     (void)arg;
     return std::nullopt;
   }
+  // Every name Lookup resolves, plus the function names LookupCall accepts (e.g.
+  // "interest.category"). Used only to suggest a fix for a misspelt name, so the default of an
+  // empty list is correct, just less helpful.
+  virtual std::vector<std::string> Names() const { return {}; }
 };
 
 class VariableSource {

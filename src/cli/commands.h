@@ -1,0 +1,57 @@
+// Subcommands of the `persona` CLI. Each Register* adds one or more subcommands to the registry;
+// Registry::Run executes the one that was parsed and returns the process exit code
+// (0 ok, 1 runtime failure, 2 bad input/usage).
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "engine/config.h"
+#include "engine/engine.h"
+
+namespace persona::cli {
+
+// Options shared by every command that opens a data directory.
+struct EngineOptions {
+  std::string data_dir;
+  std::string config_file;
+  std::string sync;
+  std::string tag_rules;
+  uint32_t partitions = 0;
+  bool quiet = false;
+};
+
+class Registry {
+ public:
+  explicit Registry(CLI::App& app) : app_(app) {}
+  CLI::App* Add(const std::string& name, const std::string& help, std::function<int()> run);
+  // Registers a subcommand created elsewhere (nested subcommands).
+  void AddExisting(CLI::App* cmd, std::function<int()> run) { commands_.emplace_back(cmd, std::move(run)); }
+  int Run();
+  CLI::App& app() { return app_; }
+
+ private:
+  CLI::App& app_;
+  std::vector<std::pair<CLI::App*, std::function<int()>>> commands_;
+};
+
+// Adds --data, --config, --sync, --partitions, --tag-rules to `cmd`.
+void AddEngineOptions(CLI::App* cmd, EngineOptions* opts);
+// Builds the config: defaults <- config file <- flags.
+absl::StatusOr<EngineConfig> MakeConfig(const EngineOptions& opts);
+// Opens the engine, printing recovery progress to stderr unless quiet.
+absl::StatusOr<std::unique_ptr<Engine>> OpenEngine(const EngineOptions& opts);
+// Prints "persona: <message>" to stderr and returns the exit code for the status.
+int Fail(const absl::Status& s);
+
+void RegisterImport(Registry& r);
+void RegisterIngest(Registry& r);
+void RegisterRead(Registry& r);        // profile, timeline, stats, checkpoint
+void RegisterDeadLetter(Registry& r);  // deadletter list|export|purge
+void RegisterGen(Registry& r);
+
+}  // namespace persona::cli

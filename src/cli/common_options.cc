@@ -1,0 +1,62 @@
+#include <cstdio>
+#include <iostream>
+
+#include "cli/commands.h"
+
+namespace persona::cli {
+
+CLI::App* Registry::Add(const std::string& name, const std::string& help,
+                        std::function<int()> run) {
+  CLI::App* cmd = app_.add_subcommand(name, help);
+  commands_.emplace_back(cmd, std::move(run));
+  return cmd;
+}
+
+int Registry::Run() {
+  for (auto& [cmd, run] : commands_) {
+    if (cmd->parsed()) return run();
+  }
+  return 2;
+}
+
+void AddEngineOptions(CLI::App* cmd, EngineOptions* opts) {
+  cmd->add_option("--data", opts->data_dir, "Data directory (created if absent)")->required();
+  cmd->add_option("--config", opts->config_file, "TOML config file (see config/persona.toml)");
+  cmd->add_option("--sync", opts->sync, "Durability: always | interval | none");
+  cmd->add_option("--partitions", opts->partitions,
+                  "Partitions for a new data directory (default: number of cores)");
+  cmd->add_option("--tag-rules", opts->tag_rules, "Tag rules file (name: condition per line)");
+  cmd->add_flag("--quiet,-q", opts->quiet, "No progress output");
+}
+
+absl::StatusOr<EngineConfig> MakeConfig(const EngineOptions& opts) {
+  EngineConfig config;
+  if (!opts.config_file.empty()) {
+    if (auto s = LoadConfigFile(opts.config_file, &config); !s.ok()) return s;
+  }
+  config.data_dir = opts.data_dir;
+  if (!opts.sync.empty()) {
+    auto p = ParseSyncPolicy(opts.sync);
+    if (!p.ok()) return p.status();
+    config.sync = *p;
+  }
+  if (opts.partitions) config.partitions = opts.partitions;
+  if (!opts.tag_rules.empty()) config.tag_rules_file = opts.tag_rules;
+  return config;
+}
+
+absl::StatusOr<std::unique_ptr<Engine>> OpenEngine(const EngineOptions& opts) {
+  auto config = MakeConfig(opts);
+  if (!config.ok()) return config.status();
+  const bool quiet = opts.quiet;
+  return Engine::Open(*config, [quiet](std::string_view line) {
+    if (!quiet) std::cerr << "persona: " << line << "\n";
+  });
+}
+
+int Fail(const absl::Status& s) {
+  std::cerr << "persona: " << s.message() << "\n";
+  return absl::IsInvalidArgument(s) || absl::IsNotFound(s) ? 2 : 1;
+}
+
+}  // namespace persona::cli

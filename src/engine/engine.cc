@@ -1,0 +1,217 @@
+#include "engine/engine.h"
+
+#include <chrono>
+#include <future>
+#include <thread>
+
+#include "common/hash.h"
+#include "common/json_writer.h"
+#include "event/json_event.h"
+#include "profile/profile_features.h"
+#include "profile/profile_json.h"
+
+namespace persona {
+
+Engine::Engine(const EngineConfig& config) : config_(config) {}
+
+absl::StatusOr<std::unique_ptr<Engine>> Engine::Open(const EngineConfig& config,
+                                                     std::function<void(std::string_view)> log) {
+  std::unique_ptr<Engine> engine(new Engine(config));
+  EngineConfig& cfg = engine->config_;
+  cfg.max_batch_events = std::clamp<uint32_t>(cfg.max_batch_events, 1, kMaxBatchEvents);
+  const uint32_t wanted =
+      cfg.partitions ? cfg.partitions : std::max(1u, std::thread::hardware_concurrency());
+  auto store = Store::Open(cfg.data_dir, wanted);
+  if (!store.ok()) return store.status();
+  engine->store_ = std::move(*store);
+  const uint32_t p = engine->store_->partitions();
+  if (cfg.partitions && p != cfg.partitions && log) {
+    log("data directory was created with " + std::to_string(p) + " partitions; using " +
+        std::to_string(p) + " (requested " + std::to_string(cfg.partitions) + ")");
+  }
+  cfg.partitions = p;
+
+  std::shared_ptr<const TagRules> rules;
+  if (!cfg.tag_rules_file.empty()) {
+    auto loaded = TagRules::LoadFile(cfg.tag_rules_file, ProfileFeatureCatalog());
+    if (!loaded.ok()) return loaded.status();
+    rules = *loaded;
+  }
+  Engine* raw = engine.get();
+  for (uint32_t i = 0; i < p; ++i) {
+    engine->partitions_.push_back(std::make_unique<Partition>(
+        i, engine->store_.get(), engine->config_, &engine->population_,
+        [raw] { return raw->NowMs(); }));
+    engine->partitions_.back()->SetTagRules(rules);
+  }
+
+  // Recover partitions in parallel: each replays its own log tail.
+  const auto t0 = std::chrono::steady_clock::now();
+  std::vector<absl::Status> results(p);
+  std::vector<uint64_t> replayed(p, 0);
+  {
+    std::vector<std::thread> threads;
+    for (uint32_t i = 0; i < p; ++i) {
+      threads.emplace_back(
+          [&, i] { results[i] = engine->partitions_[i]->Recover(&replayed[i]); });
+    }
+    for (auto& t : threads) t.join();
+  }
+  for (uint32_t i = 0; i < p; ++i) {
+    if (!results[i].ok()) return results[i];
+    engine->recovered_events_ += replayed[i];
+  }
+  if (log && engine->recovered_events_ > 0) {
+    const double secs =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    log("recovered " + std::to_string(engine->recovered_events_) + " events from the log in " +
+        std::to_string(secs) + " s");
+  }
+  for (auto& part : engine->partitions_) part->Start();
+  return engine;
+}
+
+Engine::~Engine() { (void)Close(); }
+
+absl::Status Engine::Close() {
+  if (closed_) return absl::OkStatus();
+  closed_ = true;
+  absl::Status first;
+  for (auto& p : partitions_) {
+    absl::Status s = p->Stop();
+    if (first.ok() && !s.ok()) first = s;
+  }
+  if (store_) {
+    absl::Status s = store_->Flush();
+    if (first.ok() && !s.ok()) first = s;
+  }
+  return first;
+}
+
+absl::Status Engine::Submit(std::shared_ptr<const EventBatch> batch,
+                            std::function<void(IngestOutcome)> done, bool block) {
+  const uint32_t p = partitions();
+  std::vector<std::vector<uint32_t>> routed(p);
+  for (uint32_t i = 0; i < batch->events.size(); ++i) {
+    routed[PartitionOf(batch->events[i].user_id, p)].push_back(i);
+  }
+  // Split per-partition lists so that one work item never exceeds a log record's capacity.
+  const size_t max_work = config_.max_batch_events;
+  std::vector<std::pair<uint32_t, std::vector<uint32_t>>> works;
+  for (uint32_t i = 0; i < p; ++i) {
+    if (routed[i].empty()) continue;
+    if (!block && !partitions_[i]->HasSpace(routed[i].size())) {
+      return absl::ResourceExhaustedError("ingest queue of partition " + std::to_string(i) +
+                                          " is full");
+    }
+    for (size_t off = 0; off < routed[i].size(); off += max_work) {
+      const size_t end = std::min(routed[i].size(), off + max_work);
+      works.emplace_back(i, std::vector<uint32_t>(routed[i].begin() + off, routed[i].begin() + end));
+    }
+  }
+  if (works.empty()) {
+    done(IngestOutcome{});
+    return absl::OkStatus();
+  }
+  auto pending = std::make_shared<PendingIngest>();
+  pending->done = std::move(done);
+  pending->remaining.store(static_cast<int>(works.size()));
+  for (auto& [part, indexes] : works) {
+    partitions_[part]->Enqueue(PartitionWork{batch, std::move(indexes), pending},
+                               block ? Partition::EnqueueMode::kBlock
+                                     : Partition::EnqueueMode::kForce);
+  }
+  return absl::OkStatus();
+}
+
+IngestOutcome Engine::Ingest(std::shared_ptr<const EventBatch> batch) {
+  std::promise<IngestOutcome> promise;
+  auto future = promise.get_future();
+  absl::Status s = Submit(
+      std::move(batch), [&promise](IngestOutcome o) { promise.set_value(std::move(o)); }, true);
+  (void)s;  // blocking submission does not fail
+  return future.get();
+}
+
+absl::Status Engine::AddDeadLetters(std::span<const DeadLetter> letters) {
+  if (letters.empty()) return absl::OkStatus();
+  return store_->AddDeadLetters(letters, config_.sync == SyncPolicy::kAlways);
+}
+
+bool Engine::ReadProfile(
+    std::string_view user_id,
+    const std::function<void(const Profile&, const ProfileContext&)>& fn) const {
+  return partitions_[PartitionOf(user_id, partitions())]->Read(user_id, fn);
+}
+
+std::optional<std::string> Engine::ProfileJson(std::string_view user_id, uint32_t sections) const {
+  std::optional<std::string> out;
+  const int64_t now = NowMs();
+  auto rules = tag_rules();
+  std::vector<std::string> tag_names;
+  if (rules) tag_names.assign(rules->names().begin(), rules->names().end());
+  ReadProfile(user_id, [&](const Profile& p, const ProfileContext& ctx) {
+    JsonWriter w;
+    WriteProfileJson(w, user_id, p, ctx, now, sections, tag_names);
+    out = w.Take();
+  });
+  return out;
+}
+
+absl::StatusOr<std::string> Engine::TimelineJson(std::string_view user_id, size_t limit) const {
+  JsonWriter w;
+  w.BeginArray();
+  absl::Status s = partitions_[PartitionOf(user_id, partitions())]->Timeline(
+      user_id, limit, [&](const Event& e, uint64_t) { WriteEventJson(w, e); });
+  if (!s.ok()) return s;
+  w.EndArray();
+  return w.Take();
+}
+
+absl::Status Engine::Checkpoint() {
+  for (auto& p : partitions_) {
+    if (auto s = p->Checkpoint(); !s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Engine::ReloadTagRules() {
+  if (config_.tag_rules_file.empty()) return absl::OkStatus();
+  auto loaded = TagRules::LoadFile(config_.tag_rules_file, ProfileFeatureCatalog());
+  if (!loaded.ok()) return loaded.status();
+  for (auto& p : partitions_) p->SetTagRules(*loaded);
+  return absl::OkStatus();
+}
+
+std::shared_ptr<const TagRules> Engine::tag_rules() const {
+  return partitions_.empty() ? nullptr : partitions_[0]->tag_rules();
+}
+
+int64_t Engine::watermark_ms() const {
+  int64_t wm = 0;
+  for (const auto& p : partitions_) wm = std::max(wm, p->watermark_ms());
+  return wm;
+}
+
+int64_t Engine::NowMs() const {
+  if (config_.wall_clock) {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+  }
+  return watermark_ms();
+}
+
+std::vector<PartitionStats> Engine::Stats() const {
+  std::vector<PartitionStats> out;
+  for (const auto& p : partitions_) out.push_back(p->Stats());
+  return out;
+}
+
+std::vector<Partition::Memory> Engine::MemoryUsage() const {
+  std::vector<Partition::Memory> out;
+  for (const auto& p : partitions_) out.push_back(p->MemoryUsage());
+  return out;
+}
+
+}  // namespace persona

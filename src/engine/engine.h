@@ -1,0 +1,84 @@
+// The engine: routes events by hash(user_id) to P partitions, each with one writer thread, and
+// serves reads of the resulting profiles. This is the library API the CLI and the HTTP service call.
+//
+//   auto engine = Engine::Open(config);           // recovers: checkpoint + log tail per partition
+//   engine->Submit(batch, done, /*block=*/false);  // done(outcome) once durable and applied
+//   engine->ProfileJson("u1", kAll);               // read-your-writes after done() ran
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "engine/config.h"
+#include "engine/ingest_outcome.h"
+#include "engine/partition.h"
+#include "profile/population.h"
+#include "store/store.h"
+
+namespace persona {
+
+class Engine {
+ public:
+  // Opens (or creates) the data directory and recovers every partition (in parallel). `log`
+  // receives human-readable progress lines (may be empty).
+  static absl::StatusOr<std::unique_ptr<Engine>> Open(
+      const EngineConfig& config, std::function<void(std::string_view)> log = {});
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // Drains every queue, checkpoints and closes the store. Idempotent.
+  absl::Status Close();
+
+  // Routes `batch` to its partitions. `done` runs (on a partition thread) once every event is
+  // durable under the sync policy and applied, or rejected/duplicate. With block=false, returns
+  // ResourceExhausted without enqueuing anything when a target partition's queue is full.
+  absl::Status Submit(std::shared_ptr<const EventBatch> batch,
+                      std::function<void(IngestOutcome)> done, bool block);
+  // Submit + wait. Blocks for queue space.
+  IngestOutcome Ingest(std::shared_ptr<const EventBatch> batch);
+  // Records parse/validation rejections that never reached a partition.
+  absl::Status AddDeadLetters(std::span<const DeadLetter> letters);
+
+  // The profile as JSON (sections: see profile_json.h), or nullopt for an unknown user.
+  std::optional<std::string> ProfileJson(std::string_view user_id, uint32_t sections) const;
+  bool ReadProfile(std::string_view user_id,
+                   const std::function<void(const Profile&, const ProfileContext&)>& fn) const;
+  // The user's most recent raw events (newest first) as a JSON array; NotFound for unknown users.
+  absl::StatusOr<std::string> TimelineJson(std::string_view user_id, size_t limit) const;
+
+  absl::Status Checkpoint();
+  // Re-reads the tag rules file; on error the old rules stay in force.
+  absl::Status ReloadTagRules();
+
+  // "now" for decay and windows: the event-time watermark (max over partitions), or wall clock.
+  int64_t NowMs() const;
+  int64_t watermark_ms() const;
+  uint32_t partitions() const { return static_cast<uint32_t>(partitions_.size()); }
+  std::vector<PartitionStats> Stats() const;
+  std::vector<Partition::Memory> MemoryUsage() const;
+  // Visits every user id (partition by partition, shard by shard).
+  void ForEachUser(const std::function<void(std::string_view)>& fn) const {
+    for (const auto& p : partitions_) p->ForEachUser(fn);
+  }
+  uint64_t recovered_events() const { return recovered_events_; }
+  const EngineConfig& config() const { return config_; }
+  Store& store() { return *store_; }
+  std::shared_ptr<const TagRules> tag_rules() const;
+
+ private:
+  explicit Engine(const EngineConfig& config);
+
+  EngineConfig config_;
+  std::unique_ptr<Store> store_;
+  Population population_;
+  std::vector<std::unique_ptr<Partition>> partitions_;
+  uint64_t recovered_events_ = 0;
+  bool closed_ = false;
+};
+
+}  // namespace persona

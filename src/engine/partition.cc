@@ -1,0 +1,555 @@
+#include "engine/partition.h"
+
+#include <algorithm>
+#include <chrono>
+
+#include "common/hash.h"
+#include "common/json_writer.h"
+#include "common/varint.h"
+#include "event/json_event.h"
+#include "profile/profile_codec.h"
+#include "profile/profile_features.h"
+
+namespace persona {
+namespace {
+
+int64_t WallMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+constexpr char kMetaFormatV1 = 1;
+// Profiles are handed to the store in chunks of about this many bytes.
+constexpr size_t kCheckpointChunkBytes = 4 << 20;
+
+}  // namespace
+
+Partition::Partition(uint32_t id, Store* store, const EngineConfig& config, Population* population,
+                     std::function<int64_t()> now_ms)
+    : id_(id),
+      store_(store),
+      config_(config),
+      now_ms_(std::move(now_ms)),
+      dedup_(config.dedup_window_ms, config.dedup_recent_events),
+      shards_(std::make_unique<Shard[]>(kShards)) {
+  ctx_.config = &config_.profile;
+  ctx_.population = population;
+}
+
+Partition::~Partition() {
+  if (thread_.joinable()) (void)Stop();
+}
+
+size_t Partition::ShardOf(std::string_view user_id) const {
+  // Low bits of the routing hash (routing uses the high bits), so shards stay balanced.
+  return Hash64(user_id) & (kShards - 1);
+}
+
+Partition::Entry* Partition::FindOrCreate(std::string_view user_id, size_t* shard_index) {
+  const size_t s = ShardOf(user_id);
+  *shard_index = s;
+  Shard& shard = shards_[s];
+  // Only this (writer) thread mutates the map, so a lookup without the lock is race-free.
+  auto it = shard.users.find(user_id);
+  if (it != shard.users.end()) return it->second.get();
+  auto entry = std::make_unique<Entry>();
+  entry->user_id = std::string(user_id);
+  Entry* raw = entry.get();
+  {
+    std::lock_guard<std::mutex> lock(shard.mu);
+    shard.users.emplace(std::string_view(raw->user_id), std::move(entry));
+  }
+  profiles_.fetch_add(1, std::memory_order_relaxed);
+  return raw;
+}
+
+void Partition::Enqueue(PartitionWork work, EnqueueMode mode) {
+  std::unique_lock<std::mutex> lock(queue_mu_);
+  if (mode == EnqueueMode::kBlock) {
+    space_cv_.wait(lock, [&] {
+      return stopping_ || queued_events_ == 0 ||
+             queued_events_ + work.indexes.size() <= config_.queue_capacity_events;
+    });
+  }
+  queued_events_ += work.indexes.size();
+  queue_.push_back(std::move(work));
+  queue_cv_.notify_one();
+}
+
+bool Partition::HasSpace(size_t events) const {
+  std::lock_guard<std::mutex> lock(queue_mu_);
+  return queued_events_ == 0 || queued_events_ + events <= config_.queue_capacity_events;
+}
+
+absl::Status Partition::health() const {
+  std::lock_guard<std::mutex> lock(queue_mu_);
+  return last_error_;
+}
+
+void Partition::Start() { thread_ = std::thread([this] { Run(); }); }
+
+absl::Status Partition::Stop() {
+  {
+    std::lock_guard<std::mutex> lock(queue_mu_);
+    stopping_ = true;
+  }
+  queue_cv_.notify_all();
+  space_cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+  absl::Status st = health();
+  if (!st.ok()) return st;
+  if (config_.sync != SyncPolicy::kAlways) {
+    if (auto s = store_->SyncWal(); !s.ok()) return s;
+  }
+  return config_.checkpoint_on_close ? WriteCheckpoint() : absl::OkStatus();
+}
+
+void Partition::Run() {
+  std::vector<PartitionWork> works;
+  last_checkpoint_wall_ms_ = WallMs();
+  int64_t last_sync_ms = WallMs();
+  bool unsynced = false;
+  const auto tick = std::chrono::milliseconds(
+      config_.sync == SyncPolicy::kInterval ? std::max<int64_t>(1, config_.sync_interval_ms) : 100);
+  while (true) {
+    bool checkpoint_now = false;
+    bool stop = false;
+    {
+      std::unique_lock<std::mutex> lock(queue_mu_);
+      queue_cv_.wait_for(lock, tick,
+                         [&] { return stopping_ || checkpoint_requested_ || !queue_.empty(); });
+      size_t n = 0;
+      while (!queue_.empty() &&
+             (works.empty() || n + queue_.front().indexes.size() <= config_.max_batch_events)) {
+        n += queue_.front().indexes.size();
+        works.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+      queued_events_ -= n;
+      checkpoint_now = checkpoint_requested_;
+      stop = stopping_ && queue_.empty() && works.empty();
+    }
+    if (!works.empty()) {
+      space_cv_.notify_all();
+      ProcessBatch(works);
+      works.clear();
+      unsynced = true;
+    }
+    const int64_t wall = WallMs();
+    if (config_.sync == SyncPolicy::kInterval && unsynced &&
+        wall - last_sync_ms >= config_.sync_interval_ms) {
+      if (auto s = store_->SyncWal(); !s.ok()) {
+        std::lock_guard<std::mutex> lock(queue_mu_);
+        if (last_error_.ok()) last_error_ = s;
+      }
+      last_sync_ms = wall;
+      unsynced = false;
+    }
+    if (!checkpoint_now && health().ok() &&
+        ((config_.checkpoint_interval_ms > 0 && !dirty_.empty() &&
+          wall - last_checkpoint_wall_ms_ >= config_.checkpoint_interval_ms) ||
+         (config_.checkpoint_every_events > 0 &&
+          events_since_checkpoint_ >= config_.checkpoint_every_events))) {
+      checkpoint_now = true;
+    }
+    if (checkpoint_now) {
+      absl::Status s = health();
+      if (s.ok()) s = WriteCheckpoint();
+      std::lock_guard<std::mutex> lock(queue_mu_);
+      if (!s.ok() && last_error_.ok()) last_error_ = s;
+      checkpoint_requested_ = false;
+      ++checkpoint_generation_;
+      checkpoint_cv_.notify_all();
+    }
+    if (stop) break;
+  }
+}
+
+void Partition::FailWorks(std::vector<PartitionWork>& works, const absl::Status& status) {
+  for (auto& w : works) {
+    IngestOutcome out;
+    for (uint32_t idx : w.indexes) {
+      out.rejected.push_back(
+          {w.batch->source_index.empty() ? idx : w.batch->source_index[idx], "",
+           "not stored: " + std::string(status.message())});
+    }
+    rejected_.fetch_add(w.indexes.size(), std::memory_order_relaxed);
+    {
+      std::lock_guard<std::mutex> lock(w.pending->mu);
+      w.pending->outcome.Merge(std::move(out));
+    }
+    if (w.pending->remaining.fetch_sub(1) == 1) w.pending->done(std::move(w.pending->outcome));
+  }
+}
+
+void Partition::ProcessBatch(std::vector<PartitionWork>& works) {
+  if (absl::Status h = health(); !h.ok()) {
+    FailWorks(works, h);
+    return;
+  }
+  ++batch_number_;
+  const uint64_t seq = next_seq_;
+  const int64_t wall = WallMs();
+  record_.Clear();
+  accepted_scratch_.clear();
+  batch_heads_.clear();
+  std::vector<DeadLetter> dead_letters;
+  std::vector<IngestOutcome> outcomes(works.size());
+  int64_t wm = watermark_.load(std::memory_order_relaxed);
+
+  // Pass 1: decide each event's fate and encode the accepted ones into one log record. Nothing a
+  // reader can see changes until the record is durable.
+  for (uint32_t wi = 0; wi < works.size(); ++wi) {
+    const PartitionWork& w = works[wi];
+    for (uint32_t idx : w.indexes) {
+      const Event& e = w.batch->events[idx];
+      const uint64_t position = w.batch->source_index.empty() ? idx : w.batch->source_index[idx];
+      if (auto why = CheckEventTime(e, wm, config_.limits)) {
+        JsonWriter raw;
+        WriteEventJson(raw, e);
+        dead_letters.push_back(DeadLetter{wall, "partition", position, std::string(e.user_id),
+                                          why->field, why->rule, raw.Take()});
+        outcomes[wi].rejected.push_back({position, std::move(why->field), std::move(why->rule)});
+        continue;
+      }
+      if (dedup_.CheckAndInsert(e.id_hash, e.ts_ms, wm)) {
+        ++outcomes[wi].duplicates;
+        continue;
+      }
+      wm = std::max(wm, e.ts_ms);
+      size_t shard;
+      Entry* entry = FindOrCreate(e.user_id, &shard);
+      const uint32_t index = record_.count();
+      auto [head, fresh] = batch_heads_.try_emplace(entry, 0);
+      record_.Add(e, fresh ? entry->profile.timeline_head : head->second);
+      head->second = MakeLogPosition(seq, index);
+      accepted_scratch_.push_back({&e, entry, static_cast<uint32_t>(shard), wi});
+      ++outcomes[wi].accepted;
+    }
+  }
+
+  absl::Status st;
+  if (record_.count() > 0) {
+    st = store_->Append(id_, seq, record_.Finish(), dead_letters,
+                        config_.sync == SyncPolicy::kAlways);
+  } else if (!dead_letters.empty()) {
+    st = store_->AddDeadLetters(dead_letters, config_.sync == SyncPolicy::kAlways);
+  }
+  if (!st.ok()) {
+    // The in-memory dedup window and heads may now be ahead of the log: stop taking writes rather
+    // than risk state that recovery could not reproduce.
+    {
+      std::lock_guard<std::mutex> lock(queue_mu_);
+      last_error_ = st;
+    }
+    FailWorks(works, st);
+    return;
+  }
+  if (record_.count() > 0) {
+    next_seq_ = seq + 1;
+    last_seq_.store(seq, std::memory_order_relaxed);
+  }
+
+  // Pass 2: apply to profiles under their shard locks.
+  touched_scratch_.clear();
+  uint32_t index = 0;
+  for (const Accepted& a : accepted_scratch_) {
+    std::lock_guard<std::mutex> lock(shards_[a.shard].mu);
+    a.entry->profile.timeline_head = MakeLogPosition(seq, index++);
+    a.entry->profile.Apply(*a.event, ctx_);
+    if (a.entry->touched != batch_number_) {
+      a.entry->touched = batch_number_;
+      touched_scratch_.push_back(a.entry);
+      if (!a.entry->dirty) {
+        a.entry->dirty = true;
+        dirty_.push_back(a.entry);
+      }
+    }
+    by_type_[static_cast<int>(a.event->type)].fetch_add(1, std::memory_order_relaxed);
+  }
+  watermark_.store(wm, std::memory_order_relaxed);
+  dedup_entries_.store(dedup_.size(), std::memory_order_relaxed);
+  if (auto rules = tag_rules_.load(); rules && rules->size() > 0) {
+    for (Entry* e : touched_scratch_) EvaluateTags(*rules, e, ShardOf(e->user_id));
+  }
+  events_since_checkpoint_ += accepted_scratch_.size();
+
+  uint64_t acc = 0, dup = 0, rej = 0;
+  for (const IngestOutcome& o : outcomes) {
+    acc += o.accepted;
+    dup += o.duplicates;
+    rej += o.rejected.size();
+  }
+  // Counters first: a caller woken by its callback must see its events counted.
+  accepted_.fetch_add(acc, std::memory_order_relaxed);
+  duplicates_.fetch_add(dup, std::memory_order_relaxed);
+  rejected_.fetch_add(rej, std::memory_order_relaxed);
+  for (uint32_t wi = 0; wi < works.size(); ++wi) {
+    PendingIngest& p = *works[wi].pending;
+    {
+      std::lock_guard<std::mutex> lock(p.mu);
+      p.outcome.Merge(std::move(outcomes[wi]));
+    }
+    if (p.remaining.fetch_sub(1) == 1) p.done(std::move(p.outcome));
+  }
+}
+
+void Partition::EvaluateTags(const TagRules& rules, Entry* entry, size_t shard) {
+  std::lock_guard<std::mutex> lock(shards_[shard].mu);
+  ProfileFeatures features(entry->profile, ctx_, now_ms_());
+  entry->profile.tag_bits = rules.Evaluate(features);
+}
+
+void Partition::SetTagRules(std::shared_ptr<const TagRules> rules) { tag_rules_.store(std::move(rules)); }
+
+bool Partition::Read(std::string_view user_id,
+                     const std::function<void(const Profile&, const ProfileContext&)>& fn) const {
+  const Shard& shard = shards_[ShardOf(user_id)];
+  std::lock_guard<std::mutex> lock(shard.mu);
+  auto it = shard.users.find(user_id);
+  if (it == shard.users.end()) return false;
+  fn(it->second->profile, ctx_);
+  return true;
+}
+
+void Partition::ForEachUser(const std::function<void(std::string_view)>& fn) const {
+  for (size_t s = 0; s < kShards; ++s) {
+    std::lock_guard<std::mutex> lock(shards_[s].mu);
+    for (const auto& [user, entry] : shards_[s].users) fn(user);
+  }
+}
+
+absl::Status Partition::Checkpoint() {
+  std::unique_lock<std::mutex> lock(queue_mu_);
+  if (!thread_.joinable()) {
+    lock.unlock();
+    return WriteCheckpoint();
+  }
+  const uint64_t target = checkpoint_generation_ + 1;
+  checkpoint_requested_ = true;
+  queue_cv_.notify_one();
+  checkpoint_cv_.wait(lock, [&] { return checkpoint_generation_ >= target; });
+  return last_error_;
+}
+
+std::string Partition::EncodeMeta() const {
+  std::string out;
+  out.push_back(kMetaFormatV1);
+  AppendVarint64(&out, static_cast<uint64_t>(watermark_.load()));
+  AppendVarint64(&out, accepted_.load());
+  AppendVarint64(&out, duplicates_.load());
+  AppendVarint64(&out, rejected_.load());
+  for (const auto& c : by_type_) AppendVarint64(&out, c.load());
+  dedup_.Encode(&out);
+  std::string prices;
+  ctx_.prices.Encode(&prices);
+  AppendVarint64(&out, prices.size());
+  out.append(prices);
+  return out;
+}
+
+absl::Status Partition::DecodeMeta(std::string_view in) {
+  auto corrupt = [&](const char* what) {
+    return absl::DataLossError("partition " + std::to_string(id_) + ": corrupt checkpoint meta (" +
+                               what + ")");
+  };
+  if (in.empty() || in[0] != kMetaFormatV1) return corrupt("format");
+  in.remove_prefix(1);
+  uint64_t v[4];
+  for (auto& x : v)
+    if (!ReadVarint64(&in, &x)) return corrupt("counters");
+  watermark_.store(static_cast<int64_t>(v[0]));
+  accepted_.store(v[1]);
+  duplicates_.store(v[2]);
+  rejected_.store(v[3]);
+  for (auto& c : by_type_) {
+    uint64_t x;
+    if (!ReadVarint64(&in, &x)) return corrupt("type counters");
+    c.store(x);
+  }
+  if (!dedup_.Decode(&in)) return corrupt("dedup window");
+  uint64_t n;
+  if (!ReadVarint64(&in, &n) || n > in.size()) return corrupt("price stats");
+  if (absl::Status s = ctx_.prices.Decode(in.substr(0, n)); !s.ok()) return s;
+  return absl::OkStatus();
+}
+
+absl::Status Partition::WriteCheckpoint() {
+  const uint64_t seq = next_seq_ - 1;
+  std::vector<std::string> blobs;
+  std::vector<std::pair<std::string_view, std::string_view>> chunk;
+  size_t chunk_bytes = 0;
+  auto flush = [&]() -> absl::Status {
+    if (chunk.empty()) return absl::OkStatus();
+    absl::Status s = store_->PutProfiles(id_, seq, chunk);
+    chunk.clear();
+    blobs.clear();
+    chunk_bytes = 0;
+    return s;
+  };
+  blobs.reserve(4096);
+  for (Entry* e : dirty_) {
+    if (blobs.size() == blobs.capacity()) {
+      if (auto s = flush(); !s.ok()) return s;
+    }
+    blobs.emplace_back();
+    {
+      std::lock_guard<std::mutex> lock(shards_[ShardOf(e->user_id)].mu);
+      EncodeProfile(e->profile, ctx_, &blobs.back());
+    }
+    chunk.emplace_back(e->user_id, blobs.back());
+    chunk_bytes += blobs.back().size() + e->user_id.size();
+    if (chunk_bytes >= kCheckpointChunkBytes) {
+      if (auto s = flush(); !s.ok()) return s;
+    }
+  }
+  if (auto s = flush(); !s.ok()) return s;
+  if (auto s = store_->CommitCheckpoint(id_, seq, EncodeMeta()); !s.ok()) return s;
+  for (Entry* e : dirty_) {
+    e->dirty = false;
+    e->label_seq = seq;
+  }
+  dirty_.clear();
+  checkpoint_seq_.store(seq);
+  events_since_checkpoint_ = 0;
+  last_checkpoint_wall_ms_ = WallMs();
+  return absl::OkStatus();
+}
+
+absl::Status Partition::Recover(uint64_t* replayed_events) {
+  *replayed_events = 0;
+  auto meta = store_->LoadCheckpointMeta(id_);
+  if (!meta.ok()) return meta.status();
+  if (meta->seq > 0 || !meta->blob.empty()) {
+    if (auto s = DecodeMeta(meta->blob); !s.ok()) return s;
+  }
+  checkpoint_seq_.store(meta->seq);
+  absl::Status load = store_->ForEachProfile(
+      id_, [&](std::string_view user, uint64_t label, std::string_view blob) -> absl::Status {
+        size_t shard;
+        Entry* entry = FindOrCreate(user, &shard);
+        if (absl::Status s = DecodeProfile(blob, ctx_, &entry->profile); !s.ok()) {
+          return absl::DataLossError("partition " + std::to_string(id_) + ", user '" +
+                                     std::string(user) + "': " + std::string(s.message()));
+        }
+        entry->label_seq = label;
+        ctx_.population->Add(entry->profile);
+        return absl::OkStatus();
+      });
+  if (!load.ok()) return load;
+
+  int64_t wm = watermark_.load();
+  uint64_t last = meta->seq;
+  std::vector<RecordedEvent> events;
+  auto it = store_->ReadLog(id_, meta->seq + 1);
+  for (; it->Valid(); it->Next()) {
+    const uint64_t seq = it->seq();
+    if (!DecodeBatchRecord(it->record(), &events)) {
+      return absl::DataLossError("partition " + std::to_string(id_) + ": corrupt log record " +
+                                 std::to_string(seq));
+    }
+    for (uint32_t i = 0; i < events.size(); ++i) {
+      const Event& e = events[i].event;
+      dedup_.Insert(e.id_hash, e.ts_ms, wm);
+      wm = std::max(wm, e.ts_ms);
+      size_t shard;
+      Entry* entry = FindOrCreate(e.user_id, &shard);
+      // A profile checkpointed at a later seq than the last committed checkpoint (a crash in the
+      // middle of a checkpoint) already reflects this event.
+      if (seq <= entry->label_seq) continue;
+      entry->profile.timeline_head = MakeLogPosition(seq, i);
+      entry->profile.Apply(e, ctx_);
+      if (!entry->dirty) {
+        entry->dirty = true;
+        dirty_.push_back(entry);
+      }
+      by_type_[static_cast<int>(e.type)].fetch_add(1, std::memory_order_relaxed);
+      accepted_.fetch_add(1, std::memory_order_relaxed);
+      ++*replayed_events;
+    }
+    last = seq;
+  }
+  if (auto st = it->status(); !st.ok()) return st;
+  watermark_.store(wm);
+  dedup_entries_.store(dedup_.size());
+  next_seq_ = last + 1;
+  last_seq_.store(last);
+  events_since_checkpoint_ = *replayed_events;
+  if (auto rules = tag_rules_.load(); rules && rules->size() > 0) {
+    for (Entry* e : dirty_) EvaluateTags(*rules, e, ShardOf(e->user_id));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Partition::Timeline(
+    std::string_view user_id, size_t limit,
+    const std::function<void(const Event&, uint64_t position)>& fn) const {
+  uint64_t pos = 0;
+  {
+    const Shard& shard = shards_[ShardOf(user_id)];
+    std::lock_guard<std::mutex> lock(shard.mu);
+    auto it = shard.users.find(user_id);
+    if (it == shard.users.end()) return absl::NotFoundError("unknown user");
+    pos = it->second->profile.timeline_head;
+  }
+  std::string record;
+  uint64_t record_seq = 0;
+  std::vector<RecordedEvent> events;
+  for (size_t n = 0; pos != 0 && n < limit; ++n) {
+    const uint64_t seq = PositionSeq(pos);
+    if (seq != record_seq) {
+      auto r = store_->GetLogRecord(id_, seq);
+      if (absl::IsNotFound(r.status())) break;  // trimmed by log retention
+      if (!r.ok()) return r.status();
+      record = std::move(*r);
+      if (!DecodeBatchRecord(record, &events)) {
+        return absl::DataLossError("corrupt log record " + std::to_string(seq));
+      }
+      record_seq = seq;
+    }
+    const uint32_t idx = PositionIndex(pos);
+    if (idx >= events.size()) return absl::DataLossError("dangling timeline position");
+    fn(events[idx].event, pos);
+    pos = events[idx].prev_position;
+  }
+  return absl::OkStatus();
+}
+
+PartitionStats Partition::Stats() const {
+  PartitionStats s;
+  s.partition = id_;
+  s.profiles = profiles_.load(std::memory_order_relaxed);
+  s.last_seq = last_seq_.load(std::memory_order_relaxed);
+  s.checkpoint_seq = checkpoint_seq_.load(std::memory_order_relaxed);
+  s.watermark_ms = watermark_.load(std::memory_order_relaxed);
+  s.accepted = accepted_.load(std::memory_order_relaxed);
+  s.duplicates = duplicates_.load(std::memory_order_relaxed);
+  s.rejected = rejected_.load(std::memory_order_relaxed);
+  for (int i = 0; i < kEventTypeCount; ++i) s.events_by_type[i] = by_type_[i].load();
+  {
+    std::lock_guard<std::mutex> lock(queue_mu_);
+    s.queued_events = queued_events_;
+  }
+  s.dedup_entries = dedup_entries_.load(std::memory_order_relaxed);
+  return s;
+}
+
+Partition::Memory Partition::MemoryUsage() const {
+  Memory m;
+  for (size_t s = 0; s < kShards; ++s) {
+    std::lock_guard<std::mutex> lock(shards_[s].mu);
+    const auto& users = shards_[s].users;
+    m.map_bytes += users.capacity() * (sizeof(std::string_view) + sizeof(void*) + 1);
+    for (const auto& [user, entry] : users) {
+      ++m.profiles;
+      m.profile_bytes += entry->profile.MemoryBytes() + sizeof(Entry) - sizeof(Profile) +
+                         (entry->user_id.size() > 15 ? entry->user_id.capacity() + 1 : 0);
+    }
+  }
+  m.pool_bytes = ctx_.pool.MemoryBytes();
+  m.dedup_bytes = dedup_entries_.load() * (sizeof(uint64_t) + sizeof(int64_t) + 1) * 8 / 7;
+  return m;
+}
+
+}  // namespace persona

@@ -1,0 +1,174 @@
+// A partition owns the profiles of the users that hash to it, and one writer thread that is the only
+// mutator of that state: it drains its queue, writes one log record per group of batches (group
+// commit), applies the events to the profiles, then acknowledges. Readers on other threads take a
+// per-shard mutex for the few microseconds they read one profile; there is no lock shared between
+// partitions anywhere on the update path.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "engine/batch_record.h"
+#include "engine/config.h"
+#include "engine/dedup_window.h"
+#include "engine/ingest_outcome.h"
+#include "event/event.h"
+#include "profile/profile.h"
+#include "profile/profile_context.h"
+#include "profile/tag_rules.h"
+#include "store/store.h"
+
+namespace persona {
+
+// Shared between the partitions a batch was split over; the last partition to finish calls `done`.
+struct PendingIngest {
+  std::mutex mu;
+  IngestOutcome outcome;
+  std::atomic<int> remaining{0};
+  std::function<void(IngestOutcome)> done;
+};
+
+struct PartitionWork {
+  std::shared_ptr<const EventBatch> batch;
+  std::vector<uint32_t> indexes;  // events of `batch` routed to this partition
+  std::shared_ptr<PendingIngest> pending;
+};
+
+struct PartitionStats {
+  uint32_t partition = 0;
+  uint64_t profiles = 0;
+  uint64_t last_seq = 0;
+  uint64_t checkpoint_seq = 0;
+  int64_t watermark_ms = 0;
+  uint64_t accepted = 0;
+  uint64_t duplicates = 0;
+  uint64_t rejected = 0;
+  uint64_t queued_events = 0;
+  uint64_t dedup_entries = 0;
+  uint64_t events_by_type[kEventTypeCount] = {};
+};
+
+class Partition {
+ public:
+  Partition(uint32_t id, Store* store, const EngineConfig& config, Population* population,
+            std::function<int64_t()> now_ms);
+  ~Partition();
+  Partition(const Partition&) = delete;
+  Partition& operator=(const Partition&) = delete;
+
+  // Loads the last checkpoint and replays the log tail. Call once, before Start.
+  absl::Status Recover(uint64_t* replayed_events);
+  void Start();
+  // Stops accepting, drains the queue, writes a final checkpoint, joins the thread.
+  absl::Status Stop();
+
+  // Enqueues work. With `block`, waits for queue space; without, returns ResourceExhausted when
+  // the queue holds more than the configured capacity.
+  // `force` enqueues even past capacity (the caller already checked HasSpace for a whole batch).
+  enum class EnqueueMode { kBlock, kForce };
+  void Enqueue(PartitionWork work, EnqueueMode mode);
+  bool HasSpace(size_t events) const;
+  // The first storage error the writer hit; once set, the partition rejects all new events.
+  absl::Status health() const;
+  // Runs `fn` on the profile of `user_id` under its shard lock; false when the user is unknown.
+  bool Read(std::string_view user_id,
+            const std::function<void(const Profile&, const ProfileContext&)>& fn) const;
+  // Requests a checkpoint and waits until it is committed.
+  absl::Status Checkpoint();
+  void SetTagRules(std::shared_ptr<const TagRules> rules);
+  std::shared_ptr<const TagRules> tag_rules() const { return tag_rules_.load(); }
+
+  PartitionStats Stats() const;
+  // Sum of Profile::MemoryBytes over all profiles plus the pool and dedup window; walks every
+  // profile (takes each shard lock in turn), so it is for stats commands, not hot paths.
+  struct Memory { uint64_t profiles = 0, profile_bytes = 0, pool_bytes = 0, dedup_bytes = 0, map_bytes = 0; };
+  Memory MemoryUsage() const;
+  // Visits every user id (shard by shard).
+  void ForEachUser(const std::function<void(std::string_view)>& fn) const;
+  int64_t watermark_ms() const { return watermark_.load(std::memory_order_relaxed); }
+  uint32_t id() const { return id_; }
+  // The recorded events of a user's timeline, newest first, following the log chain.
+  absl::Status Timeline(std::string_view user_id, size_t limit,
+                        const std::function<void(const Event&, uint64_t position)>& fn) const;
+
+ private:
+  struct Entry {
+    std::string user_id;  // the map key views this string: one copy per user
+    Profile profile;
+    uint64_t label_seq = 0;  // log seq the checkpointed state of this profile reflects
+    uint64_t touched = 0;    // last batch number that touched it (tags, dirty tracking)
+    bool dirty = false;
+  };
+  static constexpr size_t kShards = 64;
+  struct Shard {
+    mutable std::mutex mu;
+    absl::flat_hash_map<std::string_view, std::unique_ptr<Entry>> users;
+  };
+
+  void Run();
+  void ProcessBatch(std::vector<PartitionWork>& works);
+  Entry* FindOrCreate(std::string_view user_id, size_t* shard_index);
+  void EvaluateTags(const TagRules& rules, Entry* entry, size_t shard);
+  void FailWorks(std::vector<PartitionWork>& works, const absl::Status& status);
+  absl::Status WriteCheckpoint();
+  std::string EncodeMeta() const;
+  absl::Status DecodeMeta(std::string_view blob);
+  size_t ShardOf(std::string_view user_id) const;
+
+  const uint32_t id_;
+  Store* const store_;
+  const EngineConfig& config_;
+  std::function<int64_t()> now_ms_;
+  ProfileContext ctx_;
+  DedupWindow dedup_;
+  std::unique_ptr<Shard[]> shards_;
+  std::vector<Entry*> dirty_;
+  // Per-batch scratch, kept to reuse allocations.
+  struct Accepted {
+    const Event* event;
+    Entry* entry;
+    uint32_t shard;
+    uint32_t work;
+  };
+  std::vector<Accepted> accepted_scratch_;
+  absl::flat_hash_map<Entry*, uint64_t> batch_heads_;
+  std::vector<Entry*> touched_scratch_;
+  std::atomic<std::shared_ptr<const TagRules>> tag_rules_;
+
+  // Queue (producers: any thread; consumer: the writer).
+  mutable std::mutex queue_mu_;
+  std::condition_variable queue_cv_;   // writer waits for work
+  std::condition_variable space_cv_;   // blocked producers wait for space
+  std::deque<PartitionWork> queue_;
+  uint64_t queued_events_ = 0;
+  bool stopping_ = false;
+  bool checkpoint_requested_ = false;
+  uint64_t checkpoint_generation_ = 0;  // completed checkpoints
+  std::condition_variable checkpoint_cv_;
+  absl::Status last_error_;
+
+  std::thread thread_;
+  uint64_t next_seq_ = 1;
+  uint64_t batch_number_ = 0;
+  uint64_t events_since_checkpoint_ = 0;
+  int64_t last_checkpoint_wall_ms_ = 0;
+  std::atomic<uint64_t> checkpoint_seq_{0};
+  std::atomic<uint64_t> last_seq_{0};
+  std::atomic<int64_t> watermark_{0};
+  std::atomic<uint64_t> dedup_entries_{0};
+  std::atomic<uint64_t> accepted_{0}, duplicates_{0}, rejected_{0}, profiles_{0};
+  std::atomic<uint64_t> by_type_[kEventTypeCount] = {};
+  BatchRecordWriter record_;
+};
+
+}  // namespace persona

@@ -1,0 +1,372 @@
+// Body fields of format version 1, in order:
+//   fixed64 tag_bits, fixed64 timeline_head
+//   zigzag first_seen_ms, zigzag last_seen_ms, zigzag anchor_ms, zigzag last_purchase_ms
+//   double monetary; 9 x varint count (EventType order); varint orders
+//   float price percentile sum, float price weight
+//   4 x interest table (categories, brands, items, keywords):
+//       varint size, varint evictions, double total,
+//       size x (varint (string ref << 1 | mark), double score, float error)
+//   sessions: varint count, varint closed seconds, zigzag current start, varint current length ms,
+//       fixed32 current session key
+//   24 x varint hour-of-day bucket, 7 x varint day-of-week bucket
+//   varint length + day buckets (DailyActivity's own packed format; no string references)
+//   sequence: varint n, zigzag first time (s), n x (varint (seconds since previous << 4 | type),
+//       varint string ref)
+//   extras: byte 0 (none) or 1, then varint length + attributes JSON, double refund amount,
+//       varint rating sum, varint rating count, varint next order slot, 4 x fixed32 order key
+#include "profile/profile_codec.h"
+
+#include <bit>
+#include <cmath>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "common/hash.h"
+#include "common/varint.h"
+
+namespace persona {
+namespace {
+
+constexpr char kMagic[3] = {'P', 'R', 'F'};
+constexpr uint8_t kVersion = 1;
+
+void AppendFixed32(std::string* out, uint32_t v) {
+  for (int i = 0; i < 4; ++i) out->push_back(static_cast<char>(v >> (8 * i)));
+}
+void AppendDouble(std::string* out, double v) { AppendFixed64(out, std::bit_cast<uint64_t>(v)); }
+void AppendFloat(std::string* out, float v) { AppendFixed32(out, std::bit_cast<uint32_t>(v)); }
+void AppendSigned(std::string* out, int64_t v) { AppendVarint64(out, ZigZagEncode64(v)); }
+
+// Assigns string-table indexes to pool codes in first-use order.
+class StringTableBuilder {
+ public:
+  explicit StringTableBuilder(const StringPool& pool) : pool_(pool) {}
+  uint32_t Ref(uint32_t code) {
+    auto [it, inserted] = refs_.try_emplace(code, static_cast<uint32_t>(codes_.size()));
+    if (inserted) codes_.push_back(code);
+    return it->second;
+  }
+  void AppendTo(std::string* out) const {
+    AppendVarint64(out, codes_.size());
+    for (uint32_t code : codes_) {
+      const std::string_view s = pool_.Get(code);
+      AppendVarint64(out, s.size());
+      out->append(s);
+    }
+  }
+
+ private:
+  const StringPool& pool_;
+  absl::flat_hash_map<uint32_t, uint32_t> refs_;
+  std::vector<uint32_t> codes_;
+};
+
+// Bounds-checked reads from the front of a view; every method returns false at the first
+// malformed or missing byte, and the decoder stops there.
+class Reader {
+ public:
+  explicit Reader(std::string_view in) : in_(in) {}
+  bool Varint(uint64_t* v) { return ReadVarint64(&in_, v); }
+  bool Varint32(uint32_t* v) {
+    uint64_t x;
+    if (!Varint(&x) || x > UINT32_MAX) return false;
+    *v = static_cast<uint32_t>(x);
+    return true;
+  }
+  bool Signed(int64_t* v) {
+    uint64_t x;
+    if (!Varint(&x)) return false;
+    *v = ZigZagDecode64(x);
+    return true;
+  }
+  bool Fixed64(uint64_t* v) { return ReadFixed64(&in_, v); }
+  bool Fixed32(uint32_t* v) {
+    if (in_.size() < 4) return false;
+    uint32_t x = 0;
+    for (int i = 0; i < 4; ++i) x |= static_cast<uint32_t>(static_cast<uint8_t>(in_[i])) << (8 * i);
+    in_.remove_prefix(4);
+    *v = x;
+    return true;
+  }
+  bool Double(double* v) {
+    uint64_t bits;
+    if (!Fixed64(&bits)) return false;
+    *v = std::bit_cast<double>(bits);
+    return true;
+  }
+  bool Float(float* v) {
+    uint32_t bits;
+    if (!Fixed32(&bits)) return false;
+    *v = std::bit_cast<float>(bits);
+    return true;
+  }
+  bool Bytes(size_t n, std::string_view* v) {
+    if (n > in_.size()) return false;
+    *v = in_.substr(0, n);
+    in_.remove_prefix(n);
+    return true;
+  }
+  bool LengthPrefixed(std::string_view* v) {
+    uint64_t n;
+    return Varint(&n) && Bytes(n, v);
+  }
+  size_t remaining() const { return in_.size(); }
+
+ private:
+  std::string_view in_;
+};
+
+bool FiniteNonNegative(double v) { return std::isfinite(v) && v >= 0; }
+
+// Times beyond +-2^53 ms (285,000 years) can only come from corruption; rejecting them keeps
+// later time arithmetic (now - first_seen, ...) free of overflow.
+constexpr int64_t kTimeLimitMs = int64_t{1} << 53;
+bool PlausibleTime(int64_t ms) { return ms > -kTimeLimitMs && ms < kTimeLimitMs; }
+bool PlausibleSeconds(int64_t s) { return s > -kTimeLimitMs / 1000 && s < kTimeLimitMs / 1000; }
+
+absl::Status Corrupt(std::string_view what) {
+  return absl::DataLossError("profile blob: " + std::string(what));
+}
+
+}  // namespace
+
+void EncodeProfile(const Profile& p, const ProfileContext& ctx, std::string* out) {
+  StringTableBuilder strings(ctx.pool);
+  std::string body;
+  body.reserve(512);
+  AppendFixed64(&body, p.tag_bits);
+  AppendFixed64(&body, p.timeline_head);
+  AppendSigned(&body, p.first_seen_ms_);
+  AppendSigned(&body, p.last_seen_ms_);
+  AppendSigned(&body, p.anchor_ms_);
+  AppendSigned(&body, p.last_purchase_ms_);
+  AppendDouble(&body, p.monetary_);
+  for (uint32_t c : p.counts_) AppendVarint64(&body, c);
+  AppendVarint64(&body, p.orders_);
+  AppendFloat(&body, p.price_percentile_sum_);
+  AppendFloat(&body, p.price_weight_);
+  for (const InterestTable& t : p.interest_tables_) {
+    AppendVarint64(&body, t.size());
+    AppendVarint64(&body, t.evictions());
+    AppendDouble(&body, t.total());
+    for (const InterestTable::Entry& e : t.entries()) {
+      AppendVarint64(&body, (uint64_t{strings.Ref(e.code())} << 1) | (e.marked() ? 1 : 0));
+      AppendDouble(&body, e.score);
+      AppendFloat(&body, e.error);
+    }
+  }
+  const SessionTracker& s = p.sessions_;
+  AppendVarint64(&body, s.count());
+  AppendVarint64(&body, s.closed_seconds());
+  AppendSigned(&body, s.current_start_ms());
+  AppendVarint64(&body, static_cast<uint64_t>(s.current_end_ms() - s.current_start_ms()));
+  AppendFixed32(&body, s.current_key());
+  for (uint16_t h : p.hours_.hours()) AppendVarint64(&body, h);
+  for (uint16_t d : p.hours_.weekdays()) AppendVarint64(&body, d);
+  const std::string_view days = p.daily_.bytes();
+  AppendVarint64(&body, days.size());
+  body.append(days);
+  AppendVarint64(&body, p.sequence_.size());
+  bool first = true;
+  int64_t previous = 0;
+  p.sequence_.ForEach([&](const ItemSequence::Item& item) {
+    if (first) {
+      AppendSigned(&body, item.ts_s);
+      previous = item.ts_s;
+      first = false;
+    }
+    AppendVarint64(&body, (static_cast<uint64_t>(item.ts_s - previous) << 4) |
+                              static_cast<uint64_t>(item.type));
+    AppendVarint64(&body, strings.Ref(item.code));
+    previous = item.ts_s;
+  });
+  if (const Profile::Extras* x = p.extras_.get()) {
+    body.push_back(1);
+    AppendVarint64(&body, x->attributes_json.size());
+    body.append(x->attributes_json);
+    AppendDouble(&body, x->refund_amount);
+    AppendVarint64(&body, x->rating_sum);
+    AppendVarint64(&body, x->rating_count);
+    AppendVarint64(&body, x->next_order_slot);
+    for (uint32_t key : x->recent_orders) AppendFixed32(&body, key);
+  } else {
+    body.push_back(0);
+  }
+
+  const size_t start = out->size();
+  out->append(kMagic, sizeof kMagic);
+  out->push_back(static_cast<char>(kVersion));
+  strings.AppendTo(out);
+  out->append(body);
+  AppendFixed32(out, static_cast<uint32_t>(
+                         Hash64(std::string_view(*out).substr(start, out->size() - start))));
+}
+
+absl::Status DecodeProfile(std::string_view in, ProfileContext& ctx, Profile* p) {
+  if (in.size() < sizeof kMagic + 1 + 4) return Corrupt("too short");
+  {
+    Reader trailer(in.substr(in.size() - 4));
+    uint32_t checksum = 0;
+    trailer.Fixed32(&checksum);
+    in.remove_suffix(4);
+    if (checksum != static_cast<uint32_t>(Hash64(in))) return Corrupt("checksum mismatch");
+  }
+  if (in.substr(0, 3) != std::string_view(kMagic, 3)) return Corrupt("bad magic");
+  if (static_cast<uint8_t>(in[3]) != kVersion) return Corrupt("unknown format version");
+  Reader r(in.substr(4));
+
+  uint64_t string_count;
+  if (!r.Varint(&string_count) || string_count > r.remaining()) return Corrupt("string table");
+  std::vector<std::string_view> strings(string_count);
+  for (std::string_view& s : strings) {
+    if (!r.LengthPrefixed(&s)) return Corrupt("string table");
+  }
+
+  // Decode into a fresh profile with string-table indexes in place of pool codes; they are
+  // mapped to codes only once the whole blob has been read.
+  Profile q;
+  uint64_t tag_bits, timeline_head;
+  if (!r.Fixed64(&tag_bits) || !r.Fixed64(&timeline_head) || !r.Signed(&q.first_seen_ms_) ||
+      !r.Signed(&q.last_seen_ms_) || !r.Signed(&q.anchor_ms_) ||
+      !r.Signed(&q.last_purchase_ms_) || !r.Double(&q.monetary_)) {
+    return Corrupt("identity");
+  }
+  if (!PlausibleTime(q.first_seen_ms_) || !PlausibleTime(q.last_seen_ms_) ||
+      !PlausibleTime(q.anchor_ms_) || !PlausibleTime(q.last_purchase_ms_)) {
+    return Corrupt("implausible time");
+  }
+  q.tag_bits = tag_bits;
+  q.timeline_head = timeline_head;
+  for (uint32_t& c : q.counts_) {
+    if (!r.Varint32(&c)) return Corrupt("counts");
+  }
+  if (!r.Varint32(&q.orders_) || !r.Float(&q.price_percentile_sum_) ||
+      !r.Float(&q.price_weight_) || !std::isfinite(q.monetary_) ||
+      !std::isfinite(q.price_percentile_sum_) || !std::isfinite(q.price_weight_)) {
+    return Corrupt("consumption");
+  }
+
+  struct DecodedTable {
+    double total = 0;
+    uint32_t evictions = 0;
+    std::vector<InterestTable::Entry> entries;  // key holds the string ref (| mark)
+  };
+  std::array<DecodedTable, kInterestKindCount> tables;
+  for (DecodedTable& t : tables) {
+    uint64_t size;
+    if (!r.Varint(&size) || size > InterestTable::kMaxCapacity || !r.Varint32(&t.evictions) ||
+        !r.Double(&t.total) || !FiniteNonNegative(t.total)) {
+      return Corrupt("interest table header");
+    }
+    t.entries.resize(size);
+    for (InterestTable::Entry& e : t.entries) {
+      uint64_t ref;
+      if (!r.Varint(&ref) || (ref >> 1) >= strings.size() || !r.Double(&e.score) ||
+          !r.Float(&e.error) || !FiniteNonNegative(e.score) || !(e.error >= 0)) {
+        return Corrupt("interest entry");
+      }
+      e.key = static_cast<uint32_t>(ref >> 1) | ((ref & 1) ? InterestTable::kMarkBit : 0);
+    }
+  }
+
+  uint32_t session_count, closed_seconds, session_key;
+  int64_t session_start;
+  uint64_t session_length;
+  if (!r.Varint32(&session_count) || !r.Varint32(&closed_seconds) || !r.Signed(&session_start) ||
+      !PlausibleTime(session_start) || !r.Varint(&session_length) ||
+      session_length > static_cast<uint64_t>(kTimeLimitMs) ||
+      !r.Fixed32(&session_key)) {
+    return Corrupt("sessions");
+  }
+  q.sessions_.Restore(session_count, closed_seconds, session_start,
+                      session_start + static_cast<int64_t>(session_length), session_key);
+
+  std::array<uint16_t, 24> hours;
+  std::array<uint16_t, 7> weekdays;
+  for (uint16_t& h : hours) {
+    uint32_t v;
+    if (!r.Varint32(&v) || v > UINT16_MAX) return Corrupt("hour histogram");
+    h = static_cast<uint16_t>(v);
+  }
+  for (uint16_t& d : weekdays) {
+    uint32_t v;
+    if (!r.Varint32(&v) || v > UINT16_MAX) return Corrupt("weekday histogram");
+    d = static_cast<uint16_t>(v);
+  }
+  q.hours_.Restore(hours, weekdays);
+
+  std::string_view days;
+  if (!r.LengthPrefixed(&days)) return Corrupt("day buckets");
+  if (absl::Status s = q.daily_.Restore(days); !s.ok()) return s;
+
+  struct DecodedItem {
+    int64_t ts_s;
+    EventType type;
+    uint32_t ref;
+  };
+  uint64_t sequence_size;
+  if (!r.Varint(&sequence_size) || sequence_size > ItemSequence::kMaxLimit) {
+    return Corrupt("sequence size");
+  }
+  std::vector<DecodedItem> items(sequence_size);
+  int64_t ts = 0;
+  if (sequence_size > 0 && (!r.Signed(&ts) || !PlausibleSeconds(ts))) {
+    return Corrupt("sequence start");
+  }
+  for (DecodedItem& item : items) {
+    uint64_t head, ref;
+    if (!r.Varint(&head) || !r.Varint(&ref) || ref >= strings.size() ||
+        (head & 15) >= static_cast<uint64_t>(kEventTypeCount) || (head >> 4) > (uint64_t{1} << 40)) {
+      return Corrupt("sequence entry");
+    }
+    ts += static_cast<int64_t>(head >> 4);
+    if (!PlausibleSeconds(ts)) return Corrupt("sequence time");
+    item = DecodedItem{ts, static_cast<EventType>(head & 15), static_cast<uint32_t>(ref)};
+  }
+
+  uint8_t has_extras;
+  {
+    std::string_view flag;
+    if (!r.Bytes(1, &flag) || static_cast<uint8_t>(flag[0]) > 1) return Corrupt("extras flag");
+    has_extras = static_cast<uint8_t>(flag[0]);
+  }
+  if (has_extras) {
+    Profile::Extras& x = q.extras();
+    std::string_view attributes;
+    uint64_t rating_sum, slot;
+    if (!r.LengthPrefixed(&attributes) || !r.Double(&x.refund_amount) ||
+        !std::isfinite(x.refund_amount) || !r.Varint(&rating_sum) ||
+        !r.Varint32(&x.rating_count) || !r.Varint(&slot) || slot >= Profile::kRecentOrders) {
+      return Corrupt("extras");
+    }
+    for (uint32_t& key : x.recent_orders) {
+      if (!r.Fixed32(&key)) return Corrupt("extras");
+    }
+    x.attributes_json.assign(attributes);
+    x.rating_sum = rating_sum;
+    x.next_order_slot = static_cast<uint8_t>(slot);
+  }
+  if (r.remaining() != 0) return Corrupt("trailing bytes");
+
+  // The blob is well-formed: intern its strings and resolve the references.
+  std::vector<uint32_t> codes(strings.size());
+  for (size_t i = 0; i < strings.size(); ++i) codes[i] = ctx.pool.Intern(strings[i]);
+  const ProfileConfig& config = *ctx.config;
+  const uint32_t capacities[kInterestKindCount] = {config.category_capacity,
+                                                   config.brand_capacity, config.item_capacity,
+                                                   config.keyword_capacity};
+  for (int k = 0; k < kInterestKindCount; ++k) {
+    for (InterestTable::Entry& e : tables[k].entries) {
+      e.key = codes[e.code()] | (e.key & InterestTable::kMarkBit);
+    }
+    q.interest_tables_[k].Restore(tables[k].total, tables[k].evictions, tables[k].entries,
+                                  capacities[k]);
+  }
+  for (const DecodedItem& item : items) {
+    q.sequence_.Add(item.ts_s * 1000, item.type, codes[item.ref], config.sequence_length);
+  }
+  *p = std::move(q);
+  return absl::OkStatus();
+}
+
+}  // namespace persona
