@@ -1,10 +1,10 @@
 // Throughput of `persona gen`: events/s of EventGenerator::Next() and of WriteLines() in each
 // format, with the default catalog and population (100k users, 200k items). The target is
 // >= 3M events/s for the taobao format on one core (in a build without sanitizers).
+#include <benchmark/benchmark.h>
+
 #include <memory>
 #include <string>
-
-#include <benchmark/benchmark.h>
 
 #include "gen/generator.h"
 

@@ -50,7 +50,8 @@ Stream MakeTaobaoShaped() {
     std::mt19937_64 rng(20171125);
     std::uniform_real_distribution<double> unit(0.0, 1.0);
     for (uint32_t i = 0; i < kItems; ++i) s->items.push_back(std::to_string(1000000 + i * 13));
-    for (uint32_t c = 0; c < kCategories; ++c) s->categories.push_back(std::to_string(2000000 + c * 7));
+    for (uint32_t c = 0; c < kCategories; ++c)
+      s->categories.push_back(std::to_string(2000000 + c * 7));
     // Log-uniform ranks: P(rank) ~ 1/rank, i.e. Zipf with exponent 1.
     auto zipf = [&](uint32_t n) {
       return std::min<uint32_t>(n - 1, static_cast<uint32_t>(std::pow(n, unit(rng))) - 1);
@@ -64,12 +65,13 @@ Stream MakeTaobaoShaped() {
         const double mean_gap = unit(rng) < 0.2 ? 6.0 * kHourMs : 1.0 * kMinuteMs;
         ts += static_cast<int64_t>(-std::log(1.0 - unit(rng)) * mean_gap);
         const double b = unit(rng);
-        const EventType type = b < 0.898 ? EventType::kView
+        const EventType type = b < 0.898   ? EventType::kView
                                : b < 0.951 ? EventType::kCart
                                : b < 0.979 ? EventType::kFav
                                            : EventType::kPurchase;
         const uint32_t item = zipf(kItems);
-        s->events.push_back({ts, u, item, static_cast<uint32_t>((item * 2654435761u) % kCategories), type});
+        s->events.push_back(
+            {ts, u, item, static_cast<uint32_t>((item * 2654435761u) % kCategories), type});
       }
     }
     std::sort(s->events.begin(), s->events.end(),
@@ -107,7 +109,8 @@ Stream MakeTaobaoReal() {
       s->items.push_back(f[1]);
       s->categories.push_back(f[2]);
       const auto i = static_cast<uint32_t>(s->items.size() - 1);
-      s->events.push_back({std::stoll(f[4]) * 1000, static_cast<uint32_t>(users.size() - 1), i, i, type});
+      s->events.push_back(
+          {std::stoll(f[4]) * 1000, static_cast<uint32_t>(users.size() - 1), i, i, type});
     }
     s->users = static_cast<uint32_t>(users.size());
   }

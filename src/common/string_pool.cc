@@ -37,11 +37,16 @@ uint32_t StringPool::Intern(std::string_view s) {
     block_used_ = block_size_;
   }
   const uint32_t code = size_;
-  if (!chunks_) chunks_ = std::make_unique<std::atomic<std::string_view*>[]>(kMaxChunks);
   const uint32_t chunk = code >> kChunkBits;
   if ((code & (kChunkSize - 1)) == 0) {
+    const uint32_t d = code >> (kChunkBits + kMidBits);
+    if ((chunk & (kMidSize - 1)) == 0) {
+      owned_mids_.push_back(std::make_unique<std::atomic<std::string_view*>[]>(kMidSize));
+      directory_[d].store(owned_mids_.back().get(), std::memory_order_release);
+    }
     owned_chunks_.push_back(std::make_unique<std::string_view[]>(kChunkSize));
-    chunks_[chunk].store(owned_chunks_.back().get(), std::memory_order_release);
+    owned_mids_[d][chunk & (kMidSize - 1)].store(owned_chunks_.back().get(),
+                                                 std::memory_order_release);
   }
   owned_chunks_[chunk][code & (kChunkSize - 1)] = stored;
   ++size_;
@@ -56,7 +61,7 @@ uint32_t StringPool::Find(std::string_view s) const {
 
 size_t StringPool::MemoryBytes() const {
   return arena_bytes_ + owned_chunks_.size() * kChunkSize * sizeof(std::string_view) +
-         (chunks_ ? kMaxChunks * sizeof(void*) : 0) +
+         owned_mids_.size() * kMidSize * sizeof(void*) + sizeof(directory_) +
          index_.capacity() * (sizeof(std::string_view) + sizeof(uint32_t) + 1);
 }
 

@@ -32,7 +32,10 @@ class StringPool {
   uint32_t Find(std::string_view s) const;
   // The string of a code returned by Intern. The view stays valid for the pool's lifetime.
   std::string_view Get(uint32_t code) const {
-    return chunks_[code >> kChunkBits].load(std::memory_order_acquire)[code & (kChunkSize - 1)];
+    const std::atomic<std::string_view*>* mid =
+        directory_[code >> (kChunkBits + kMidBits)].load(std::memory_order_acquire);
+    return mid[(code >> kChunkBits) & (kMidSize - 1)].load(std::memory_order_acquire)
+        [code & (kChunkSize - 1)];
   }
   size_t size() const { return size_; }
   // Approximate heap bytes held (arena + index), for memory accounting.
@@ -45,11 +48,15 @@ class StringPool {
   size_t block_used_ = 0;
   size_t block_size_ = 0;
   size_t arena_bytes_ = 0;
-  static constexpr uint32_t kChunkBits = 14;
+  // code -> directory[10 bits] -> mid[10 bits] -> chunk[12 bits]. Published pointers never move,
+  // so Get needs no lock; a small pool costs 8 KiB + 8 KiB + 64 KiB.
+  static constexpr uint32_t kChunkBits = 12;
   static constexpr uint32_t kChunkSize = 1u << kChunkBits;
-  static constexpr uint32_t kMaxChunks = 1u << (32 - kChunkBits);
-  // 2^18 chunk pointers (2 MiB) allocated on first use; each chunk holds 16384 views.
-  std::unique_ptr<std::atomic<std::string_view*>[]> chunks_;
+  static constexpr uint32_t kMidBits = 10;
+  static constexpr uint32_t kMidSize = 1u << kMidBits;
+  static constexpr uint32_t kDirectorySize = 1u << (32 - kChunkBits - kMidBits);
+  std::atomic<std::atomic<std::string_view*>*> directory_[kDirectorySize] = {};
+  std::vector<std::unique_ptr<std::atomic<std::string_view*>[]>> owned_mids_;
   std::vector<std::unique_ptr<std::string_view[]>> owned_chunks_;
   uint32_t size_ = 0;
   absl::flat_hash_map<std::string_view, uint32_t> index_;

@@ -269,6 +269,7 @@ void ReadAll(ConfigReader& r, EngineConfig& c) {
           &c.checkpoint_every_events);
   r.Bool("checkpoint_on_close", &c.checkpoint_on_close);
   r.Duration("dedup_window", 0, kYearMs, &c.dedup_window_ms);
+  r.Count("dedup_recent_events", 0, int64_t{1} << 32, &c.dedup_recent_events);
   r.Bool("wall_clock", &c.wall_clock);
   r.String("tag_rules_file", /*allow_empty=*/true, &c.tag_rules_file);
 
@@ -287,7 +288,7 @@ void ReadAll(ConfigReader& r, EngineConfig& c) {
              &p.type_weight[t]);
   }
   r.Duration("profile.session_gap", kSecondMs, kYearMs, &p.session_gap_ms);
-  r.Count("profile.sequence_length", 0, 100000, &p.sequence_length);
+  r.Count("profile.sequence_length", 0, 60000, &p.sequence_length);  // ItemSequence holds <= 60,000
   r.Count("profile.category_capacity", 1, 10000, &p.category_capacity);
   r.Count("profile.brand_capacity", 1, 10000, &p.brand_capacity);
   r.Count("profile.item_capacity", 1, 10000, &p.item_capacity);

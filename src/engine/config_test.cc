@@ -50,6 +50,7 @@ checkpoint_interval = "5m"
 checkpoint_every_events = 0
 checkpoint_on_close = false
 dedup_window = "2h"
+dedup_recent_events = 500
 wall_clock = true
 tag_rules_file = "config/tags.rules"
 
@@ -96,6 +97,7 @@ void ExpectSameConfig(const EngineConfig& a, const EngineConfig& b) {
   EXPECT_EQ(a.checkpoint_every_events, b.checkpoint_every_events);
   EXPECT_EQ(a.checkpoint_on_close, b.checkpoint_on_close);
   EXPECT_EQ(a.dedup_window_ms, b.dedup_window_ms);
+  EXPECT_EQ(a.dedup_recent_events, b.dedup_recent_events);
   EXPECT_EQ(a.wall_clock, b.wall_clock);
   EXPECT_EQ(a.tag_rules_file, b.tag_rules_file);
   EXPECT_EQ(a.limits.max_id_length, b.limits.max_id_length);
@@ -142,7 +144,7 @@ std::string ErrorOf(std::string_view toml_text) {
 TEST(ConfigTest, LoaderAndTheseTestsKnowEveryConfigField) {
   // When one of these fails, a field was added or removed: update ReadAll in config.cc,
   // config/persona.toml, kEveryKeyChanged and ExpectSameConfig, then the count here.
-  EXPECT_EQ(CountFields<EngineConfig>(), 14u);
+  EXPECT_EQ(CountFields<EngineConfig>(), 15u);
   EXPECT_EQ(CountFields<ValidationLimits>(), 6u);
   EXPECT_EQ(CountFields<ProfileConfig>(), 11u);
 }
@@ -160,6 +162,7 @@ TEST(ConfigTest, EveryKeySetsItsField) {
   EXPECT_EQ(config.checkpoint_every_events, 0u);
   EXPECT_FALSE(config.checkpoint_on_close);
   EXPECT_EQ(config.dedup_window_ms, 2 * kHourMs);
+  EXPECT_EQ(config.dedup_recent_events, 500u);
   EXPECT_TRUE(config.wall_clock);
   EXPECT_EQ(config.tag_rules_file, "config/tags.rules");
   EXPECT_EQ(config.limits.max_id_length, 64u);

@@ -41,7 +41,7 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Open(const EngineConfig& config,
   for (uint32_t i = 0; i < p; ++i) {
     engine->partitions_.push_back(std::make_unique<Partition>(
         i, engine->store_.get(), engine->config_, &engine->population_,
-        [raw] { return raw->NowMs(); }));
+        [raw] { return raw->NowMs(); }, [raw] { return raw->watermark_ms(); }));
     engine->partitions_.back()->SetTagRules(rules);
   }
 

@@ -26,11 +26,13 @@ constexpr size_t kCheckpointChunkBytes = 4 << 20;
 }  // namespace
 
 Partition::Partition(uint32_t id, Store* store, const EngineConfig& config, Population* population,
-                     std::function<int64_t()> now_ms)
+                     std::function<int64_t()> now_ms,
+                     std::function<int64_t()> global_watermark_ms)
     : id_(id),
       store_(store),
       config_(config),
       now_ms_(std::move(now_ms)),
+      global_watermark_ms_(std::move(global_watermark_ms)),
       dedup_(config.dedup_window_ms, config.dedup_recent_events),
       shards_(std::make_unique<Shard[]>(kShards)) {
   ctx_.config = &config_.profile;
@@ -197,6 +199,9 @@ void Partition::ProcessBatch(std::vector<PartitionWork>& works) {
   std::vector<DeadLetter> dead_letters;
   std::vector<IngestOutcome> outcomes(works.size());
   int64_t wm = watermark_.load(std::memory_order_relaxed);
+  // Skew is judged against the global watermark: a partition that has only seen old users of a
+  // by-user-sorted file must not reject the next user's later events as "future".
+  int64_t skew_wm = std::max(wm, global_watermark_ms_());
 
   // Pass 1: decide each event's fate and encode the accepted ones into one log record. Nothing a
   // reader can see changes until the record is durable.
@@ -205,7 +210,7 @@ void Partition::ProcessBatch(std::vector<PartitionWork>& works) {
     for (uint32_t idx : w.indexes) {
       const Event& e = w.batch->events[idx];
       const uint64_t position = w.batch->source_index.empty() ? idx : w.batch->source_index[idx];
-      if (auto why = CheckEventTime(e, wm, config_.limits)) {
+      if (auto why = CheckEventTime(e, skew_wm, config_.limits)) {
         JsonWriter raw;
         WriteEventJson(raw, e);
         dead_letters.push_back(DeadLetter{wall, "partition", position, std::string(e.user_id),
@@ -218,6 +223,7 @@ void Partition::ProcessBatch(std::vector<PartitionWork>& works) {
         continue;
       }
       wm = std::max(wm, e.ts_ms);
+      skew_wm = std::max(skew_wm, wm);
       size_t shard;
       Entry* entry = FindOrCreate(e.user_id, &shard);
       const uint32_t index = record_.count();

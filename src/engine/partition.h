@@ -60,8 +60,10 @@ struct PartitionStats {
 
 class Partition {
  public:
+  // `now_ms` is "now" for decay and windows; `global_watermark_ms` the max event time over all
+  // partitions, against which future-skewed events are rejected.
   Partition(uint32_t id, Store* store, const EngineConfig& config, Population* population,
-            std::function<int64_t()> now_ms);
+            std::function<int64_t()> now_ms, std::function<int64_t()> global_watermark_ms);
   ~Partition();
   Partition(const Partition&) = delete;
   Partition& operator=(const Partition&) = delete;
@@ -129,6 +131,7 @@ class Partition {
   Store* const store_;
   const EngineConfig& config_;
   std::function<int64_t()> now_ms_;
+  std::function<int64_t()> global_watermark_ms_;
   ProfileContext ctx_;
   DedupWindow dedup_;
   std::unique_ptr<Shard[]> shards_;

@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "common/varint.h"
-#include "event/event_testing.h"
+#include "event/testing/event_testing.h"
 
 namespace persona {
 namespace {

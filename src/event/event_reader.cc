@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -58,6 +59,7 @@ absl::StatusOr<std::unique_ptr<EventReader>> EventReader::Open(const std::string
     if (fd < 0) return ErrnoStatus(errno, "cannot open '" + path + "'");
   }
   uint64_t file_size = 0;
+  bool regular_file = false;
   struct stat st;
   if (::fstat(fd, &st) == 0) {
     if (S_ISDIR(st.st_mode)) {
@@ -65,6 +67,7 @@ absl::StatusOr<std::unique_ptr<EventReader>> EventReader::Open(const std::string
       return absl::InvalidArgumentError("'" + path + "' is a directory");
     }
     if (S_ISREG(st.st_mode)) {
+      regular_file = true;
       file_size = static_cast<uint64_t>(st.st_size);
       ::posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
     }
@@ -77,6 +80,7 @@ absl::StatusOr<std::unique_ptr<EventReader>> EventReader::Open(const std::string
   reader->owns_fd_ = fd != STDIN_FILENO;
   reader->path_ = path;
   reader->file_size_ = file_size;
+  reader->regular_file_ = regular_file;
   if (absl::Status s = reader->ReadHeaderLine(); !s.ok()) return s;
   return reader;
 }
@@ -136,17 +140,28 @@ bool EventReader::Refill(std::vector<EventIssue>* issues) {
     next->reserve(block_->size() - lines_end_ + options_.chunk_bytes);
     next->append(*block_, lines_end_);
   }
-  // Read until the block holds at least one complete line or the input ends.
+  // Read until the block holds a complete line and either chunk_bytes of fresh input or all the
+  // input that is ready now (so a slow live pipe is not held back waiting for a full block), or
+  // until the input ends.
+  size_t fresh = 0;
+  bool has_line = false;
   while (true) {
+    const size_t want =
+        fresh < options_.chunk_bytes ? options_.chunk_bytes - fresh : options_.chunk_bytes;
     const size_t old_size = next->size();
-    next->resize(old_size + options_.chunk_bytes);
-    const ssize_t got = ReadSource(next->data() + old_size, options_.chunk_bytes);
+    next->resize(old_size + want);
+    const ssize_t got = ReadSource(next->data() + old_size, want);
     next->resize(old_size + (got > 0 ? got : 0));
     if (got <= 0) {
       eof_ = true;
       break;
     }
-    if (std::memchr(next->data() + old_size, '\n', got) != nullptr) break;
+    fresh += got;
+    if (!has_line) has_line = std::memchr(next->data() + old_size, '\n', got) != nullptr;
+    if (has_line) {
+      if (fresh >= options_.chunk_bytes || !InputReady()) break;
+      continue;
+    }
     if (next->size() <= options_.max_line_bytes) continue;
 
     // An over-long line: report it once, then drop bytes up to its newline.
@@ -174,7 +189,10 @@ bool EventReader::Refill(std::vector<EventIssue>* issues) {
       next->append(skip.data() + after, n - after);
       break;
     }
-    if (eof_ || std::memchr(next->data(), '\n', next->size()) != nullptr) break;
+    if (eof_) break;
+    fresh = next->size();
+    has_line = std::memchr(next->data(), '\n', next->size()) != nullptr;
+    if (has_line && (fresh >= options_.chunk_bytes || !InputReady())) break;
   }
   block_ = std::move(next);
   pos_ = 0;
@@ -185,6 +203,13 @@ bool EventReader::Refill(std::vector<EventIssue>* issues) {
     lines_end_ = last_nl + 1 - block_->data();
   }
   return lines_end_ > 0;
+}
+
+bool EventReader::InputReady() {
+  if (fd_ < 0) return text_pos_ < text_.size();
+  if (regular_file_) return true;  // reads of a file never wait
+  pollfd ready{fd_, POLLIN, 0};
+  return ::poll(&ready, 1, 0) > 0;
 }
 
 bool EventReader::TakeLine(std::string_view* line) {

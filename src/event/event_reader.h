@@ -79,6 +79,8 @@ class EventReader {
   // Starts a new block with the unfinished tail of the current one plus fresh input. Returns
   // false when the input is exhausted.
   bool Refill(std::vector<EventIssue>* issues);
+  // Whether a read would return data without waiting (always for files and text).
+  bool InputReady();
   // Reads up to n bytes from the source; 0 at end of input, -1 on error (status_ set).
   ssize_t ReadSource(char* dst, size_t n);
 
@@ -86,6 +88,7 @@ class EventReader {
   const EventReaderOptions options_;
   int fd_ = -1;
   bool owns_fd_ = false;
+  bool regular_file_ = false;
   std::string text_;  // OpenText's input
   size_t text_pos_ = 0;
   std::string path_;

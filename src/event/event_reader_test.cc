@@ -2,12 +2,16 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <map>
-#include <sstream>
+#include <ostream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "common/time_util.h"
@@ -175,6 +179,38 @@ TEST(EventReaderTest, FileAndTextGiveTheSameResultAndFileSizeIsKnown) {
   EXPECT_EQ((*reader)->file_size(), kTaobaoText.size());
   EXPECT_EQ(Drain(**reader), ReadText(kTaobaoText, InputFormat::kTaobao, 1 << 20));
   std::filesystem::remove(path);
+}
+
+TEST(EventReaderTest, LivePipeYieldsLinesBeforeTheWriterFinishes) {
+  int fds[2];
+  ASSERT_EQ(::pipe(fds), 0);
+  std::promise<void> first_batch_seen;
+  std::future<void> seen = first_batch_seen.get_future();
+  // jthread: joined even when an assertion below returns early.
+  std::jthread writer([&] {
+    const std::string first = "1,10,100,pv,1511544070\n";
+    const std::string second = "2,20,200,pv,1511544071\n";
+    ASSERT_EQ(::write(fds[1], first.data(), first.size()), static_cast<ssize_t>(first.size()));
+    // A reader that waited for a full block would only see both lines after this timeout.
+    seen.wait_for(std::chrono::seconds(5));
+    ASSERT_EQ(::write(fds[1], second.data(), second.size()), static_cast<ssize_t>(second.size()));
+    ::close(fds[1]);
+  });
+  auto reader = EventReader::Open("/dev/fd/" + std::to_string(fds[0]), InputFormat::kTaobao,
+                                  ValidationLimits());
+  ASSERT_TRUE(reader.ok()) << reader.status();
+  EXPECT_EQ((*reader)->file_size(), 0u);
+  EventBatch batch;
+  std::vector<EventIssue> issues;
+  ASSERT_TRUE((*reader)->Next(1000, &batch, &issues));
+  ASSERT_EQ(batch.events.size(), 1u);
+  EXPECT_EQ(batch.events[0].user_id, "1");
+  first_batch_seen.set_value();
+  ASSERT_TRUE((*reader)->Next(1000, &batch, &issues));
+  ASSERT_EQ(batch.events.size(), 1u);
+  EXPECT_EQ(batch.events[0].user_id, "2");
+  EXPECT_FALSE((*reader)->Next(1000, &batch, &issues));
+  ::close(fds[0]);
 }
 
 TEST(EventReaderTest, OpenReportsMissingFilesDirectoriesAndEmptyHeaders) {

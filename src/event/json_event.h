@@ -1,7 +1,7 @@
 // The native JSON event format: one object per event, with the field names of Event (event_id,
 // user_id, type, ts, item_id, category_id, category_path, brand, price, quantity, order_id, query,
 // rating, text, session_id, device, rec_id, attrs). Parsed with simdjson's DOM API, which
-// validates the whole document before any field is read (see docs in json_event.cc for why).
+// validates the whole document before any field is read (json_event.cc explains the choice).
 #pragma once
 
 #include <cstdint>

@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "common/hash.h"
-#include "event/event_testing.h"
+#include "event/testing/event_testing.h"
 
 namespace persona {
 namespace {

@@ -224,13 +224,13 @@ TEST(CheckEventTimeTest, RejectsOnlyBeyondWatermarkPlusSkew) {
   const auto r = CheckEventTime(e, kOct2019, limits);
   ASSERT_TRUE(r.has_value());
   EXPECT_EQ(r->field, "ts");
-  EXPECT_EQ(r->rule, "is more than 24h after the watermark 2019-10-01T00:00:00.000Z");
+  EXPECT_EQ(r->rule, "is more than 24h after the watermark");
 
   limits.max_future_skew_ms = 90 * kSecondMs;
   e.ts_ms = kOct2019 + 91 * kSecondMs;
   const auto r2 = CheckEventTime(e, kOct2019, limits);
   ASSERT_TRUE(r2.has_value());
-  EXPECT_EQ(r2->rule, "is more than 90s after the watermark 2019-10-01T00:00:00.000Z");
+  EXPECT_EQ(r2->rule, "is more than 90s after the watermark");
 }
 
 TEST(CheckEventTimeTest, ExtremeTimestampsDoNotOverflow) {

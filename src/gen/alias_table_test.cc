@@ -1,9 +1,9 @@
 #include "gen/alias_table.h"
 
+#include <gtest/gtest.h>
+
 #include <cmath>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 namespace persona::gen {
 namespace {

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <span>
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
@@ -10,7 +11,6 @@
 
 namespace persona::gen {
 namespace {
-
 
 // Pronounceable lowercase pseudo-words ("kavori", "tessun"), unique within one catalog, so that
 // brands and search keywords look like words in dashboards yet never collide between categories.
@@ -78,16 +78,16 @@ void SyntheticCatalog::BuildHierarchy(uint64_t items, Rng& rng) {
       for (int k = 0; k < leaves_per_mid[t][m]; ++k) {
         CatalogLeaf leaf;
         leaf.top = t;
-        leaf.path = absl::StrCat("c", t + 1, ".c", t + 1, "_", m + 1, ".c", t + 1, "_", m + 1, "_",
-                                 k + 1);
+        leaf.path =
+            absl::StrCat("c", t + 1, ".c", t + 1, "_", m + 1, ".c", t + 1, "_", m + 1, "_", k + 1);
         leaf.number = absl::StrCat(leaves_.size() + 1);
         leaf.log_price_mu = mid_mu + 0.4 * rng.Normal();
         leaf.log_price_sigma =
             shape::kMinLeafLogPriceSigma +
             (shape::kMaxLeafLogPriceSigma - shape::kMinLeafLogPriceSigma) * rng.Uniform();
         leaf.premium_cents = static_cast<uint32_t>(std::min(
-            1e9, std::round(100 * std::exp(leaf.log_price_mu +
-                                           shape::kPremiumZ * leaf.log_price_sigma))));
+            1e9, std::round(
+                     100 * std::exp(leaf.log_price_mu + shape::kPremiumZ * leaf.log_price_sigma))));
         leaves_.push_back(std::move(leaf));
       }
     }
@@ -188,12 +188,22 @@ void SyntheticCatalog::BuildItems(uint64_t items, Rng& rng) {
       // Brands are skewed too: the leaf's first brands carry most of its items.
       const double u = rng.Uniform();
       items_[i].brand = rng.Bernoulli(shape::kUnbrandedItemShare)
-                           ? kNoBrand
-                           : leaf.brands[static_cast<size_t>(u * u * leaf.brands.size())];
+                            ? kNoBrand
+                            : leaf.brands[static_cast<size_t>(u * u * leaf.brands.size())];
       weights.push_back(std::pow(item_rank_[i] + 1.0, -zipf_exponent_));
       leaf_weight[l] += weights.back();
     }
-    item_sampler_[l] = AliasTable(weights);
+    // Items of a leaf are in rank order, so the first kHeadItems are its most popular.
+    const size_t head = std::min<size_t>(weights.size(), kHeadItems);
+    const std::span<const double> all(weights);
+    double head_weight = 0;
+    for (size_t i = 0; i < head; ++i) head_weight += weights[i];
+    LeafSampler& sampler = item_sampler_[l];
+    sampler.head = AliasTable(all.first(head));
+    sampler.tail = AliasTable(all.subspan(head));
+    const double p_head = leaf_weight[l] > 0 ? head_weight / leaf_weight[l] : 1.0;
+    sampler.head_threshold =
+        p_head >= 1.0 ? ~uint64_t{0} : static_cast<uint64_t>(p_head * 0x1.0p64);
   }
   leaf_sampler_ = AliasTable(leaf_weight);
 }
@@ -204,7 +214,9 @@ size_t SyntheticCatalog::MemoryBytes() const {
     bytes += leaf.path.capacity() + leaf.number.capacity() + leaf.brands.capacity() * 4;
     for (const std::string& w : leaf.words) bytes += sizeof w + w.capacity();
   }
-  for (const AliasTable& t : item_sampler_) bytes += sizeof t + t.MemoryBytes();
+  for (const LeafSampler& s : item_sampler_) {
+    bytes += sizeof s + s.head.MemoryBytes() + s.tail.MemoryBytes();
+  }
   for (const std::string& b : brand_names_) bytes += sizeof b + b.capacity();
   bytes += items_.capacity() * sizeof(Item) +
            (item_rank_.capacity() + leaf_begin_.capacity()) * sizeof(uint32_t);

@@ -24,9 +24,9 @@ struct CatalogLeaf {
   uint32_t item_end = 0;
   double log_price_mu = 0;
   double log_price_sigma = 0;
-  uint32_t premium_cents = 0;  // price at the leaf's 80th percentile
-  std::vector<uint32_t> brands;       // indices into the catalog's brand names
-  std::vector<std::string> words;     // search vocabulary
+  uint32_t premium_cents = 0;      // price at the leaf's 80th percentile
+  std::vector<uint32_t> brands;    // indices into the catalog's brand names
+  std::vector<std::string> words;  // search vocabulary
 };
 
 class SyntheticCatalog {
@@ -49,8 +49,8 @@ class SyntheticCatalog {
   // Items are grouped by leaf, so the leaf is a search over the (small, cache-resident) leaf
   // starts instead of a load from a multi-megabyte array.
   uint32_t item_leaf(uint32_t i) const {
-    return static_cast<uint32_t>(
-        std::upper_bound(leaf_begin_.begin(), leaf_begin_.end(), i) - leaf_begin_.begin() - 1);
+    return static_cast<uint32_t>(std::upper_bound(leaf_begin_.begin(), leaf_begin_.end(), i) -
+                                 leaf_begin_.begin() - 1);
   }
   // The public item id (a number, like taobao's): a bijection of 0..item_count-1 onto
   // 1..item_count scattering neighbours, so ids hint at neither popularity nor category.
@@ -70,7 +70,11 @@ class SyntheticCatalog {
   // An item of non-empty leaf `l`, with probability proportional to its popularity. Picking the
   // leaf first and then the item gives exactly the global Zipf distribution.
   uint32_t SampleItemInLeaf(uint32_t l, Rng& rng) const {
-    return leaves_[l].item_begin + item_sampler_[l].Sample(rng);
+    const LeafSampler& s = item_sampler_[l];
+    if (s.tail.empty() || rng.Next() < s.head_threshold) {
+      return leaves_[l].item_begin + s.head.Sample(rng);
+    }
+    return leaves_[l].item_begin + kHeadItems + s.tail.Sample(rng);
   }
   // Any item, uniformly (what a crawler sees).
   uint32_t SampleUniformItem(Rng& rng) const {
@@ -100,8 +104,18 @@ class SyntheticCatalog {
   uint64_t number_multiplier_ = 1;    // coprime with the item count
   uint64_t number_offset_ = 0;
   std::vector<uint32_t> item_rank_;
+  // A leaf's items, most popular first, are sampled in two parts: the head (its kHeadItems most
+  // popular items, chosen with their exact total probability) and the tail. Under Zipf the head
+  // takes a large share of the picks, and its small table stays in cache, while a single table
+  // over a big leaf would cost a cache miss on nearly every pick.
+  static constexpr uint32_t kHeadItems = 128;
+  struct LeafSampler {
+    AliasTable head;
+    AliasTable tail;
+    uint64_t head_threshold = 0;  // P(head) * 2^64
+  };
   AliasTable leaf_sampler_;
-  std::vector<AliasTable> item_sampler_;  // per leaf, over its items
+  std::vector<LeafSampler> item_sampler_;  // per leaf
 };
 
 }  // namespace persona::gen

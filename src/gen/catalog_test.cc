@@ -1,12 +1,12 @@
 #include "gen/catalog.h"
 
+#include <gtest/gtest.h>
+
 #include <algorithm>
 #include <cmath>
 #include <set>
 #include <string>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "gen/shape.h"
 

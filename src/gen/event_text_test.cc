@@ -1,9 +1,9 @@
 #include "gen/event_text.h"
 
+#include <gtest/gtest.h>
+
 #include <string>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "gen/testing/parsed_stream.h"
 
@@ -80,16 +80,17 @@ TEST(EventTextTest, CsvRowsHaveTheHeaderColumnsAndQuoteSpecialFields) {
     int n = 1;
     bool quoted = false;
     for (char c : row) {
-      if (c == '"') quoted = !quoted;
-      else if (c == ',' && !quoted) ++n;
+      if (c == '"')
+        quoted = !quoted;
+      else if (c == ',' && !quoted)
+        ++n;
     }
     return n;
   };
   std::string row;
   AppendCsvLine(Purchase(), &row);
   EXPECT_EQ(columns(row), columns(header));
-  EXPECT_EQ(row,
-            "e-1,u1,purchase,1511568000123,42,c1.c1_2.c1_2_3,kavori,12.5,2,o1-1,,,,1-1,ios\n");
+  EXPECT_EQ(row, "e-1,u1,purchase,1511568000123,42,c1.c1_2.c1_2_3,kavori,12.5,2,o1-1,,,,1-1,ios\n");
 
   Event review;
   review.user_id = "u3";

@@ -24,18 +24,17 @@ absl::Status ValidateGenOptions(const GenOptions& o) {
         "top_categories must be >= 2 (a shifted user moves between two top-level categories)");
   }
   if (o.items < o.top_categories) {
-    return absl::InvalidArgumentError(absl::StrCat("items (", o.items,
-                                                   ") must be >= top_categories (",
-                                                   o.top_categories, ")"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("items (", o.items, ") must be >= top_categories (", o.top_categories, ")"));
   }
   if (o.start_ms < kEpoch2000Ms) {
     return absl::InvalidArgumentError("start_ms must be at or after 2000-01-01T00:00:00Z");
   }
   if (o.span_ms <= 0) return absl::InvalidArgumentError("span_ms must be > 0");
-  for (auto [name, value] : {std::pair{"shift_fraction", o.shift_fraction},
-                             std::pair{"high_spender_fraction", o.high_spender_fraction},
-                             std::pair{"bot_fraction", o.bot_fraction},
-                             std::pair{"late_fraction", o.late_fraction}}) {
+  for (auto [name, value] :
+       {std::pair{"shift_fraction", o.shift_fraction},
+        std::pair{"high_spender_fraction", o.high_spender_fraction},
+        std::pair{"bot_fraction", o.bot_fraction}, std::pair{"late_fraction", o.late_fraction}}) {
     if (absl::Status s = CheckFraction(name, value); !s.ok()) return s;
   }
   if (o.shift_fraction + o.high_spender_fraction + o.bot_fraction > 1) {

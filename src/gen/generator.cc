@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -28,7 +27,6 @@ namespace shape = gen::shape;
 
 namespace {
 
-
 constexpr uint32_t kNone = 0xffffffffu;
 constexpr uint8_t kNoWord = 0xff;
 constexpr uint8_t kNoAction = 0xff;
@@ -50,8 +48,8 @@ constexpr double kMeanHourWeight = [] {
   for (double w : shape::kHourWeight) s += w;
   return s / 24;
 }();
-// Keeps absurd waits (users expected to act once in millennia) inside int64 milliseconds.
-constexpr double kLatestMs = 4e15;
+// Caps absurd waits (a user expected to act once in millennia) far inside int64 milliseconds.
+constexpr double kFarFutureMs = 4e15;
 
 // Review text: a phrase per rating (two each), around one word of the item category's vocabulary.
 struct ReviewPhrase {
@@ -65,7 +63,7 @@ constexpr ReviewPhrase kReviewPhrases[5][2] = {
     {{"love this ", ", works perfectly"}, {"excellent ", ", would buy again"}},
 };
 
-GenOptions Sanitized(GenOptions o) {
+GenOptions Clamped(GenOptions o) {
   o.users = std::clamp<uint64_t>(o.users, 1, 0xfffffff0u);
   o.top_categories = std::max<uint32_t>(o.top_categories, 2);
   o.items = std::clamp<uint64_t>(o.items, o.top_categories, 0xfffffff0u);
@@ -113,32 +111,52 @@ uint8_t SkewedIndex(gen::Rng& rng, size_t n) {
 // Writes v in decimal at p (at most 20 bytes) and returns the end. Unlike std::to_chars it needs no
 // end pointer, so fixed-size line buffers are provably large enough.
 char* PutDecimal(char* p, uint64_t v) {
+  static constexpr char kPairs[] =
+      "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+      "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+      "8081828384858687888990919293949596979899";
   char digits[20];
-  int n = 0;
-  do {
-    digits[n++] = static_cast<char>('0' + v % 10);
-    v /= 10;
-  } while (v != 0);
-  while (n > 0) *p++ = digits[--n];
-  return p;
+  int n = 20;
+  while (v >= 100) {  // two digits per division
+    const uint64_t pair = v % 100;
+    v /= 100;
+    digits[--n] = kPairs[2 * pair + 1];
+    digits[--n] = kPairs[2 * pair];
+  }
+  if (v >= 10) {
+    digits[--n] = kPairs[2 * v + 1];
+    digits[--n] = kPairs[2 * v];
+  } else {
+    digits[--n] = static_cast<char>('0' + v);
+  }
+  std::memcpy(p, digits + n, 20 - n);
+  return p + (20 - n);
 }
 
 const char* TaobaoBehaviour(EventType t) {
   switch (t) {
-    case EventType::kView: return "pv";
-    case EventType::kCart: return "cart";
-    case EventType::kFav: return "fav";
-    case EventType::kPurchase: return "buy";
-    default: return nullptr;
+    case EventType::kView:
+      return "pv";
+    case EventType::kCart:
+      return "cart";
+    case EventType::kFav:
+      return "fav";
+    case EventType::kPurchase:
+      return "buy";
+    default:
+      return nullptr;
   }
 }
 
 }  // namespace
 
-struct EventGenerator::UserState {
-  uint32_t session = 0;       // sessions started so far (the current one's number)
-  uint32_t session_left = 0;  // events still to come in the current session
-  uint32_t focus_leaf = 0;    // the category the session is about
+// A user's plan and the state that changes as the stream goes, side by side in two adjacent cache
+// lines: each event reads both, and they arrive together.
+struct alignas(64) EventGenerator::UserState {
+  PlannedUser plan;
+  uint32_t session = 0;           // sessions started so far (the current one's number)
+  uint32_t session_left = 0;      // events still to come in the current session
+  uint32_t focus_leaf = 0;        // the category the session is about
   uint32_t current_item = kNone;  // the item last viewed: carts, favs and purchases act on it
   uint32_t cart_item = kNone;
   uint32_t orders = 0;
@@ -164,7 +182,7 @@ struct EventGenerator::Draft {
   uint32_t item = kNone;
   uint32_t leaf = kNone;  // the item's leaf, or the searched leaf
   uint32_t session = 0;
-  uint32_t order = 0;     // purchases and refunds
+  uint32_t order = 0;  // purchases and refunds
   EventType type = EventType::kView;
   uint8_t quantity = 0;
   int8_t rating = 0;
@@ -183,16 +201,20 @@ struct EventGenerator::LateDraft {
 };
 
 EventGenerator::EventGenerator(const GenOptions& options)
-    : options_(Sanitized(options)),
+    : options_(Clamped(options)),
       catalog_(options_.items, options_.top_categories, options_.item_zipf,
                SplitMix64(options_.seed ^ kCatalogSalt)),
       population_(options_, catalog_),
       rng_(SplitMix64(options_.seed ^ kStreamSalt)),
       late_rng_(SplitMix64(options_.seed ^ kLateSalt)),
+      in_session_gap_ms_([](double p) {
+        return std::exp(std::log(shape::kInSessionGapMedianMs) +
+                        shape::kInSessionGapSigma * gen::NormalQuantile(p));
+      }),
       users_(population_.size()) {
   std::vector<int64_t> first_ts(users_.size());
   for (uint32_t u = 0; u < users_.size(); ++u) {
-    const PlannedUser& p = population_.user(u);
+    const PlannedUser& p = users_[u].plan = population_.user(u);
     first_ts[u] = NextSessionStart(p, options_.start_ms, p.mean_cycle_ms);
     users_[u].focus_leaf = p.favourite_leaves[0];
   }
@@ -231,8 +253,8 @@ bool EventGenerator::NextDraft(Draft* d) {
 void EventGenerator::Step(Draft* d) {
   const uint32_t u = schedule_.top_user();
   const int64_t ts = schedule_.top_ts_ms();
-  const PlannedUser& p = population_.user(u);
   UserState& s = users_[u];
+  const PlannedUser& p = s.plan;
   *d = Draft{};
   d->ts_ms = ts;
   d->seq = generated_++;
@@ -254,9 +276,8 @@ void EventGenerator::Step(Draft* d) {
     d->item = catalog_.SampleUniformItem(rng_);  // crawlers do not follow popularity
   } else if (s.session_fresh && s.followup != kNoFollowUp) {
     // A shifted user may not review the old interest once that would break the planted share.
-    if (p.role == UserRole::kShift && ShiftTight(p, s) &&
-        catalog_.item_leaf(s.followup_item) !=
-            (s.after_shift ? p.shift_to_leaf : p.shift_from_leaf)) {
+    if (p.role == UserRole::kShift && ShiftTight(s) &&
+        catalog_.item_leaf(s.followup_item) != ShiftTarget(p, s)) {
       s.followup = kNoFollowUp;
       ChooseAction(p, s, d);
     } else {
@@ -270,7 +291,7 @@ void EventGenerator::Step(Draft* d) {
     d->leaf = catalog_.item_leaf(d->item);
     if (p.role == UserRole::kShift) {
       ++s.category_events;
-      if (d->leaf == (s.after_shift ? p.shift_to_leaf : p.shift_from_leaf)) ++s.on_target;
+      if (d->leaf == ShiftTarget(p, s)) ++s.on_target;
     }
   }
   s.session_fresh = false;
@@ -281,37 +302,38 @@ void EventGenerator::Step(Draft* d) {
           : NextSessionStart(p, ts + shape::kSessionGapMs + kSecondMs, p.mean_idle_ms);
   schedule_.RescheduleTop(next);
   // The next step reads this user's plan and state; fetch them while the caller renders.
-  const uint32_t next_user = schedule_.top_user();
-  __builtin_prefetch(&users_[next_user]);
-  __builtin_prefetch(&population_.user(next_user));
+  const char* next_user = reinterpret_cast<const char*>(&users_[schedule_.top_user()]);
+  __builtin_prefetch(next_user);
+  __builtin_prefetch(next_user + 64);
 }
 
 void EventGenerator::StartSession(const PlannedUser& p, UserState& s) {
   ++s.session;
   s.session_fresh = true;
   if (p.role == UserRole::kBot) {
-    s.session_left = std::max<uint32_t>(
-        1, static_cast<uint32_t>(p.bot_burst * (0.5 + rng_.Uniform())));
+    s.session_left =
+        std::max<uint32_t>(1, static_cast<uint32_t>(p.bot_burst * (0.5 + rng_.Uniform())));
     return;
   }
   const double length =
       1 + std::floor(rng_.LogNormal(shape::kSessionLengthLogMedian, shape::kSessionLengthSigma) *
                      p.session_scale);
   s.session_left = static_cast<uint32_t>(std::min(length, 1e6));
-  s.focus_leaf = p.role == UserRole::kShift
-                     ? (s.after_shift ? p.shift_to_leaf : p.shift_from_leaf)
-                     : PickLeaf(p, s);
+  s.focus_leaf = p.role == UserRole::kShift ? ShiftTarget(p, s) : PickLeaf(p, s);
 }
 
-bool EventGenerator::ShiftTight(const PlannedUser& p, const UserState& s) const {
-  (void)p;
+bool EventGenerator::ShiftTight(const UserState& s) {
   // One more off-target event would take the phase's on-target share below kShiftMinShare.
   return s.on_target < shape::kShiftMinShare * (s.category_events + 1);
 }
 
+uint32_t EventGenerator::ShiftTarget(const PlannedUser& p, const UserState& s) {
+  return s.after_shift ? p.shift_to_leaf : p.shift_from_leaf;
+}
+
 void EventGenerator::ChooseAction(const PlannedUser& p, UserState& s, Draft* d) {
-  if (p.role == UserRole::kShift && ShiftTight(p, s)) {
-    const uint32_t target = s.after_shift ? p.shift_to_leaf : p.shift_from_leaf;
+  if (p.role == UserRole::kShift && ShiftTight(s)) {
+    const uint32_t target = ShiftTarget(p, s);
     if (s.current_item != kNone && catalog_.item_leaf(s.current_item) != target) {
       s.current_item = kNone;
     }
@@ -324,22 +346,23 @@ void EventGenerator::ChooseAction(const PlannedUser& p, UserState& s, Draft* d) 
     s.pending_action = kNoAction;
   } else {
     type = p.role == UserRole::kHighSpender ? DrawType(rng_, shape::kHighSpenderMix)
-                                             : DrawType(rng_, shape::kBrowserMix);
+                                            : DrawType(rng_, shape::kBrowserMix);
   }
   switch (type) {
     case EventType::kSearch: {
-      if (rng_.Bernoulli(0.5)) s.focus_leaf = PickLeaf(p, s);  // looking for something new
+      if (rng_.Bernoulli(shape::kSearchNewFocus)) s.focus_leaf = PickLeaf(p, s);
       d->type = EventType::kSearch;
       d->leaf = s.focus_leaf;
       const CatalogLeaf& leaf = catalog_.leaf(s.focus_leaf);
-      const double r = rng_.Uniform();
-      const int words = r < 0.5 ? 1 : r < 0.85 ? 2 : 3;
-      for (int i = 0; i < words; ++i) {
+      const uint32_t words = 1 + DrawIndex(rng_, shape::kQueryWordsShare);
+      for (uint32_t i = 0; i < words; ++i) {
         const uint8_t w = SkewedIndex(rng_, leaf.words.size());
         if (i > 0 && w == d->words[i - 1]) break;
         d->words[i] = w;
       }
-      if (rng_.Bernoulli(0.15)) d->query_brand = SkewedIndex(rng_, leaf.brands.size());
+      if (rng_.Bernoulli(shape::kQueryBrandShare)) {
+        d->query_brand = SkewedIndex(rng_, leaf.brands.size());
+      }
       break;
     }
     case EventType::kCart:
@@ -372,8 +395,8 @@ void EventGenerator::ChooseAction(const PlannedUser& p, UserState& s, Draft* d) 
         break;
       }
       // Either the cart's item or the one just viewed: both were viewed by this user before.
-      const bool from_cart =
-          s.cart_item != kNone && (s.current_item == kNone || rng_.Bernoulli(0.6));
+      const bool from_cart = s.cart_item != kNone &&
+                             (s.current_item == kNone || rng_.Bernoulli(shape::kPurchaseFromCart));
       d->type = EventType::kPurchase;
       d->item = from_cart ? s.cart_item : s.current_item;
       if (from_cart) s.cart_item = kNone;
@@ -430,8 +453,8 @@ void EventGenerator::ViewNewItem(const PlannedUser& p, UserState& s, Draft* d) {
 
 uint32_t EventGenerator::PickLeaf(const PlannedUser& p, const UserState& s) {
   if (p.role == UserRole::kShift) {
-    const uint32_t target = s.after_shift ? p.shift_to_leaf : p.shift_from_leaf;
-    if (ShiftTight(p, s) || !rng_.Bernoulli(shape::kShiftNoise)) return target;
+    const uint32_t target = ShiftTarget(p, s);
+    if (ShiftTight(s) || !rng_.Bernoulli(shape::kShiftNoise)) return target;
     return catalog_.SampleLeaf(rng_);
   }
   double r = rng_.Uniform();
@@ -459,11 +482,10 @@ int64_t EventGenerator::InSessionGap(const PlannedUser& p) {
     const double jitter = shape::kBotJitter * (2 * rng_.Uniform() - 1);
     return std::max<int64_t>(1, std::llround(p.bot_period_ms * (1 + jitter)));
   }
-  const double gap =
-      rng_.LogNormal(std::log(shape::kInSessionGapMedianMs), shape::kInSessionGapSigma) /
-      p.session_scale;
-  return static_cast<int64_t>(
-      std::clamp(gap, 200.0, static_cast<double>(shape::kSessionGapMs - kSecondMs)));
+  // Drawn for nearly every event: a quantile table instead of exp(normal).
+  const double gap = in_session_gap_ms_.Sample(rng_) / p.session_scale;
+  return static_cast<int64_t>(std::clamp(gap, shape::kMinInSessionGapMs,
+                                         static_cast<double>(shape::kSessionGapMs - kSecondMs)));
 }
 
 int64_t EventGenerator::NextSessionStart(const PlannedUser& p, int64_t from_ms,
@@ -476,14 +498,14 @@ int64_t EventGenerator::NextSessionStart(const PlannedUser& p, int64_t from_ms,
     // weight(hour) / peak, form a Poisson process that follows the day with mean wait
     // mean_wait_ms.
     const double candidate_mean = mean_wait_ms * kMeanHourWeight / kPeakHourWeight;
-    for (int i = 0; i < 10000 && t < kLatestMs; ++i) {
+    for (int i = 0; i < 10000 && t < kFarFutureMs; ++i) {
       t += rng_.Exponential(candidate_mean);
       const int64_t hour =
           FloorDiv(static_cast<int64_t>(t) + shape::kLocalTimeOffsetMs, kHourMs) % 24;
       if (rng_.Uniform() * kPeakHourWeight < shape::kHourWeight[hour]) break;
     }
   }
-  return static_cast<int64_t>(std::min(t, kLatestMs));
+  return static_cast<int64_t>(std::min(t, kFarFutureMs));
 }
 
 Event EventGenerator::MakeEvent(const Draft& d) {
@@ -515,7 +537,7 @@ Event EventGenerator::MakeEvent(const Draft& d) {
   put("-");
   put_number(d.session);
   e.session_id = view_from(begin);
-  e.device = gen::kDeviceNames[population_.user(d.user).device];
+  e.device = gen::kDeviceNames[users_[d.user].plan.device];
 
   if (d.item != kNone) {
     begin = p;
@@ -593,9 +615,8 @@ bool EventGenerator::Next(size_t n, EventBatch* batch) {
   Draft d;
   while (added < n && NextDraft(&d)) {
     Event e = MakeEvent(d);
-    for (std::string_view* field : {&e.event_id, &e.user_id, &e.item_id, &e.category_path,
-                                    &e.brand, &e.order_id, &e.query, &e.text, &e.session_id,
-                                    &e.device}) {
+    for (std::string_view* field : {&e.event_id, &e.user_id, &e.item_id, &e.category_path, &e.brand,
+                                    &e.order_id, &e.query, &e.text, &e.session_id, &e.device}) {
       *field = arena.Copy(*field);
     }
     e.id_hash = Hash64(e.event_id);  // what the parsers set for an event with an event_id
@@ -615,9 +636,15 @@ uint64_t EventGenerator::WriteLines(size_t n, std::string* out) {
   Draft d;
   while (written < n && NextDraft(&d)) {
     switch (options_.format) {
-      case GenOptions::Format::kTaobao: AppendTaobaoLine(d, out); break;
-      case GenOptions::Format::kJsonl: gen::AppendJsonLine(MakeEvent(d), out); break;
-      case GenOptions::Format::kCsv: gen::AppendCsvLine(MakeEvent(d), out); break;
+      case GenOptions::Format::kTaobao:
+        AppendTaobaoLine(d, out);
+        break;
+      case GenOptions::Format::kJsonl:
+        gen::AppendJsonLine(MakeEvent(d), out);
+        break;
+      case GenOptions::Format::kCsv:
+        gen::AppendCsvLine(MakeEvent(d), out);
+        break;
     }
     ++written;
   }

@@ -68,7 +68,10 @@ class EventGenerator {
   void ViewNewItem(const gen::PlannedUser& p, UserState& s, Draft* d);
   uint32_t PickLeaf(const gen::PlannedUser& p, const UserState& s);
   uint32_t PickItem(const gen::PlannedUser& p, uint32_t leaf);
-  bool ShiftTight(const gen::PlannedUser& p, const UserState& s) const;
+  // Shifted users: whether one more off-target event would break the planted share, and the
+  // leaf of the current phase (A before the shift time, B after).
+  static bool ShiftTight(const UserState& s);
+  static uint32_t ShiftTarget(const gen::PlannedUser& p, const UserState& s);
   int64_t InSessionGap(const gen::PlannedUser& p);
   int64_t NextSessionStart(const gen::PlannedUser& p, int64_t from_ms, double mean_wait_ms);
   // Renders the variable strings of `d` into scratch_ and returns the event viewing them.
@@ -80,6 +83,7 @@ class EventGenerator {
   const gen::SyntheticPopulation population_;
   gen::Rng rng_;       // everything about the stream
   gen::Rng late_rng_;  // only which events arrive late, so late_fraction leaves the rest unchanged
+  gen::QuantileSampler in_session_gap_ms_;
   std::vector<UserState> users_;
   gen::UserSchedule schedule_;
   std::vector<LateDraft> late_;  // min-heap on release time

@@ -1,5 +1,6 @@
 #include "gen/generator.h"
 
+#include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -10,8 +11,6 @@
 #include <sstream>
 #include <string>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "absl/container/flat_hash_set.h"
 #include "common/hash.h"
@@ -43,8 +42,8 @@ std::vector<std::string> Lines(const std::string& text) {
 }
 
 TEST(GeneratorTest, SameSeedGivesIdenticalBytesInEveryFormat) {
-  for (auto format : {GenOptions::Format::kJsonl, GenOptions::Format::kTaobao,
-                      GenOptions::Format::kCsv}) {
+  for (auto format :
+       {GenOptions::Format::kJsonl, GenOptions::Format::kTaobao, GenOptions::Format::kCsv}) {
     GenOptions o = SmallOptions(format);
     o.late_fraction = 0.01;
     const std::string a = GenerateText(o);
@@ -78,8 +77,8 @@ TEST(GeneratorTest, DifferentSeedGivesADifferentStream) {
 }
 
 TEST(GeneratorTest, WritesExactlyTheRequestedNumberOfEventsInEveryFormat) {
-  for (auto format : {GenOptions::Format::kJsonl, GenOptions::Format::kTaobao,
-                      GenOptions::Format::kCsv}) {
+  for (auto format :
+       {GenOptions::Format::kJsonl, GenOptions::Format::kTaobao, GenOptions::Format::kCsv}) {
     GenOptions o = SmallOptions(format);
     o.events = 12345;
     o.late_fraction = 0.05;
@@ -131,8 +130,8 @@ TEST(GeneratorTest, EveryJsonlLineParsesWithTheFieldsItsTypeRequires) {
       EXPECT_FALSE(e.text.empty());
     }
   }
-  for (const char* t : {"view", "search", "cart", "remove_cart", "fav", "purchase", "review",
-                        "refund"}) {
+  for (const char* t :
+       {"view", "search", "cart", "remove_cart", "fav", "purchase", "review", "refund"}) {
     EXPECT_TRUE(types.contains(t)) << "no " << t << " in 50k events";
   }
 }
@@ -151,8 +150,8 @@ TEST(GeneratorTest, EventsFromNextPassTheEventStageValidation) {
       const Event& e = batch.events[i];
       const auto rejection = ValidateEvent(e, limits, /*price_optional=*/false);
       ASSERT_FALSE(rejection.has_value())
-          << "event " << seen << " (" << EventTypeName(e.type) << ") rejected: "
-          << rejection->field << " " << rejection->rule;
+          << "event " << seen << " (" << EventTypeName(e.type) << ") rejected: " << rejection->field
+          << " " << rejection->rule;
       ASSERT_EQ(batch.source_index[i], seen);
       ASSERT_EQ(e.id_hash, Hash64(e.event_id));
       ASSERT_TRUE(event_ids.insert(std::string(e.event_id)).second) << "duplicate event_id";
@@ -245,8 +244,10 @@ TEST(GeneratorTest, CsvStartsWithItsHeaderAndEveryRowHasAllColumns) {
     int n = 1;
     bool quoted = false;
     for (char c : row) {
-      if (c == '"') quoted = !quoted;
-      else if (c == ',' && !quoted) ++n;
+      if (c == '"')
+        quoted = !quoted;
+      else if (c == ',' && !quoted)
+        ++n;
     }
     return n;
   };
@@ -373,8 +374,8 @@ TEST(GeneratorTest, ValidateGenOptionsNamesTheBadField) {
 class RunGenTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("persona_gen_test_" + std::to_string(::getpid()));
+    dir_ =
+        std::filesystem::temp_directory_path() / ("persona_gen_test_" + std::to_string(::getpid()));
     std::filesystem::create_directories(dir_);
   }
   void TearDown() override { std::filesystem::remove_all(dir_); }

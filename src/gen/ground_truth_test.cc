@@ -1,11 +1,11 @@
 // The planted ground truth holds in the generated stream: what the side file says about a user is
 // what the user's events show.
+#include <gtest/gtest.h>
+
 #include <algorithm>
 #include <cmath>
 #include <string>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"

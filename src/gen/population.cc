@@ -10,7 +10,6 @@
 namespace persona::gen {
 namespace {
 
-
 uint32_t DrawIndex(Rng& rng, std::span<const double> shares) {
   double u = rng.Uniform();
   for (size_t i = 0; i + 1 < shares.size(); ++i) {
@@ -24,8 +23,8 @@ uint32_t DrawIndex(Rng& rng, std::span<const double> shares) {
 void PlanTiming(double span_ms, PlannedUser& user, Rng& rng) {
   const double events = std::max<double>(user.expected_events, 1e-6);
   if (user.role == UserRole::kBot) {
-    user.bot_period_ms = static_cast<uint32_t>(
-        rng.Between(shape::kMinBotPeriodMs, shape::kMaxBotPeriodMs));
+    user.bot_period_ms =
+        static_cast<uint32_t>(rng.Between(shape::kMinBotPeriodMs, shape::kMaxBotPeriodMs));
     user.bot_burst = static_cast<uint32_t>(
         std::clamp<double>(events / 8, shape::kMinBotBurst, shape::kMaxBotBurst));
     const double cycle = span_ms * user.bot_burst / events;
@@ -52,10 +51,14 @@ void PlanTiming(double span_ms, PlannedUser& user, Rng& rng) {
 
 std::string_view UserRoleName(UserRole role) {
   switch (role) {
-    case UserRole::kBrowser: return "browser";
-    case UserRole::kShift: return "shift";
-    case UserRole::kHighSpender: return "high_spender";
-    case UserRole::kBot: return "bot";
+    case UserRole::kBrowser:
+      return "browser";
+    case UserRole::kShift:
+      return "shift";
+    case UserRole::kHighSpender:
+      return "high_spender";
+    case UserRole::kBot:
+      return "bot";
   }
   return "browser";
 }
@@ -77,13 +80,20 @@ SyntheticPopulation::SyntheticPopulation(const GenOptions& options,
     } else if (r < options.bot_fraction + options.shift_fraction + options.high_spender_fraction) {
       user.role = UserRole::kHighSpender;
     }
-    double a = rng.LogNormal(-shape::kActivitySigma * shape::kActivitySigma / 2,
-                             shape::kActivitySigma);
+    double a =
+        rng.LogNormal(-shape::kActivitySigma * shape::kActivitySigma / 2, shape::kActivitySigma);
     switch (user.role) {
-      case UserRole::kBrowser: break;
-      case UserRole::kShift: a = std::max(a, shape::kShiftMinActivity); break;
-      case UserRole::kHighSpender: a = std::max(a, shape::kHighSpenderMinActivity); break;
-      case UserRole::kBot: a = shape::kBotActivity; break;
+      case UserRole::kBrowser:
+        break;
+      case UserRole::kShift:
+        a = std::max(a, shape::kShiftMinActivity);
+        break;
+      case UserRole::kHighSpender:
+        a = std::max(a, shape::kHighSpenderMinActivity);
+        break;
+      case UserRole::kBot:
+        a = shape::kBotActivity;
+        break;
     }
     activity[u] = a;
     total_activity += a;
@@ -98,14 +108,14 @@ SyntheticPopulation::SyntheticPopulation(const GenOptions& options,
       do {
         user.shift_to_leaf = catalog.SampleLeaf(rng);
       } while (catalog.leaf(user.shift_to_leaf).top == catalog.leaf(user.shift_from_leaf).top);
-      const double at = shape::kShiftEarliest +
-                        (shape::kShiftLatest - shape::kShiftEarliest) * rng.Uniform();
+      const double at =
+          shape::kShiftEarliest + (shape::kShiftLatest - shape::kShiftEarliest) * rng.Uniform();
       user.shift_at_ms = options.start_ms + static_cast<int64_t>(at * span);
     }
   }
   for (uint32_t u = 0; u < users_.size(); ++u) {
-    users_[u].expected_events = static_cast<float>(
-        static_cast<double>(options.events) * activity[u] / total_activity);
+    users_[u].expected_events =
+        static_cast<float>(static_cast<double>(options.events) * activity[u] / total_activity);
     PlanTiming(span, users_[u], rng);
   }
 }

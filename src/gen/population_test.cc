@@ -1,11 +1,11 @@
 #include "gen/population.h"
 
+#include <gtest/gtest.h>
+#include <simdjson.h>
+
 #include <algorithm>
 #include <string>
 #include <vector>
-
-#include <gtest/gtest.h>
-#include <simdjson.h>
 
 namespace persona::gen {
 namespace {

@@ -9,6 +9,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <vector>
 
 namespace persona::gen {
 
@@ -62,5 +63,36 @@ class Rng {
 // One step of splitmix64: a cheap, well-mixed 64-bit function, used to derive independent seeds
 // (catalog, population, stream) from the user's seed.
 uint64_t SplitMix64(uint64_t x);
+
+// The standard normal quantile function (inverse CDF) for p in (0, 1), to about 1e-9 (Acklam's
+// rational approximation): plain arithmetic, so the same on every platform.
+double NormalQuantile(double p);
+
+// Samples a fixed continuous distribution from a table of its quantiles at 4096 evenly spaced
+// probabilities, interpolating linearly in between: one random draw and no transcendental
+// function per sample, for distributions drawn once per event. The extreme tails are cut at the
+// 1/8192 quantiles.
+class QuantileSampler {
+ public:
+  QuantileSampler() = default;
+  // `quantile` maps p in (0, 1) to the distribution's value at p; called 4097 times here.
+  template <typename Quantile>
+  explicit QuantileSampler(Quantile quantile) : table_(kSteps + 1) {
+    for (int i = 0; i <= kSteps; ++i) {
+      const double p = i == 0 ? 0.5 / kSteps : i == kSteps ? 1 - 0.5 / kSteps : 1.0 * i / kSteps;
+      table_[i] = quantile(p);
+    }
+  }
+  double Sample(Rng& rng) const {
+    const uint64_t r = rng.Next();
+    const uint64_t i = r >> 52;  // 12 bits: the step
+    const double frac = static_cast<double>(r & ((uint64_t{1} << 52) - 1)) * 0x1.0p-52;
+    return table_[i] + frac * (table_[i + 1] - table_[i]);
+  }
+
+ private:
+  static constexpr int kSteps = 4096;
+  std::vector<double> table_;
+};
 
 }  // namespace persona::gen

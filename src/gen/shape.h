@@ -68,6 +68,13 @@ inline constexpr std::array<TypeShare, 6> kHighSpenderMix = {{
     {EventType::kFav, 0.045},
     {EventType::kPurchase, 0.120},
 }};
+// Searches: P(the search starts a new interest rather than the session's), P(1, 2, 3 words),
+// P(the query names a brand first).
+inline constexpr double kSearchNewFocus = 0.5;
+inline constexpr std::array<double, 3> kQueryWordsShare = {0.50, 0.35, 0.15};
+inline constexpr double kQueryBrandShare = 0.15;
+// A purchase takes the item in the cart (when there is one) rather than the one just viewed.
+inline constexpr double kPurchaseFromCart = 0.6;
 // Follow-ups of a purchase, emitted at the start of one of the user's later sessions.
 inline constexpr double kReviewPerPurchase = 0.10;
 inline constexpr double kRefundPerPurchase = 0.04;
@@ -86,6 +93,7 @@ inline constexpr double kMeanSessionLength = 5.9;
 inline constexpr double kInSessionGapMedianMs = 54'000;
 inline constexpr double kInSessionGapSigma = 1.43;
 inline constexpr double kMeanInSessionGapMs = 150'000;  // 54 s * exp(1.43^2 / 2)
+inline constexpr double kMinInSessionGapMs = 200;
 // A user starts at most one session per this much time on average; heavier users get longer
 // sessions instead of more of them (so 100M events over 100k users still fit the span).
 inline constexpr int64_t kMinMeanSessionCycleMs = 2 * kHourMs;
@@ -128,15 +136,15 @@ inline constexpr std::array<double, 24> kHourWeight = {3.5, 1.6, 0.8, 0.4, 0.5, 
                                                        5.4, 4.6, 4.9, 6.5, 7.8, 8.8, 7.9, 6.1};
 
 // Planted users.
-inline constexpr double kShiftNoise = 0.10;      // share of a shifted user's picks off-target
-inline constexpr double kShiftMinShare = 0.85;   // running on-target share the noise may not break
-inline constexpr double kShiftEarliest = 0.30;   // T_u in [start + 0.3 span, start + 0.7 span]
+inline constexpr double kShiftNoise = 0.10;     // share of a shifted user's picks off-target
+inline constexpr double kShiftMinShare = 0.85;  // running on-target share the noise may not break
+inline constexpr double kShiftEarliest = 0.30;  // T_u in [start + 0.3 span, start + 0.7 span]
 inline constexpr double kShiftLatest = 0.70;
 inline constexpr double kShiftMinActivity = 2.0;  // shifted users see enough events on both sides
 inline constexpr double kHighSpenderMinActivity = 1.0;
-inline constexpr double kBotActivity = 15.0;      // a bot does 15x the mean user's events
+inline constexpr double kBotActivity = 15.0;  // a bot does 15x the mean user's events
 inline constexpr int64_t kMinBotPeriodMs = 1000, kMaxBotPeriodMs = 4000;
-inline constexpr double kBotJitter = 0.03;        // +-3% around the bot's period
+inline constexpr double kBotJitter = 0.03;  // +-3% around the bot's period
 inline constexpr int64_t kMinBotBurst = 20, kMaxBotBurst = 2000;
 
 // Device of a user (guessed shares: android, ios, desktop, mobile web).

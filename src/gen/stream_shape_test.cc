@@ -1,5 +1,7 @@
 // The generated stream against what it was configured to be (gen/shape.h) and against the real
 // slices it was measured on (../shared/datasets; those tests skip when the files are absent).
+#include <gtest/gtest.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -9,8 +11,6 @@
 #include <string>
 #include <vector>
 
-#include <gtest/gtest.h>
-
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "gen/generator.h"
@@ -18,7 +18,6 @@
 
 namespace persona::gen {
 namespace {
-
 
 // Ordinary users only: planted users have their own shapes (ground_truth_test.cc).
 GenOptions BrowsersOnly() {

@@ -1,10 +1,10 @@
 #include "gen/user_schedule.h"
 
+#include <gtest/gtest.h>
+
 #include <algorithm>
 #include <utility>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "gen/random.h"
 
@@ -24,18 +24,27 @@ TEST(UserScheduleTest, PopsUsersInTimeOrderWithTiesBrokenByUser) {
 
 TEST(UserScheduleTest, RescheduledUsersInterleaveByTimeLikeAMergeOfStreams) {
   // Each user acts at random increasing times; the schedule must merge them into one
-  // non-decreasing stream, matching a sort of all (time, user) pairs.
+  // non-decreasing stream, matching a sort of all (time, user) pairs. Gaps range from
+  // milliseconds (inside one wheel bucket) over hours and days (more than a lap of the wheel) to
+  // a year (a long silence the wheel jumps over).
   Rng rng(5);
   constexpr int kUsers = 300, kEventsPerUser = 40;
+  auto gap = [&rng]() -> int64_t {
+    const uint64_t kind = rng.Below(10);
+    if (kind < 5) return 1 + static_cast<int64_t>(rng.Below(120'000));
+    if (kind < 8) return static_cast<int64_t>(rng.Below(6 * 3'600'000));
+    if (kind < 9) return static_cast<int64_t>(rng.Below(10 * 86'400'000LL));
+    return 400 * 86'400'000LL;
+  };
   std::vector<std::vector<int64_t>> times(kUsers);
   std::vector<int64_t> first(kUsers);
   std::vector<std::pair<int64_t, uint32_t>> expected;
   for (int u = 0; u < kUsers; ++u) {
-    int64_t t = static_cast<int64_t>(rng.Below(1000));
+    int64_t t = 1'500'000'000'000 + static_cast<int64_t>(rng.Below(100'000'000));
     for (int k = 0; k < kEventsPerUser; ++k) {
       times[u].push_back(t);
       expected.emplace_back(t, u);
-      t += 1 + static_cast<int64_t>(rng.Below(500));
+      t += gap();
     }
     first[u] = times[u][0];
   }

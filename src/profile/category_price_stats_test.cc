@@ -25,8 +25,8 @@ TEST(CategoryPriceStatsTest, PercentileIsMidRankOfThePriceBucket) {
   EXPECT_DOUBLE_EQ(*s.Percentile("c", 1.0), 5.0 / 40);
   EXPECT_DOUBLE_EQ(*s.Percentile("c", 100.0), 15.0 / 40);
   EXPECT_DOUBLE_EQ(*s.Percentile("c", 10000.0), 30.0 / 40);
-  EXPECT_DOUBLE_EQ(*s.Percentile("c", 0.5), 0.0);   // below everything
-  EXPECT_DOUBLE_EQ(*s.Percentile("c", 1e6), 1.0);   // above everything
+  EXPECT_DOUBLE_EQ(*s.Percentile("c", 0.5), 0.0);    // below everything
+  EXPECT_DOUBLE_EQ(*s.Percentile("c", 1e6), 1.0);    // above everything
   EXPECT_DOUBLE_EQ(*s.Percentile("c", 500.0), 0.5);  // between: all lower prices below it
   EXPECT_FALSE(s.Percentile("c", -1).has_value());
 }

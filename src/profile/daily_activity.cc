@@ -208,7 +208,8 @@ absl::Status DailyActivity::Restore(std::string_view bytes) {
     const uint8_t* bucket_start = p;
     p = DecodeBucket(p, end, previous, &b);
     if (p == nullptr) return absl::DataLossError("day buckets: malformed bucket");
-    if (count > 0 && b.day <= previous) return absl::DataLossError("day buckets: days not ascending");
+    if (count > 0 && b.day <= previous)
+      return absl::DataLossError("day buckets: days not ascending");
     if (count == 0) first = b.day;
     if (++count > static_cast<size_t>(kDaysKept) ||
         static_cast<int64_t>(b.day) - first >= kDaysKept) {

@@ -91,8 +91,8 @@ TEST(DailyActivityTest, RestoreRoundTripsAndRejectsMalformedBytes) {
   const std::string one_day = std::string("\x02\x01\x01", 3);  // day 1: one view
   EXPECT_TRUE(bad.Restore(one_day).ok());
   EXPECT_FALSE(bad.Restore(one_day + std::string("\x00\x01\x01", 3)).ok());  // day 1 again
-  EXPECT_FALSE(bad.Restore(std::string("\x02\x80\x08", 3)).ok());  // unknown mask bit 10
-  EXPECT_FALSE(bad.Restore(std::string("\x02\x03\x01", 3)).ok());  // second count missing
+  EXPECT_FALSE(bad.Restore(std::string("\x02\x80\x08", 3)).ok());            // unknown mask bit 10
+  EXPECT_FALSE(bad.Restore(std::string("\x02\x03\x01", 3)).ok());            // second count missing
 }
 
 }  // namespace

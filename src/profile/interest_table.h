@@ -28,9 +28,9 @@ class InterestTable {
   static constexpr uint32_t kMaxCapacity = 0xffff;
 
   struct Entry {
-    double score;   // sum of anchor-relative increments (an overestimate by at most `error`)
-    uint32_t key;   // pool code | kMarkBit when marked
-    float error;    // Space-Saving overestimate bound, rounded up to float
+    double score;  // sum of anchor-relative increments (an overestimate by at most `error`)
+    uint32_t key;  // pool code | kMarkBit when marked
+    float error;   // Space-Saving overestimate bound, rounded up to float
     uint32_t code() const { return key & ~kMarkBit; }
     bool marked() const { return (key & kMarkBit) != 0; }
   };
@@ -62,8 +62,7 @@ class InterestTable {
 
   // Replaces the contents (decoding). Entries beyond `capacity` (a smaller configured capacity
   // than when encoded) are dropped smallest first and counted as evictions.
-  void Restore(double total, uint32_t evictions, std::span<const Entry> entries,
-               uint32_t capacity);
+  void Restore(double total, uint32_t evictions, std::span<const Entry> entries, uint32_t capacity);
 
   // Heap bytes owned, as malloc accounts them.
   size_t HeapBytes() const;

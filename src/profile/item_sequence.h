@@ -58,10 +58,10 @@ class ItemSequence {
   void DropOldest(uint32_t k);
 
   CompactBytes bytes_;
-  int64_t base_s_ = 0;         // time of the first physical entry
-  uint32_t last_rel_s_ = 0;    // time of the last entry - base_s_
-  uint16_t count_ = 0;         // physical entries
-  uint16_t skip_ = 0;          // leading physical entries beyond the limit, not yet dropped
+  int64_t base_s_ = 0;       // time of the first physical entry
+  uint32_t last_rel_s_ = 0;  // time of the last entry - base_s_
+  uint16_t count_ = 0;       // physical entries
+  uint16_t skip_ = 0;        // leading physical entries beyond the limit, not yet dropped
 };
 
 }  // namespace persona

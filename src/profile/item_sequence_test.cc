@@ -28,8 +28,8 @@ TEST(ItemSequenceTest, AppendsInTimeOrderAtSecondResolution) {
   s.Add((kT0 + 60) * 1000, EventType::kCart, 6, 10);
   s.Add((kT0 + 60) * 1000, EventType::kPurchase, 6, 10);
   EXPECT_EQ(All(s), (std::vector<Seen>{{kT0, EventType::kView, 5},
-                                        {kT0 + 60, EventType::kCart, 6},
-                                        {kT0 + 60, EventType::kPurchase, 6}}));
+                                       {kT0 + 60, EventType::kCart, 6},
+                                       {kT0 + 60, EventType::kPurchase, 6}}));
 }
 
 TEST(ItemSequenceTest, KeepsLatestNAndDropsOldestFirst) {
@@ -50,10 +50,10 @@ TEST(ItemSequenceTest, LateEventIsInsertedAtItsTimePosition) {
   s.Add((kT0 + 5) * 1000, EventType::kFav, 0, 5);    // before all
   s.Add((kT0 + 30) * 1000, EventType::kView, 4, 5);  // equal time: after the earlier arrival
   EXPECT_EQ(All(s), (std::vector<Seen>{{kT0 + 5, EventType::kFav, 0},
-                                        {kT0 + 10, EventType::kView, 1},
-                                        {kT0 + 20, EventType::kCart, 2},
-                                        {kT0 + 30, EventType::kView, 3},
-                                        {kT0 + 30, EventType::kView, 4}}));
+                                       {kT0 + 10, EventType::kView, 1},
+                                       {kT0 + 20, EventType::kCart, 2},
+                                       {kT0 + 30, EventType::kView, 3},
+                                       {kT0 + 30, EventType::kView, 4}}));
 }
 
 TEST(ItemSequenceTest, LateEventOlderThanAllKeptIsDroppedWhenFull) {
@@ -63,8 +63,8 @@ TEST(ItemSequenceTest, LateEventOlderThanAllKeptIsDroppedWhenFull) {
   EXPECT_EQ(All(s).front().code, 0u);
   s.Add((kT0 + 15) * 1000, EventType::kView, 42, 3);  // newer than the oldest: evicts it
   EXPECT_EQ(All(s), (std::vector<Seen>{{kT0 + 10, EventType::kView, 1},
-                                        {kT0 + 15, EventType::kView, 42},
-                                        {kT0 + 20, EventType::kView, 2}}));
+                                       {kT0 + 15, EventType::kView, 42},
+                                       {kT0 + 20, EventType::kView, 2}}));
 }
 
 TEST(ItemSequenceTest, EntriesCostAboutFiveBytes) {

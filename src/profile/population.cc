@@ -79,8 +79,8 @@ void Population::Update(const RfmInputs& before, const RfmInputs& after) {
 int Population::Score(uint64_t below, uint64_t same) const {
   const uint64_t n = buyers();
   if (n == 0) return 3;
-  const double rank = (static_cast<double>(below) + 0.5 * static_cast<double>(same)) /
-                      static_cast<double>(n);
+  const double rank =
+      (static_cast<double>(below) + 0.5 * static_cast<double>(same)) / static_cast<double>(n);
   return 1 + static_cast<int>(std::clamp(std::floor(rank * 5.0), 0.0, 4.0));
 }
 
@@ -89,8 +89,8 @@ int Population::RecencyScore(int64_t last_purchase_ms, int64_t now_ms) const {
   if (last_purchase_ms <= 0) return 0;
   const int day = DayBucket(last_purchase_ms);
   const int coarse = day / kDaysPerCoarse;
-  const uint64_t below = SumRange(coarse_.get(), 0, coarse) +
-                         SumRange(days_.get(), coarse * kDaysPerCoarse, day);
+  const uint64_t below =
+      SumRange(coarse_.get(), 0, coarse) + SumRange(days_.get(), coarse * kDaysPerCoarse, day);
   return Score(below, days_[day].load(std::memory_order_relaxed));
 }
 

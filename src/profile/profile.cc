@@ -142,11 +142,10 @@ void Profile::CreditInterests(const Event& e, uint32_t item_code, ProfileContext
   const double weight = config.type_weight[static_cast<int>(e.type)];
   if (!(weight > 0)) return;
   const std::string_view category = e.category_key();
-  const bool any = !category.empty() || !e.brand.empty() || item_code != StringPool::kNone ||
-                   !e.query.empty();
+  const bool any =
+      !category.empty() || !e.brand.empty() || item_code != StringPool::kNone || !e.query.empty();
   if (!any) return;
-  const double credit =
-      DecayedCredit(weight, e.ts_ms, std::max<int64_t>(1, config.half_life_ms));
+  const double credit = DecayedCredit(weight, e.ts_ms, std::max<int64_t>(1, config.half_life_ms));
   // A term that underflowed (an event hundreds of half-lives late) carries no information and
   // would only put zero-score keys into the tables.
   if (!(credit > 0) || !std::isfinite(credit)) return;

@@ -23,6 +23,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "common/hash.h"
 #include "common/varint.h"
+#include "profile/compact_bytes.h"
 
 namespace persona {
 namespace {
@@ -30,27 +31,45 @@ namespace {
 constexpr char kMagic[3] = {'P', 'R', 'F'};
 constexpr uint8_t kVersion = 1;
 
-void AppendFixed32(std::string* out, uint32_t v) {
-  for (int i = 0; i < 4; ++i) out->push_back(static_cast<char>(v >> (8 * i)));
+// Inline varint appends (the same LEB128 bytes as common/varint.h): a profile has a few hundred
+// varints and an out-of-line call per varint showed up as a tenth of the encode time.
+void AppendVarint(std::string* out, uint64_t v) {
+  uint8_t buf[kMaxVarintBytes];
+  out->append(reinterpret_cast<const char*>(buf), PutVarint(buf, v));
 }
-void AppendDouble(std::string* out, double v) { AppendFixed64(out, std::bit_cast<uint64_t>(v)); }
+void AppendFixed32(std::string* out, uint32_t v) {
+  const char bytes[4] = {static_cast<char>(v), static_cast<char>(v >> 8),
+                         static_cast<char>(v >> 16), static_cast<char>(v >> 24)};
+  out->append(bytes, 4);
+}
+void AppendFixed64Bits(std::string* out, uint64_t v) {
+  char bytes[8];
+  for (int i = 0; i < 8; ++i) bytes[i] = static_cast<char>(v >> (8 * i));
+  out->append(bytes, 8);
+}
+void AppendDouble(std::string* out, double v) {
+  AppendFixed64Bits(out, std::bit_cast<uint64_t>(v));
+}
 void AppendFloat(std::string* out, float v) { AppendFixed32(out, std::bit_cast<uint32_t>(v)); }
-void AppendSigned(std::string* out, int64_t v) { AppendVarint64(out, ZigZagEncode64(v)); }
+void AppendSigned(std::string* out, int64_t v) { AppendVarint(out, ZigZag(v)); }
 
 // Assigns string-table indexes to pool codes in first-use order.
 class StringTableBuilder {
  public:
-  explicit StringTableBuilder(const StringPool& pool) : pool_(pool) {}
+  StringTableBuilder(const StringPool& pool, size_t expected) : pool_(pool) {
+    refs_.reserve(expected);
+    codes_.reserve(expected);
+  }
   uint32_t Ref(uint32_t code) {
     auto [it, inserted] = refs_.try_emplace(code, static_cast<uint32_t>(codes_.size()));
     if (inserted) codes_.push_back(code);
     return it->second;
   }
   void AppendTo(std::string* out) const {
-    AppendVarint64(out, codes_.size());
+    AppendVarint(out, codes_.size());
     for (uint32_t code : codes_) {
       const std::string_view s = pool_.Get(code);
-      AppendVarint64(out, s.size());
+      AppendVarint(out, s.size());
       out->append(s);
     }
   }
@@ -66,7 +85,13 @@ class StringTableBuilder {
 class Reader {
  public:
   explicit Reader(std::string_view in) : in_(in) {}
-  bool Varint(uint64_t* v) { return ReadVarint64(&in_, v); }
+  bool Varint(uint64_t* v) {
+    const auto* p = reinterpret_cast<const uint8_t*>(in_.data());
+    const uint8_t* after = GetVarint(p, p + in_.size(), v);
+    if (after == nullptr) return false;
+    in_.remove_prefix(static_cast<size_t>(after - p));
+    return true;
+  }
   bool Varint32(uint32_t* v) {
     uint64_t x;
     if (!Varint(&x) || x > UINT32_MAX) return false;
@@ -76,7 +101,7 @@ class Reader {
   bool Signed(int64_t* v) {
     uint64_t x;
     if (!Varint(&x)) return false;
-    *v = ZigZagDecode64(x);
+    *v = UnZigZag(x);
     return true;
   }
   bool Fixed64(uint64_t* v) { return ReadFixed64(&in_, v); }
@@ -131,42 +156,45 @@ absl::Status Corrupt(std::string_view what) {
 }  // namespace
 
 void EncodeProfile(const Profile& p, const ProfileContext& ctx, std::string* out) {
-  StringTableBuilder strings(ctx.pool);
+  size_t expected_strings = p.sequence_.size();
+  for (const InterestTable& t : p.interest_tables_) expected_strings += t.size();
+  StringTableBuilder strings(ctx.pool, expected_strings);
   std::string body;
-  body.reserve(512);
-  AppendFixed64(&body, p.tag_bits);
-  AppendFixed64(&body, p.timeline_head);
+  body.reserve(256 + 16 * expected_strings + p.daily_.bytes().size() +
+               (p.extras_ ? p.extras_->attributes_json.size() : 0));
+  AppendFixed64Bits(&body, p.tag_bits);
+  AppendFixed64Bits(&body, p.timeline_head);
   AppendSigned(&body, p.first_seen_ms_);
   AppendSigned(&body, p.last_seen_ms_);
   AppendSigned(&body, p.anchor_ms_);
   AppendSigned(&body, p.last_purchase_ms_);
   AppendDouble(&body, p.monetary_);
-  for (uint32_t c : p.counts_) AppendVarint64(&body, c);
-  AppendVarint64(&body, p.orders_);
+  for (uint32_t c : p.counts_) AppendVarint(&body, c);
+  AppendVarint(&body, p.orders_);
   AppendFloat(&body, p.price_percentile_sum_);
   AppendFloat(&body, p.price_weight_);
   for (const InterestTable& t : p.interest_tables_) {
-    AppendVarint64(&body, t.size());
-    AppendVarint64(&body, t.evictions());
+    AppendVarint(&body, t.size());
+    AppendVarint(&body, t.evictions());
     AppendDouble(&body, t.total());
     for (const InterestTable::Entry& e : t.entries()) {
-      AppendVarint64(&body, (uint64_t{strings.Ref(e.code())} << 1) | (e.marked() ? 1 : 0));
+      AppendVarint(&body, (uint64_t{strings.Ref(e.code())} << 1) | (e.marked() ? 1 : 0));
       AppendDouble(&body, e.score);
       AppendFloat(&body, e.error);
     }
   }
   const SessionTracker& s = p.sessions_;
-  AppendVarint64(&body, s.count());
-  AppendVarint64(&body, s.closed_seconds());
+  AppendVarint(&body, s.count());
+  AppendVarint(&body, s.closed_seconds());
   AppendSigned(&body, s.current_start_ms());
-  AppendVarint64(&body, static_cast<uint64_t>(s.current_end_ms() - s.current_start_ms()));
+  AppendVarint(&body, static_cast<uint64_t>(s.current_end_ms() - s.current_start_ms()));
   AppendFixed32(&body, s.current_key());
-  for (uint16_t h : p.hours_.hours()) AppendVarint64(&body, h);
-  for (uint16_t d : p.hours_.weekdays()) AppendVarint64(&body, d);
+  for (uint16_t h : p.hours_.hours()) AppendVarint(&body, h);
+  for (uint16_t d : p.hours_.weekdays()) AppendVarint(&body, d);
   const std::string_view days = p.daily_.bytes();
-  AppendVarint64(&body, days.size());
+  AppendVarint(&body, days.size());
   body.append(days);
-  AppendVarint64(&body, p.sequence_.size());
+  AppendVarint(&body, p.sequence_.size());
   bool first = true;
   int64_t previous = 0;
   p.sequence_.ForEach([&](const ItemSequence::Item& item) {
@@ -175,19 +203,19 @@ void EncodeProfile(const Profile& p, const ProfileContext& ctx, std::string* out
       previous = item.ts_s;
       first = false;
     }
-    AppendVarint64(&body, (static_cast<uint64_t>(item.ts_s - previous) << 4) |
-                              static_cast<uint64_t>(item.type));
-    AppendVarint64(&body, strings.Ref(item.code));
+    AppendVarint(&body, (static_cast<uint64_t>(item.ts_s - previous) << 4) |
+                            static_cast<uint64_t>(item.type));
+    AppendVarint(&body, strings.Ref(item.code));
     previous = item.ts_s;
   });
   if (const Profile::Extras* x = p.extras_.get()) {
     body.push_back(1);
-    AppendVarint64(&body, x->attributes_json.size());
+    AppendVarint(&body, x->attributes_json.size());
     body.append(x->attributes_json);
     AppendDouble(&body, x->refund_amount);
-    AppendVarint64(&body, x->rating_sum);
-    AppendVarint64(&body, x->rating_count);
-    AppendVarint64(&body, x->next_order_slot);
+    AppendVarint(&body, x->rating_sum);
+    AppendVarint(&body, x->rating_count);
+    AppendVarint(&body, x->next_order_slot);
     for (uint32_t key : x->recent_orders) AppendFixed32(&body, key);
   } else {
     body.push_back(0);
@@ -227,8 +255,8 @@ absl::Status DecodeProfile(std::string_view in, ProfileContext& ctx, Profile* p)
   Profile q;
   uint64_t tag_bits, timeline_head;
   if (!r.Fixed64(&tag_bits) || !r.Fixed64(&timeline_head) || !r.Signed(&q.first_seen_ms_) ||
-      !r.Signed(&q.last_seen_ms_) || !r.Signed(&q.anchor_ms_) ||
-      !r.Signed(&q.last_purchase_ms_) || !r.Double(&q.monetary_)) {
+      !r.Signed(&q.last_seen_ms_) || !r.Signed(&q.anchor_ms_) || !r.Signed(&q.last_purchase_ms_) ||
+      !r.Double(&q.monetary_)) {
     return Corrupt("identity");
   }
   if (!PlausibleTime(q.first_seen_ms_) || !PlausibleTime(q.last_seen_ms_) ||
@@ -240,9 +268,9 @@ absl::Status DecodeProfile(std::string_view in, ProfileContext& ctx, Profile* p)
   for (uint32_t& c : q.counts_) {
     if (!r.Varint32(&c)) return Corrupt("counts");
   }
-  if (!r.Varint32(&q.orders_) || !r.Float(&q.price_percentile_sum_) ||
-      !r.Float(&q.price_weight_) || !std::isfinite(q.monetary_) ||
-      !std::isfinite(q.price_percentile_sum_) || !std::isfinite(q.price_weight_)) {
+  if (!r.Varint32(&q.orders_) || !r.Float(&q.price_percentile_sum_) || !r.Float(&q.price_weight_) ||
+      !std::isfinite(q.monetary_) || !std::isfinite(q.price_percentile_sum_) ||
+      !std::isfinite(q.price_weight_)) {
     return Corrupt("consumption");
   }
 
@@ -274,8 +302,7 @@ absl::Status DecodeProfile(std::string_view in, ProfileContext& ctx, Profile* p)
   uint64_t session_length;
   if (!r.Varint32(&session_count) || !r.Varint32(&closed_seconds) || !r.Signed(&session_start) ||
       !PlausibleTime(session_start) || !r.Varint(&session_length) ||
-      session_length > static_cast<uint64_t>(kTimeLimitMs) ||
-      !r.Fixed32(&session_key)) {
+      session_length > static_cast<uint64_t>(kTimeLimitMs) || !r.Fixed32(&session_key)) {
     return Corrupt("sessions");
   }
   q.sessions_.Restore(session_count, closed_seconds, session_start,
@@ -316,7 +343,8 @@ absl::Status DecodeProfile(std::string_view in, ProfileContext& ctx, Profile* p)
   for (DecodedItem& item : items) {
     uint64_t head, ref;
     if (!r.Varint(&head) || !r.Varint(&ref) || ref >= strings.size() ||
-        (head & 15) >= static_cast<uint64_t>(kEventTypeCount) || (head >> 4) > (uint64_t{1} << 40)) {
+        (head & 15) >= static_cast<uint64_t>(kEventTypeCount) ||
+        (head >> 4) > (uint64_t{1} << 40)) {
       return Corrupt("sequence entry");
     }
     ts += static_cast<int64_t>(head >> 4);
@@ -335,8 +363,8 @@ absl::Status DecodeProfile(std::string_view in, ProfileContext& ctx, Profile* p)
     std::string_view attributes;
     uint64_t rating_sum, slot;
     if (!r.LengthPrefixed(&attributes) || !r.Double(&x.refund_amount) ||
-        !std::isfinite(x.refund_amount) || !r.Varint(&rating_sum) ||
-        !r.Varint32(&x.rating_count) || !r.Varint(&slot) || slot >= Profile::kRecentOrders) {
+        !std::isfinite(x.refund_amount) || !r.Varint(&rating_sum) || !r.Varint32(&x.rating_count) ||
+        !r.Varint(&slot) || slot >= Profile::kRecentOrders) {
       return Corrupt("extras");
     }
     for (uint32_t& key : x.recent_orders) {
@@ -352,9 +380,8 @@ absl::Status DecodeProfile(std::string_view in, ProfileContext& ctx, Profile* p)
   std::vector<uint32_t> codes(strings.size());
   for (size_t i = 0; i < strings.size(); ++i) codes[i] = ctx.pool.Intern(strings[i]);
   const ProfileConfig& config = *ctx.config;
-  const uint32_t capacities[kInterestKindCount] = {config.category_capacity,
-                                                   config.brand_capacity, config.item_capacity,
-                                                   config.keyword_capacity};
+  const uint32_t capacities[kInterestKindCount] = {config.category_capacity, config.brand_capacity,
+                                                   config.item_capacity, config.keyword_capacity};
   for (int k = 0; k < kInterestKindCount; ++k) {
     for (InterestTable::Entry& e : tables[k].entries) {
       e.key = codes[e.code()] | (e.key & InterestTable::kMarkBit);

@@ -9,7 +9,7 @@
 #include "common/time_util.h"
 #include "gtest/gtest.h"
 #include "profile/profile_json.h"
-#include "profile/profile_test_events.h"
+#include "profile/testing/profile_test_events.h"
 
 namespace persona {
 namespace {
@@ -144,9 +144,15 @@ TEST_F(ProfileCodecTest, CorruptBodyWithValidChecksumNeverCrashes) {
     for (int k = 0; k < edits; ++k) {
       const size_t at = 4 + rng() % (bad.size() - 4);
       switch (rng() % 3) {
-        case 0: bad[at] = static_cast<char>(rng()); break;
-        case 1: bad.erase(at, 1 + rng() % 8); break;
-        default: bad.insert(at, 1 + rng() % 8, static_cast<char>(rng())); break;
+        case 0:
+          bad[at] = static_cast<char>(rng());
+          break;
+        case 1:
+          bad.erase(at, 1 + rng() % 8);
+          break;
+        default:
+          bad.insert(at, 1 + rng() % 8, static_cast<char>(rng()));
+          break;
       }
       if (bad.size() <= 8) break;
     }
@@ -167,7 +173,8 @@ TEST_F(ProfileCodecTest, UnknownVersionIsRejected) {
   std::string blob;
   EncodeProfile(Rich(), ctx_, &blob);
   blob[3] = 2;
-  const uint32_t sum = static_cast<uint32_t>(Hash64(std::string_view(blob).substr(0, blob.size() - 4)));
+  const uint32_t sum =
+      static_cast<uint32_t>(Hash64(std::string_view(blob).substr(0, blob.size() - 4)));
   for (int b = 0; b < 4; ++b) blob[blob.size() - 4 + b] = static_cast<char>(sum >> (8 * b));
   Profile q;
   const absl::Status s = DecodeProfile(blob, other_, &q);

@@ -24,8 +24,8 @@ constexpr uint32_t kEventsMetric = kEventTypeCount;
 constexpr uint32_t kCountIds = (kEventTypeCount + 1) * 4;
 constexpr int kWindowDays[3] = {1, 7, 30};
 constexpr std::string_view kMetricNames[kEventTypeCount + 1] = {
-    "views", "clicks", "searches", "carts", "remove_carts", "favs", "purchases", "reviews",
-    "refunds", "events"};
+    "views", "clicks",    "searches", "carts",   "remove_carts",
+    "favs",  "purchases", "reviews",  "refunds", "events"};
 constexpr std::string_view kWindowSuffixes[4] = {"", "_1d", "_7d", "_30d"};
 
 enum NumberId : uint32_t {
@@ -54,12 +54,29 @@ enum NumberId : uint32_t {
   kRatings,
   kNumberEnd,
 };
-constexpr std::string_view kNumberNames[] = {
-    "monetary",     "net_monetary",        "monetary_1d",     "monetary_7d",
-    "monetary_30d", "orders",              "aov",             "refund_amount",
-    "recency_days", "days_since_last_seen", "days_since_first_seen", "sessions",
-    "avg_session_minutes", "avg_session_events", "cart_rate", "purchase_rate",
-    "conversion_rate", "rfm_r", "rfm_f", "rfm_m", "price_index", "avg_rating", "ratings"};
+constexpr std::string_view kNumberNames[] = {"monetary",
+                                             "net_monetary",
+                                             "monetary_1d",
+                                             "monetary_7d",
+                                             "monetary_30d",
+                                             "orders",
+                                             "aov",
+                                             "refund_amount",
+                                             "recency_days",
+                                             "days_since_last_seen",
+                                             "days_since_first_seen",
+                                             "sessions",
+                                             "avg_session_minutes",
+                                             "avg_session_events",
+                                             "cart_rate",
+                                             "purchase_rate",
+                                             "conversion_rate",
+                                             "rfm_r",
+                                             "rfm_f",
+                                             "rfm_m",
+                                             "price_index",
+                                             "avg_rating",
+                                             "ratings"};
 static_assert(std::size(kNumberNames) == kNumberEnd - kMonetary);
 
 enum StringId : uint32_t {
@@ -71,8 +88,8 @@ enum StringId : uint32_t {
   kTopKeyword,
   kStringEnd,
 };
-constexpr std::string_view kStringNames[] = {"lifecycle", "price_tier",  "top_category",
-                                             "top_brand", "top_item",    "top_keyword"};
+constexpr std::string_view kStringNames[] = {"lifecycle", "price_tier", "top_category",
+                                             "top_brand", "top_item",   "top_keyword"};
 static_assert(std::size(kStringNames) == kStringEnd - kLifecycle);
 
 enum BoolId : uint32_t { kBuyer = 120 };
@@ -184,8 +201,7 @@ std::string_view TopKey(const Profile& p, InterestKind kind, const ProfileContex
 
 const VariableCatalog& ProfileFeatureCatalog() { return Catalog(); }
 
-ProfileFeatures::ProfileFeatures(const Profile& profile, const ProfileContext& ctx,
-                                 int64_t now_ms)
+ProfileFeatures::ProfileFeatures(const Profile& profile, const ProfileContext& ctx, int64_t now_ms)
     : profile_(profile), ctx_(ctx), now_ms_(now_ms) {}
 
 const ActivityTotals& ProfileFeatures::WindowTotals(int window_index) const {
@@ -224,48 +240,76 @@ double ProfileFeatures::Number(uint32_t id) const {
   }
   const Population* pop = ctx_.population;
   switch (id) {
-    case kMonetary: return p.monetary();
-    case kNetMonetary: return p.net_monetary();
-    case kMonetary1d: return WindowTotals(0).purchase_amount;
-    case kMonetary7d: return WindowTotals(1).purchase_amount;
-    case kMonetary30d: return WindowTotals(2).purchase_amount;
-    case kOrders: return p.orders();
-    case kAov: return p.aov();
-    case kRefundAmount: return p.refund_amount();
+    case kMonetary:
+      return p.monetary();
+    case kNetMonetary:
+      return p.net_monetary();
+    case kMonetary1d:
+      return WindowTotals(0).purchase_amount;
+    case kMonetary7d:
+      return WindowTotals(1).purchase_amount;
+    case kMonetary30d:
+      return WindowTotals(2).purchase_amount;
+    case kOrders:
+      return p.orders();
+    case kAov:
+      return p.aov();
+    case kRefundAmount:
+      return p.refund_amount();
     case kRecencyDays:
       return p.purchases() > 0 ? Days(now_ms_ - p.last_purchase_ms()) : kNeverDays;
-    case kDaysSinceLastSeen: return p.empty() ? kNaN : Days(now_ms_ - p.last_seen_ms());
-    case kDaysSinceFirstSeen: return p.empty() ? kNaN : Days(now_ms_ - p.first_seen_ms());
-    case kSessions: return p.sessions().count();
-    case kAvgSessionMinutes: return p.avg_session_ms() / static_cast<double>(kMinuteMs);
-    case kAvgSessionEvents: return p.avg_session_events();
-    case kCartRate: return p.cart_rate();
-    case kPurchaseRate: return p.purchase_rate();
-    case kConversionRate: return p.conversion_rate();
-    case kRfmR: return pop ? pop->RecencyScore(p.rfm_inputs(), now_ms_) : 0;
-    case kRfmF: return pop ? pop->FrequencyScore(p.rfm_inputs()) : 0;
-    case kRfmM: return pop ? pop->MonetaryScore(p.rfm_inputs()) : 0;
-    case kPriceIndex: return p.price_index();
-    case kAvgRating: return p.avg_rating();
-    case kRatings: return p.rating_count();
-    default: return kNaN;
+    case kDaysSinceLastSeen:
+      return p.empty() ? kNaN : Days(now_ms_ - p.last_seen_ms());
+    case kDaysSinceFirstSeen:
+      return p.empty() ? kNaN : Days(now_ms_ - p.first_seen_ms());
+    case kSessions:
+      return p.sessions().count();
+    case kAvgSessionMinutes:
+      return p.avg_session_ms() / static_cast<double>(kMinuteMs);
+    case kAvgSessionEvents:
+      return p.avg_session_events();
+    case kCartRate:
+      return p.cart_rate();
+    case kPurchaseRate:
+      return p.purchase_rate();
+    case kConversionRate:
+      return p.conversion_rate();
+    case kRfmR:
+      return pop ? pop->RecencyScore(p.rfm_inputs(), now_ms_) : 0;
+    case kRfmF:
+      return pop ? pop->FrequencyScore(p.rfm_inputs()) : 0;
+    case kRfmM:
+      return pop ? pop->MonetaryScore(p.rfm_inputs()) : 0;
+    case kPriceIndex:
+      return p.price_index();
+    case kAvgRating:
+      return p.avg_rating();
+    case kRatings:
+      return p.rating_count();
+    default:
+      return kNaN;
   }
 }
 
 std::string_view ProfileFeatures::String(uint32_t id) const {
   switch (id) {
-    case kLifecycle: return LifecycleStageName(profile_.Lifecycle(*ctx_.config, now_ms_));
-    case kPriceTier: return profile_.price_tier();
-    case kTopCategory: return TopKey(profile_, InterestKind::kCategory, ctx_);
-    case kTopBrand: return TopKey(profile_, InterestKind::kBrand, ctx_);
-    case kTopItem: return TopKey(profile_, InterestKind::kItem, ctx_);
-    case kTopKeyword: return TopKey(profile_, InterestKind::kKeyword, ctx_);
-    default: return {};
+    case kLifecycle:
+      return LifecycleStageName(profile_.Lifecycle(*ctx_.config, now_ms_));
+    case kPriceTier:
+      return profile_.price_tier();
+    case kTopCategory:
+      return TopKey(profile_, InterestKind::kCategory, ctx_);
+    case kTopBrand:
+      return TopKey(profile_, InterestKind::kBrand, ctx_);
+    case kTopItem:
+      return TopKey(profile_, InterestKind::kItem, ctx_);
+    case kTopKeyword:
+      return TopKey(profile_, InterestKind::kKeyword, ctx_);
+    default:
+      return {};
   }
 }
 
-bool ProfileFeatures::Bool(uint32_t id) const {
-  return id == kBuyer && profile_.purchases() > 0;
-}
+bool ProfileFeatures::Bool(uint32_t id) const { return id == kBuyer && profile_.purchases() > 0; }
 
 }  // namespace persona

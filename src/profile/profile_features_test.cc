@@ -6,7 +6,7 @@
 
 #include "common/time_util.h"
 #include "gtest/gtest.h"
-#include "profile/profile_test_events.h"
+#include "profile/testing/profile_test_events.h"
 
 namespace persona {
 namespace {
@@ -70,11 +70,29 @@ TEST_F(ProfileFeaturesTest, EveryDocumentedNameResolves) {
       EXPECT_TRUE(c.Lookup(type + suffix).has_value()) << type + suffix;
     }
   }
-  for (const char* name :
-       {"monetary", "net_monetary", "monetary_1d", "monetary_7d", "monetary_30d", "orders", "aov",
-        "refund_amount", "recency_days", "days_since_last_seen", "days_since_first_seen",
-        "sessions", "avg_session_minutes", "avg_session_events", "cart_rate", "purchase_rate",
-        "conversion_rate", "rfm_r", "rfm_f", "rfm_m", "price_index", "avg_rating", "ratings"}) {
+  for (const char* name : {"monetary",
+                           "net_monetary",
+                           "monetary_1d",
+                           "monetary_7d",
+                           "monetary_30d",
+                           "orders",
+                           "aov",
+                           "refund_amount",
+                           "recency_days",
+                           "days_since_last_seen",
+                           "days_since_first_seen",
+                           "sessions",
+                           "avg_session_minutes",
+                           "avg_session_events",
+                           "cart_rate",
+                           "purchase_rate",
+                           "conversion_rate",
+                           "rfm_r",
+                           "rfm_f",
+                           "rfm_m",
+                           "price_index",
+                           "avg_rating",
+                           "ratings"}) {
     EXPECT_EQ(c.Lookup(name)->type, VarType::kNumber) << name;
   }
   for (const char* name :

@@ -7,9 +7,9 @@
 namespace persona {
 namespace {
 
-constexpr std::string_view kSectionNames[] = {"identity",    "stats",  "sessions",
-                                              "interests",   "consumption", "funnel",
-                                              "lifecycle",   "sequence",    "tags"};
+constexpr std::string_view kSectionNames[] = {"identity",  "stats",       "sessions",
+                                              "interests", "consumption", "funnel",
+                                              "lifecycle", "sequence",    "tags"};
 constexpr std::string_view kWeekdays[] = {"mon", "tue", "wed", "thu", "fri", "sat", "sun"};
 
 std::string_view Trim(std::string_view s) {

@@ -5,7 +5,7 @@
 
 #include "common/time_util.h"
 #include "gtest/gtest.h"
-#include "profile/profile_test_events.h"
+#include "profile/testing/profile_test_events.h"
 #include "simdjson.h"
 
 namespace persona {

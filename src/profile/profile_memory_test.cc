@@ -7,7 +7,7 @@
 #include "gtest/gtest.h"
 #include "profile/profile.h"
 #include "profile/profile_context.h"
-#include "profile/profile_test_events.h"
+#include "profile/testing/profile_test_events.h"
 
 namespace persona {
 namespace {

@@ -8,7 +8,7 @@
 #include "common/time_util.h"
 #include "gtest/gtest.h"
 #include "profile/profile_context.h"
-#include "profile/profile_test_events.h"
+#include "profile/testing/profile_test_events.h"
 
 namespace persona {
 namespace {
@@ -24,8 +24,7 @@ class ProfileTest : public ::testing::Test {
     ctx_.population = &population_;
   }
 
-  OwnedEvent Make(EventType type, int64_t ts_ms, std::string item = "",
-                  std::string category = "") {
+  OwnedEvent Make(EventType type, int64_t ts_ms, std::string item = "", std::string category = "") {
     OwnedEvent e;
     e.user = "u1";
     e.type = type;
@@ -64,8 +63,8 @@ TEST_F(ProfileTest, AttributesReplaceMergeAndDeleteWithNull) {
   EXPECT_EQ(p_.attributes_json(), "{}");
   ASSERT_TRUE(p_.SetAttributes(R"({"age": 31, "city": "Hangzhou", "vip": null})", false).ok());
   EXPECT_EQ(p_.attributes_json(), R"({"age":31,"city":"Hangzhou"})");
-  ASSERT_TRUE(p_.SetAttributes(R"({"city": null, "gender": "f", "age": 32, "tags": [1, 2]})",
-                               true).ok());
+  ASSERT_TRUE(
+      p_.SetAttributes(R"({"city": null, "gender": "f", "age": 32, "tags": [1, 2]})", true).ok());
   EXPECT_EQ(p_.attributes_json(), R"({"age":32,"gender":"f","tags":[1,2]})");
   ASSERT_TRUE(p_.SetAttributes(R"({"x": {"y": "z"}})", false).ok());
   EXPECT_EQ(p_.attributes_json(), R"({"x":{"y":"z"}})");
@@ -127,8 +126,8 @@ TEST_F(ProfileTest, SessionsBySessionIdOrInactivityGap) {
 
 TEST_F(ProfileTest, InterestsDecayWithHalfLifeAndWeighByEventType) {
   const int64_t hl = config_.half_life_ms;
-  Apply(Make(EventType::kView, kT0, "i1", "shoes"));           // weight 1
-  Apply(Make(EventType::kCart, kT0 + hl, "i2", "hats"));       // weight 3
+  Apply(Make(EventType::kView, kT0, "i1", "shoes"));            // weight 1
+  Apply(Make(EventType::kCart, kT0 + hl, "i2", "hats"));        // weight 3
   Apply(Make(EventType::kRemoveCart, kT0 + hl, "i3", "bags"));  // weight 0: no credit
   const int64_t now = kT0 + 2 * hl;
   EXPECT_NEAR(Score(InterestKind::kCategory, "shoes", now), 0.25, 1e-12);
@@ -183,7 +182,8 @@ TEST_F(ProfileTest, LateEventAddsWithNegativeExponentAndRebaseIsExact) {
   // Events 100 half-lives apart force a rebase; then a late event from the start.
   Profile forward, backward;
   std::vector<OwnedEvent> events;
-  for (int i = 0; i <= 100; i += 10) events.push_back(Make(EventType::kView, kT0 + i * hl, "x", "c"));
+  for (int i = 0; i <= 100; i += 10)
+    events.push_back(Make(EventType::kView, kT0 + i * hl, "x", "c"));
   events.push_back(Make(EventType::kCart, kT0 + 3 * hl / 2, "y", "c"));
   for (const OwnedEvent& e : events) Apply(forward, e);
   for (auto it = events.rbegin(); it != events.rend(); ++it) Apply(backward, *it);
@@ -232,8 +232,8 @@ TEST_F(ProfileTest, ConsumptionCountsOrdersMonetaryRefundsAndLastPurchase) {
     Apply(e);
   };
   buy(kT0 - 40 * kDayMs, 100.0, 1, "o1");
-  buy(kT0, 10.0, 2, "o2");  // order o2 has two lines
-  buy(kT0, 5.0, 0, "o2");   // quantity absent = 1
+  buy(kT0, 10.0, 2, "o2");        // order o2 has two lines
+  buy(kT0, 5.0, 0, "o2");         // quantity absent = 1
   buy(kT0 - kDayMs, 1.5, 1, "");  // no order id: its own order
   OwnedEvent refund = Make(EventType::kRefund, kT0 + kHourMs, "i1");
   refund.price = 30.0;
@@ -336,8 +336,8 @@ TEST_F(ProfileTest, SequenceKeepsLastNItemEventsInTimeOrder) {
     types.push_back(i.type);
   });
   EXPECT_EQ(items, (std::vector<std::string>{"b", "d", "c"}));
-  EXPECT_EQ(types, (std::vector<EventType>{EventType::kCart, EventType::kPurchase,
-                                           EventType::kView}));
+  EXPECT_EQ(types,
+            (std::vector<EventType>{EventType::kCart, EventType::kPurchase, EventType::kView}));
 }
 
 TEST_F(ProfileTest, ReviewRatingsAverage) {
@@ -361,7 +361,9 @@ TEST_F(ProfileTest, PlantedInterestShiftFromAToBIsFollowed) {
   for (; ts < shift; ts += 2 * kHourMs, ++i) {
     Apply(Make(EventType::kView, ts, "i" + std::to_string(i % 50), i % 10 == 0 ? "B" : "A"));
   }
-  auto top = [&](int64_t now) { return std::string(p_.TopInterests(InterestKind::kCategory, ctx_, now, 1)[0].key); };
+  auto top = [&](int64_t now) {
+    return std::string(p_.TopInterests(InterestKind::kCategory, ctx_, now, 1)[0].key);
+  };
   EXPECT_EQ(top(shift), "A");
   for (; ts < shift + 21 * kDayMs; ts += 2 * kHourMs, ++i) {
     Apply(Make(EventType::kView, ts, "i" + std::to_string(i % 50), i % 10 == 0 ? "A" : "B"));
@@ -375,7 +377,8 @@ TEST_F(ProfileTest, PlantedInterestShiftFromAToBIsFollowed) {
 TEST_F(ProfileTest, CopyIsDeepAndMemoryAccountsForHeapBlocks) {
   const size_t empty = p_.MemoryBytes();
   EXPECT_EQ(empty, sizeof(Profile));
-  for (int i = 0; i < 50; ++i) Apply(Make(EventType::kView, kT0 + i * 60000, "i" + std::to_string(i), "c"));
+  for (int i = 0; i < 50; ++i)
+    Apply(Make(EventType::kView, kT0 + i * 60000, "i" + std::to_string(i), "c"));
   ASSERT_TRUE(p_.SetAttributes(R"({"city":"a long enough city name to leave SSO"})", false).ok());
   EXPECT_GT(p_.MemoryBytes(), empty + 50 * 4);
   Profile copy = p_;

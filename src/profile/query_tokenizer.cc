@@ -6,9 +6,9 @@
 namespace persona {
 namespace {
 
-constexpr std::string_view kStopWords[] = {"an",   "and", "are", "as", "at", "be",  "by",
-                                           "for",  "from", "in", "is", "it", "of",  "on",
-                                           "or",   "the", "to",  "with"};
+constexpr std::string_view kStopWords[] = {"an", "and", "are",  "as",  "at", "be",
+                                           "by", "for", "from", "in",  "is", "it",
+                                           "of", "on",  "or",   "the", "to", "with"};
 
 bool IsStopWord(std::string_view w) {
   return std::find(std::begin(kStopWords), std::end(kStopWords), w) != std::end(kStopWords);

@@ -2,12 +2,12 @@
 // stage's parser), so gen tests check the bytes a consumer would see.
 #pragma once
 
+#include <simdjson.h>
+
 #include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <simdjson.h>
 
 #include "gen/generator.h"
 
@@ -49,20 +49,34 @@ inline bool ParseJsonLines(std::string_view jsonl, std::vector<ParsedEvent>* out
         return true;
       };
       bool ok = true;
-      if (key == "event_id") ok = str(&e.event_id);
-      else if (key == "user_id") ok = str(&e.user_id);
-      else if (key == "type") ok = str(&e.type);
-      else if (key == "item_id") ok = str(&e.item_id);
-      else if (key == "category_path") ok = str(&e.category_path);
-      else if (key == "brand") ok = str(&e.brand);
-      else if (key == "order_id") ok = str(&e.order_id);
-      else if (key == "query") ok = str(&e.query);
-      else if (key == "text") ok = str(&e.text);
-      else if (key == "session_id") ok = str(&e.session_id);
-      else if (key == "device") ok = str(&e.device);
-      else if (key == "ts") ok = field.value.get(e.ts) == simdjson::SUCCESS;
-      else if (key == "quantity") ok = field.value.get(e.quantity) == simdjson::SUCCESS;
-      else if (key == "rating") ok = field.value.get(e.rating) == simdjson::SUCCESS;
+      if (key == "event_id")
+        ok = str(&e.event_id);
+      else if (key == "user_id")
+        ok = str(&e.user_id);
+      else if (key == "type")
+        ok = str(&e.type);
+      else if (key == "item_id")
+        ok = str(&e.item_id);
+      else if (key == "category_path")
+        ok = str(&e.category_path);
+      else if (key == "brand")
+        ok = str(&e.brand);
+      else if (key == "order_id")
+        ok = str(&e.order_id);
+      else if (key == "query")
+        ok = str(&e.query);
+      else if (key == "text")
+        ok = str(&e.text);
+      else if (key == "session_id")
+        ok = str(&e.session_id);
+      else if (key == "device")
+        ok = str(&e.device);
+      else if (key == "ts")
+        ok = field.value.get(e.ts) == simdjson::SUCCESS;
+      else if (key == "quantity")
+        ok = field.value.get(e.quantity) == simdjson::SUCCESS;
+      else if (key == "rating")
+        ok = field.value.get(e.rating) == simdjson::SUCCESS;
       else if (key == "price") {
         e.has_price = true;
         ok = field.value.get(e.price) == simdjson::SUCCESS;
