@@ -44,6 +44,15 @@ void RegisterGen(Registry& r) {
       ->capture_default_str();
   cmd->add_option("--late-fraction", o->gen.late_fraction, "Out-of-order events")
       ->capture_default_str();
+  cmd->add_option("--high-spender-fraction", o->gen.high_spender_fraction,
+                  "Users planted as high spenders")
+      ->capture_default_str();
+  cmd->add_option("--bot-fraction", o->gen.bot_fraction, "Users planted as bots")
+      ->capture_default_str();
+  cmd->add_option("--top-categories", o->gen.top_categories, "Top-level categories")
+      ->capture_default_str();
+  cmd->add_option("--item-zipf", o->gen.item_zipf, "Zipf exponent of item popularity")
+      ->capture_default_str();
   cmd->add_option("--format", o->format, "jsonl | csv | taobao")->capture_default_str();
   cmd->add_option("--out", o->out, "Output file ('-' = stdout)")->capture_default_str();
   cmd->add_option("--truth", o->truth, "Ground-truth file (JSON lines)");

@@ -65,6 +65,9 @@ int RunStats(EngineOptions& o) {
   w.Key("partitions").Uint(eng.partitions());
   w.Key("watermark").String(FormatIsoTime(eng.watermark_ms()));
   w.Key("recovered_events").Uint(eng.recovered_events());
+  w.Key("recovery_seconds").Double(eng.recovery_seconds());
+  w.Key("recovered_events_per_second")
+      .Double(eng.recovery_seconds() > 0 ? eng.recovered_events() / eng.recovery_seconds() : 0);
   auto stats = eng.Stats();
   auto memory = eng.MemoryUsage();
   uint64_t totals[5] = {};

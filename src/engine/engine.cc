@@ -61,9 +61,9 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Open(const EngineConfig& config,
     if (!results[i].ok()) return results[i];
     engine->recovered_events_ += replayed[i];
   }
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  engine->recovery_seconds_ = secs;
   if (log && engine->recovered_events_ > 0) {
-    const double secs =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     log("recovered " + std::to_string(engine->recovered_events_) + " events from the log in " +
         std::to_string(secs) + " s");
   }

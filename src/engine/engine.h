@@ -66,6 +66,8 @@ class Engine {
     for (const auto& p : partitions_) p->ForEachUser(fn);
   }
   uint64_t recovered_events() const { return recovered_events_; }
+  // Wall time Open spent loading checkpoints and replaying logs.
+  double recovery_seconds() const { return recovery_seconds_; }
   const EngineConfig& config() const { return config_; }
   Store& store() { return *store_; }
   std::shared_ptr<const TagRules> tag_rules() const;
@@ -78,6 +80,7 @@ class Engine {
   Population population_;
   std::vector<std::unique_ptr<Partition>> partitions_;
   uint64_t recovered_events_ = 0;
+  double recovery_seconds_ = 0;
   bool closed_ = false;
 };
 

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <chrono>
 #include <map>
 #include <numeric>
 #include <filesystem>
@@ -101,8 +102,14 @@ TEST(EngineTest, FutureEventsBeyondSkewGoToDeadLetters) {
   c.limits.max_future_skew_ms = kHourMs;
   auto engine = OpenOrDie(c);
   EXPECT_EQ(engine->Ingest(BatchFromJson(kTwoUsers)).accepted, 3u);
-  const char* future =
-      R"({"event_id":"f","user_id":"alice","type":"view","ts":1700100000000,"item_id":"i9"})";
+  // Two days past the wall clock (which is past the data's watermark).
+  const int64_t future_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                std::chrono::system_clock::now().time_since_epoch())
+                                .count() +
+                            2 * kDayMs;
+  const std::string future =
+      R"({"event_id":"f","user_id":"alice","type":"view","ts":)" + std::to_string(future_ms) +
+      R"(,"item_id":"i9"})";
   IngestOutcome o = engine->Ingest(BatchFromJson(future));
   EXPECT_EQ(o.accepted, 0u);
   ASSERT_EQ(o.rejected.size(), 1u);

@@ -199,9 +199,11 @@ void Partition::ProcessBatch(std::vector<PartitionWork>& works) {
   std::vector<DeadLetter> dead_letters;
   std::vector<IngestOutcome> outcomes(works.size());
   int64_t wm = watermark_.load(std::memory_order_relaxed);
-  // Skew is judged against the global watermark: a partition that has only seen old users of a
-  // by-user-sorted file must not reject the next user's later events as "future".
-  int64_t skew_wm = std::max(wm, global_watermark_ms_());
+  // Skew is judged against max(global watermark, wall clock). For live traffic the two coincide.
+  // In a replay of history the watermark alone cannot tell clock skew from an ordinary gap (the
+  // first user of a by-user-sorted file has >24h gaps before anything establishes the watermark),
+  // while the wall clock still bounds what is impossible.
+  int64_t skew_wm = std::max({wm, global_watermark_ms_(), wall});
 
   // Pass 1: decide each event's fate and encode the accepted ones into one log record. Nothing a
   // reader can see changes until the record is durable.

@@ -17,7 +17,8 @@ struct ValidationLimits {
   size_t max_query_length = 1024;
   size_t max_text_length = 16384;    // review text
   size_t max_attrs_length = 8192;    // attrs JSON text
-  // Events later than watermark + max_future_skew_ms are rejected.
+  // Events later than max(watermark, wall clock) + max_future_skew_ms are rejected (the engine
+  // passes that maximum to CheckEventTime).
   int64_t max_future_skew_ms = kDayMs;
 };
 
