@@ -7,6 +7,7 @@
 
 #include "common/hash.h"
 #include "common/time_util.h"
+#include "event/event_fields.h"
 
 namespace persona {
 namespace {
@@ -17,63 +18,6 @@ constexpr std::string_view kRetailRocketHeader = "timestamp,visitorid,event,item
 // Sequence files carry order only; items get synthetic times one hour apart from here.
 constexpr int64_t kSequenceBaseMs = 1577836800000LL;  // 2020-01-01T00:00:00Z
 
-// Columns of the native csv dialect: the native field names, as in JSON.
-enum class Column : int {
-  kEventId,
-  kUserId,
-  kType,
-  kTs,
-  kItemId,
-  kCategoryId,
-  kCategoryPath,
-  kBrand,
-  kPrice,
-  kQuantity,
-  kOrderId,
-  kQuery,
-  kRating,
-  kText,
-  kSessionId,
-  kDevice,
-  kRecId,
-  kAttrs,
-};
-constexpr std::string_view kColumnNames[] = {
-    "event_id",      "user_id", "type",       "ts",       "item_id",  "category_id",
-    "category_path", "brand",   "price",      "quantity", "order_id", "query",
-    "rating",        "text",    "session_id", "device",   "rec_id",   "attrs"};
-constexpr int kColumnCount = sizeof kColumnNames / sizeof kColumnNames[0];
-
-std::string_view Event::*StringMember(Column c) {
-  switch (c) {
-    case Column::kEventId:
-      return &Event::event_id;
-    case Column::kUserId:
-      return &Event::user_id;
-    case Column::kItemId:
-      return &Event::item_id;
-    case Column::kCategoryId:
-      return &Event::category_id;
-    case Column::kCategoryPath:
-      return &Event::category_path;
-    case Column::kBrand:
-      return &Event::brand;
-    case Column::kOrderId:
-      return &Event::order_id;
-    case Column::kQuery:
-      return &Event::query;
-    case Column::kText:
-      return &Event::text;
-    case Column::kSessionId:
-      return &Event::session_id;
-    case Column::kDevice:
-      return &Event::device;
-    case Column::kRecId:
-      return &Event::rec_id;
-    default:
-      return nullptr;
-  }
-}
 
 Rejection Reject(std::string_view field, std::string rule) {
   return Rejection{std::string(field), std::move(rule)};
@@ -246,27 +190,25 @@ absl::Status LineDecoder::ReadHeader(std::string_view line) {
         return absl::InvalidArgumentError("malformed CSV header: unterminated quote");
       }
       csv_columns_.clear();
-      bool seen[kColumnCount] = {};
+      bool seen[kEventFieldCount] = {};
       for (std::string_view raw_name : fields_) {
         const std::string_view name = TrimSpaces(raw_name);
-        int column = -1;
-        for (int c = 0; c < kColumnCount; ++c) {
-          if (kColumnNames[c] == name) column = c;
-        }
-        if (column < 0) {
+        const EventFieldSpec* spec = FindEventField(name);
+        if (spec == nullptr) {
           return absl::InvalidArgumentError("unknown column '" + std::string(name) + "' in header");
         }
-        if (seen[column]) {
+        if (seen[static_cast<int>(spec->field)]) {
           return absl::InvalidArgumentError("duplicate column '" + std::string(name) +
                                             "' in header");
         }
+        const int column = static_cast<int>(spec->field);
         seen[column] = true;
         csv_columns_.push_back(column);
       }
-      for (Column required : {Column::kUserId, Column::kType, Column::kTs}) {
+      for (EventField required : {EventField::kUserId, EventField::kType, EventField::kTs}) {
         if (!seen[static_cast<int>(required)]) {
           return absl::InvalidArgumentError("missing column '" +
-                                            std::string(kColumnNames[static_cast<int>(required)]) +
+                                            std::string(kEventFields[static_cast<int>(required)].name) +
                                             "' in header");
         }
       }
@@ -462,14 +404,14 @@ size_t LineDecoder::DecodeCsv(std::string_view line, uint64_t line_number, Event
   for (size_t i = 0; i < fields_.size(); ++i) {
     const std::string_view value = fields_[i];
     if (value.empty()) continue;  // an empty cell is an absent field
-    const Column column = static_cast<Column>(csv_columns_[i]);
+    const EventField column = static_cast<EventField>(csv_columns_[i]);
     int64_t number = 0;
     switch (column) {
-      case Column::kType:
+      case EventField::kType:
         e.type = ParseEventType(value).value_or(kUnknownEventType);
         has_type = true;
         break;
-      case Column::kTs: {
+      case EventField::kTs: {
         const std::optional<int64_t> ts = ParseEventTimeText(value);
         if (!ts)
           return issue("ts", "must be epoch milliseconds (an integer) or an ISO-8601 string");
@@ -477,10 +419,10 @@ size_t LineDecoder::DecodeCsv(std::string_view line, uint64_t line_number, Event
         has_ts = true;
         break;
       }
-      case Column::kPrice:
+      case EventField::kPrice:
         if (!ParseFiniteDouble(value, &e.price)) return issue("price", "must be a number");
         break;
-      case Column::kQuantity:
+      case EventField::kQuantity:
         if (!ParseInteger(value, &number) || number < 1) {
           return issue("quantity", "must be an integer >= 1");
         }
@@ -489,20 +431,20 @@ size_t LineDecoder::DecodeCsv(std::string_view line, uint64_t line_number, Event
         }
         e.quantity = static_cast<int32_t>(number);
         break;
-      case Column::kRating:
+      case EventField::kRating:
         if (!ParseInteger(value, &number) || number < 1 || number > 5) {
           return issue("rating", "must be an integer 1..5");
         }
         e.rating = static_cast<int8_t>(number);
         break;
-      case Column::kAttrs: {
+      case EventField::kAttrs: {
         const std::optional<std::string_view> attrs = json_.CompactJsonObject(value, &batch->arena);
         if (!attrs) return issue("attrs", "must be a JSON object");
         e.attrs_json = *attrs;
         break;
       }
       default:
-        e.*StringMember(column) = value;
+        e.*(kEventFields[static_cast<int>(column)].member) = value;
         break;
     }
   }

@@ -9,6 +9,7 @@
 
 #include "common/hash.h"
 #include "common/time_util.h"
+#include "event/event_fields.h"
 
 // Why the DOM API and not On-Demand: Debian's simdjson is built for generic x86-64, so On-Demand
 // (selected at compile time) runs the scalar "fallback" kernel, while DOM dispatches at run time to
@@ -22,62 +23,6 @@ namespace {
 using simdjson::dom::element;
 using simdjson::dom::element_type;
 
-enum class Field : uint8_t {
-  kEventId,
-  kUserId,
-  kType,
-  kTs,
-  kItemId,
-  kCategoryId,
-  kCategoryPath,
-  kBrand,
-  kPrice,
-  kQuantity,
-  kOrderId,
-  kQuery,
-  kRating,
-  kText,
-  kSessionId,
-  kDevice,
-  kRecId,
-  kAttrs,
-  kUnknown,
-};
-
-struct FieldSpec {
-  std::string_view name;
-  Field field;
-  std::string_view Event::*member;  // string fields only
-  bool id_like;                     // accepts JSON numbers, rendered as decimal text
-};
-
-constexpr FieldSpec kFields[] = {
-    {"event_id", Field::kEventId, &Event::event_id, true},
-    {"user_id", Field::kUserId, &Event::user_id, true},
-    {"type", Field::kType, nullptr, false},
-    {"ts", Field::kTs, nullptr, false},
-    {"item_id", Field::kItemId, &Event::item_id, true},
-    {"category_id", Field::kCategoryId, &Event::category_id, true},
-    {"category_path", Field::kCategoryPath, &Event::category_path, false},
-    {"brand", Field::kBrand, &Event::brand, false},
-    {"price", Field::kPrice, nullptr, false},
-    {"quantity", Field::kQuantity, nullptr, false},
-    {"order_id", Field::kOrderId, &Event::order_id, true},
-    {"query", Field::kQuery, &Event::query, false},
-    {"rating", Field::kRating, nullptr, false},
-    {"text", Field::kText, &Event::text, false},
-    {"session_id", Field::kSessionId, &Event::session_id, true},
-    {"device", Field::kDevice, &Event::device, false},
-    {"rec_id", Field::kRecId, &Event::rec_id, true},
-    {"attrs", Field::kAttrs, &Event::attrs_json, false},
-};
-
-const FieldSpec* FindField(std::string_view key) {
-  for (const FieldSpec& spec : kFields) {
-    if (spec.name.size() == key.size() && spec.name == key) return &spec;
-  }
-  return nullptr;
-}
 
 Rejection Reject(std::string_view field, std::string_view rule) {
   return Rejection{std::string(field), std::string(rule)};
@@ -214,7 +159,7 @@ std::optional<Rejection> JsonEventParser::Impl::Decode(element root, EventBatch*
   bool has_type = false;
   bool has_ts = false;
   for (simdjson::dom::key_value_pair kv : object) {
-    const FieldSpec* spec = FindField(kv.key);
+    const EventFieldSpec* spec = FindEventField(kv.key);
     if (spec == nullptr) {
       if (strict) return Reject(kv.key, "unknown field");
       continue;
@@ -223,14 +168,14 @@ std::optional<Rejection> JsonEventParser::Impl::Decode(element root, EventBatch*
     const element_type t = v.type();
     if (t == element_type::NULL_VALUE) continue;
     switch (spec->field) {
-      case Field::kType: {
+      case EventField::kType: {
         std::string_view name;
         if (v.get_string().get(name)) return Reject(spec->name, "must be a string");
         e.type = ParseEventType(name).value_or(kUnknownEventType);
         has_type = true;
         break;
       }
-      case Field::kTs: {
+      case EventField::kTs: {
         std::optional<int64_t> ts;
         if (t == element_type::STRING) {
           std::string_view text;
@@ -244,13 +189,13 @@ std::optional<Rejection> JsonEventParser::Impl::Decode(element root, EventBatch*
         has_ts = true;
         break;
       }
-      case Field::kPrice: {
+      case EventField::kPrice: {
         double price = 0;
         if (!IsNumber(t) || v.get_double().get(price)) return Reject("price", "must be a number");
         e.price = price;
         break;
       }
-      case Field::kQuantity: {
+      case EventField::kQuantity: {
         const std::optional<int64_t> q = IntegerOf(v);
         if (!q || *q < 1) return Reject("quantity", "must be an integer >= 1");
         if (*q > std::numeric_limits<int32_t>::max()) {
@@ -259,13 +204,13 @@ std::optional<Rejection> JsonEventParser::Impl::Decode(element root, EventBatch*
         e.quantity = static_cast<int32_t>(*q);
         break;
       }
-      case Field::kRating: {
+      case EventField::kRating: {
         const std::optional<int64_t> r = IntegerOf(v);
         if (!r || *r < 1 || *r > 5) return Reject("rating", "must be an integer 1..5");
         e.rating = static_cast<int8_t>(*r);
         break;
       }
-      case Field::kAttrs: {
+      case EventField::kAttrs: {
         if (t != element_type::OBJECT) return Reject("attrs", "must be an object");
         // DOM keeps no source offsets, so the object is re-serialised compactly; it is equivalent
         // JSON and usually the same text, since producers rarely pretty-print nested objects.

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "common/csv_field.h"
 #include "common/json_writer.h"
 
 namespace persona::gen {
@@ -79,18 +80,6 @@ class JsonFields {
   bool first_ = true;
 };
 
-void AppendCsvField(std::string_view s, std::string* out) {
-  if (s.find_first_of(",\"\r\n") == std::string_view::npos) {
-    out->append(s);
-    return;
-  }
-  out->push_back('"');
-  for (char c : s) {
-    if (c == '"') out->push_back('"');
-    out->push_back(c);
-  }
-  out->push_back('"');
-}
 
 }  // namespace
 

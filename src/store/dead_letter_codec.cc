@@ -6,6 +6,7 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "common/csv_field.h"
 #include "common/time_util.h"
 
 namespace persona {
@@ -48,18 +49,6 @@ std::string* StringMember(DeadLetter& letter, std::string_view key) {
   return nullptr;
 }
 
-void AppendCsvField(std::string_view s, std::string* out) {
-  if (s.find_first_of(",\"\r\n") == std::string_view::npos) {
-    out->append(s);
-    return;
-  }
-  out->push_back('"');
-  for (char c : s) {
-    if (c == '"') out->push_back('"');
-    out->push_back(c);
-  }
-  out->push_back('"');
-}
 
 }  // namespace
 
