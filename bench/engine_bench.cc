@@ -3,11 +3,11 @@
 //
 //   ./build-release/persona_bench --benchmark_filter='Engine' --benchmark_min_time=1
 #include <benchmark/benchmark.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <map>
 #include <thread>
-#include <unistd.h>
 
 #include "engine/engine.h"
 #include "event/event_reader.h"
@@ -45,7 +45,8 @@ const std::vector<std::shared_ptr<const EventBatch>>& Batches(size_t events) {
 void IngestAll(Engine& engine, const std::vector<std::shared_ptr<const EventBatch>>& batches) {
   std::atomic<size_t> left{batches.size()};
   for (const auto& b : batches) {
-    (void)engine.Submit(b, [&left](IngestOutcome) { left--; }, /*block=*/true);
+    (void)engine.Submit(
+        b, [&left](IngestOutcome) { left--; }, /*block=*/true);
   }
   while (left.load()) std::this_thread::sleep_for(std::chrono::microseconds(200));
 }
@@ -109,7 +110,8 @@ void BM_EngineReplayTaobaoFile(benchmark::State& state) {
       bool more = reader->Next(8192, b.get(), &issues);
       events += b->events.size();
       left++;
-      (void)engine->Submit(b, [&left](IngestOutcome) { left--; }, true);
+      (void)engine->Submit(
+          b, [&left](IngestOutcome) { left--; }, true);
       if (!more) break;
     }
     while (left.load()) std::this_thread::sleep_for(std::chrono::microseconds(100));
@@ -159,4 +161,3 @@ BENCHMARK(BM_EngineRecoveryReplay)->Unit(benchmark::kMillisecond)->UseRealTime()
 
 }  // namespace
 }  // namespace persona
-

@@ -30,7 +30,9 @@ class Registry {
   explicit Registry(CLI::App& app) : app_(app) {}
   CLI::App* Add(const std::string& name, const std::string& help, std::function<int()> run);
   // Registers a subcommand created elsewhere (nested subcommands).
-  void AddExisting(CLI::App* cmd, std::function<int()> run) { commands_.emplace_back(cmd, std::move(run)); }
+  void AddExisting(CLI::App* cmd, std::function<int()> run) {
+    commands_.emplace_back(cmd, std::move(run));
+  }
   int Run();
   CLI::App& app() { return app_; }
 

@@ -31,8 +31,8 @@ int RunList(DeadLetterOptions& o) {
     const DeadLetter& l = d.letter;
     std::string raw = l.raw.size() > 120 ? l.raw.substr(0, 117) + "..." : l.raw;
     std::cout << d.id << "  " << FormatIsoTime(l.received_ms) << "  " << l.source << ":"
-              << l.position << "  " << (l.field.empty() ? "" : l.field + ": ") << l.rule
-              << "\n    " << raw << "\n";
+              << l.position << "  " << (l.field.empty() ? "" : l.field + ": ") << l.rule << "\n    "
+              << raw << "\n";
   }
   if (page->size() == o.limit)
     std::cout << "more: persona deadletter list --data " << o.engine.data_dir << " --after "
@@ -104,7 +104,8 @@ void RegisterDeadLetter(Registry& r) {
     AddEngineOptions(cmd, &o->engine);
     return std::make_pair(cmd, run);
   };
-  auto [list, list_run] = add("list", "List dead letters, oldest first", [o] { return RunList(*o); });
+  auto [list, list_run] =
+      add("list", "List dead letters, oldest first", [o] { return RunList(*o); });
   list->add_option("--limit", o->limit, "Entries per page")->capture_default_str();
   list->add_option("--after", o->after, "Continue after this id");
   auto [exp, exp_run] = add("export", "Export all dead letters", [o] { return RunExport(*o); });

@@ -16,9 +16,12 @@ struct GenCli {
 };
 
 int RunGenCli(GenCli& o) {
-  if (o.format == "jsonl") o.gen.format = GenOptions::Format::kJsonl;
-  else if (o.format == "taobao") o.gen.format = GenOptions::Format::kTaobao;
-  else if (o.format == "csv") o.gen.format = GenOptions::Format::kCsv;
+  if (o.format == "jsonl")
+    o.gen.format = GenOptions::Format::kJsonl;
+  else if (o.format == "taobao")
+    o.gen.format = GenOptions::Format::kTaobao;
+  else if (o.format == "csv")
+    o.gen.format = GenOptions::Format::kCsv;
   else {
     std::cerr << "persona: --format must be jsonl, csv or taobao\n";
     return 2;
@@ -38,7 +41,8 @@ void RegisterGen(Registry& r) {
   cmd->add_option("--users", o->gen.users, "Users")->capture_default_str();
   cmd->add_option("--items", o->gen.items, "Items")->capture_default_str();
   cmd->add_option("--seed", o->gen.seed, "Random seed")->capture_default_str();
-  cmd->add_option("--start-ms", o->gen.start_ms, "First event time (epoch ms)")->capture_default_str();
+  cmd->add_option("--start-ms", o->gen.start_ms, "First event time (epoch ms)")
+      ->capture_default_str();
   cmd->add_option("--span-ms", o->gen.span_ms, "Time span (ms)")->capture_default_str();
   cmd->add_option("--shift-fraction", o->gen.shift_fraction, "Users with an interest shift")
       ->capture_default_str();

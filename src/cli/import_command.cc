@@ -22,9 +22,12 @@ using Clock = std::chrono::steady_clock;
 
 std::string HumanRate(double v) {
   char buf[32];
-  if (v >= 1e6) std::snprintf(buf, sizeof buf, "%.2fM", v / 1e6);
-  else if (v >= 1e3) std::snprintf(buf, sizeof buf, "%.1fk", v / 1e3);
-  else std::snprintf(buf, sizeof buf, "%.0f", v);
+  if (v >= 1e6)
+    std::snprintf(buf, sizeof buf, "%.2fM", v / 1e6);
+  else if (v >= 1e3)
+    std::snprintf(buf, sizeof buf, "%.1fk", v / 1e3);
+  else
+    std::snprintf(buf, sizeof buf, "%.0f", v);
   return buf;
 }
 
@@ -54,7 +57,12 @@ DeadLetter MakeLetter(const std::string& source, const EventIssue& issue) {
   return DeadLetter{std::chrono::duration_cast<std::chrono::milliseconds>(
                         std::chrono::system_clock::now().time_since_epoch())
                         .count(),
-                    source, issue.index_or_line, "", issue.field, issue.rule, issue.raw};
+                    source,
+                    issue.index_or_line,
+                    "",
+                    issue.field,
+                    issue.rule,
+                    issue.raw};
 }
 
 int RunImport(ImportOptions& opts) {
@@ -96,8 +104,7 @@ int RunImport(ImportOptions& opts) {
           letters.push_back(MakeLetter(source, is));
           if (shown++ < opts.show_errors || opts.strict) {
             std::cerr << "persona: " << path << ": line " << is.index_or_line << ": "
-                      << (is.field.empty() ? "" : "field '" + is.field + "': ") << is.rule
-                      << "\n";
+                      << (is.field.empty() ? "" : "field '" + is.field + "': ") << is.rule << "\n";
           }
         }
         if (auto s = eng.AddDeadLetters(letters); !s.ok()) return Fail(s);
@@ -194,9 +201,8 @@ int RunIngest(IngestOptions& opts) {
     if (auto s = eng.AddDeadLetters(letters); !s.ok()) return Fail(s);
     for (uint32_t idx : batch->source_index) last_line = std::max<uint64_t>(last_line, idx);
     IngestOutcome o = eng.Ingest(batch);
-    std::cout << "ack " << last_line << " accepted=" << o.accepted
-              << " duplicates=" << o.duplicates << " rejected=" << o.rejected.size() + issues.size()
-              << std::endl;
+    std::cout << "ack " << last_line << " accepted=" << o.accepted << " duplicates=" << o.duplicates
+              << " rejected=" << o.rejected.size() + issues.size() << std::endl;
     if (!more) break;
   }
   if (auto s = eng.Close(); !s.ok()) return Fail(s);

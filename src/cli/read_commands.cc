@@ -133,7 +133,8 @@ int RunCheckpoint(EngineOptions& o) {
 
 void RegisterRead(Registry& r) {
   auto p = std::make_shared<ProfileOptions>();
-  CLI::App* cmd = r.Add("profile", "Print a user's profile as JSON", [p] { return RunProfile(*p); });
+  CLI::App* cmd =
+      r.Add("profile", "Print a user's profile as JSON", [p] { return RunProfile(*p); });
   AddEngineOptions(cmd, &p->engine);
   cmd->add_option("--sections", p->sections,
                   "Comma list: identity,stats,sessions,interests,consumption,funnel,lifecycle,"

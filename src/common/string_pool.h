@@ -34,8 +34,8 @@ class StringPool {
   std::string_view Get(uint32_t code) const {
     const std::atomic<std::string_view*>* mid =
         directory_[code >> (kChunkBits + kMidBits)].load(std::memory_order_acquire);
-    return mid[(code >> kChunkBits) & (kMidSize - 1)].load(std::memory_order_acquire)
-        [code & (kChunkSize - 1)];
+    return mid[(code >> kChunkBits) & (kMidSize - 1)].load(
+        std::memory_order_acquire)[code & (kChunkSize - 1)];
   }
   size_t size() const { return size_; }
   // Approximate heap bytes held (arena + index), for memory accounting.

@@ -112,13 +112,20 @@ std::optional<int64_t> ParseDuration(std::string_view s) {
   if (r.ec != std::errc() || v < 0) return std::nullopt;
   std::string_view unit(r.ptr, s.data() + s.size() - r.ptr);
   double mult;
-  if (unit == "ms") mult = 1;
-  else if (unit == "s" || unit.empty()) mult = kSecondMs;
-  else if (unit == "m" || unit == "min") mult = kMinuteMs;
-  else if (unit == "h") mult = kHourMs;
-  else if (unit == "d") mult = kDayMs;
-  else if (unit == "w") mult = 7 * kDayMs;
-  else return std::nullopt;
+  if (unit == "ms")
+    mult = 1;
+  else if (unit == "s" || unit.empty())
+    mult = kSecondMs;
+  else if (unit == "m" || unit == "min")
+    mult = kMinuteMs;
+  else if (unit == "h")
+    mult = kHourMs;
+  else if (unit == "d")
+    mult = kDayMs;
+  else if (unit == "w")
+    mult = 7 * kDayMs;
+  else
+    return std::nullopt;
   return static_cast<int64_t>(v * mult);
 }
 

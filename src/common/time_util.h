@@ -1,4 +1,5 @@
-// Time helpers: all times in Persona are Unix epoch milliseconds (UTC) unless a name says otherwise.
+// Time helpers: all times in Persona are Unix epoch milliseconds (UTC) unless a name says
+// otherwise.
 #pragma once
 
 #include <cstdint>
@@ -24,6 +25,8 @@ std::string FormatIsoTime(int64_t ms);
 std::optional<int64_t> ParseDuration(std::string_view s);
 
 // Floor division that rounds toward negative infinity (days/hours before 1970 stay consistent).
-inline int64_t FloorDiv(int64_t a, int64_t b) { return a / b - ((a % b != 0) && ((a < 0) != (b < 0))); }
+inline int64_t FloorDiv(int64_t a, int64_t b) {
+  return a / b - ((a % b != 0) && ((a < 0) != (b < 0)));
+}
 
 }  // namespace persona

@@ -34,7 +34,7 @@ class BatchRecordWriter {
 };
 
 struct RecordedEvent {
-  Event event;              // views into the record bytes
+  Event event;             // views into the record bytes
   uint64_t prev_position;  // previous event of the same user, 0 if none
 };
 

@@ -79,10 +79,9 @@ TEST(CrashRecoveryTest, SigkillDuringIngestLosesNoAcknowledgedEventAndAppliesEac
   }
   TempDir crash_dir("crash"), ref_dir("crash_ref");
   auto args = [&](const std::string& dir) {
-    return std::vector<std::string>{PERSONA_BINARY, "ingest",     "--data",   dir,
-                                    "--format",     "taobao",     "--batch",  "50",
-                                    "--sync",       "always",     "--partitions", "2",
-                                    "--quiet"};
+    return std::vector<std::string>{PERSONA_BINARY, "ingest",  "--data", dir,      "--format",
+                                    "taobao",       "--batch", "50",     "--sync", "always",
+                                    "--partitions", "2",       "--quiet"};
   };
   signal(SIGPIPE, SIG_IGN);
   // Feeds lines[from..] to a child's stdin on a thread; returns the thread.
@@ -131,8 +130,8 @@ TEST(CrashRecoveryTest, SigkillDuringIngestLosesNoAcknowledgedEventAndAppliesEac
     const bool kill_this_run = kills < 30;
     std::thread killer;
     if (kill_this_run) {
-      const auto delay = std::chrono::microseconds(
-          std::uniform_int_distribution<int64_t>(0, ref_us / 16)(rng));
+      const auto delay =
+          std::chrono::microseconds(std::uniform_int_distribution<int64_t>(0, ref_us / 16)(rng));
       killer = std::thread([pid = child.pid, delay] {
         std::this_thread::sleep_for(delay);
         kill(pid, SIGKILL);

@@ -52,8 +52,7 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Open(const EngineConfig& config,
   {
     std::vector<std::thread> threads;
     for (uint32_t i = 0; i < p; ++i) {
-      threads.emplace_back(
-          [&, i] { results[i] = engine->partitions_[i]->Recover(&replayed[i]); });
+      threads.emplace_back([&, i] { results[i] = engine->partitions_[i]->Recover(&replayed[i]); });
     }
     for (auto& t : threads) t.join();
   }
@@ -106,7 +105,8 @@ absl::Status Engine::Submit(std::shared_ptr<const EventBatch> batch,
     }
     for (size_t off = 0; off < routed[i].size(); off += max_work) {
       const size_t end = std::min(routed[i].size(), off + max_work);
-      works.emplace_back(i, std::vector<uint32_t>(routed[i].begin() + off, routed[i].begin() + end));
+      works.emplace_back(i,
+                         std::vector<uint32_t>(routed[i].begin() + off, routed[i].begin() + end));
     }
   }
   if (works.empty()) {
@@ -117,9 +117,9 @@ absl::Status Engine::Submit(std::shared_ptr<const EventBatch> batch,
   pending->done = std::move(done);
   pending->remaining.store(static_cast<int>(works.size()));
   for (auto& [part, indexes] : works) {
-    partitions_[part]->Enqueue(PartitionWork{batch, std::move(indexes), pending},
-                               block ? Partition::EnqueueMode::kBlock
-                                     : Partition::EnqueueMode::kForce);
+    partitions_[part]->Enqueue(
+        PartitionWork{batch, std::move(indexes), pending},
+        block ? Partition::EnqueueMode::kBlock : Partition::EnqueueMode::kForce);
   }
   return absl::OkStatus();
 }

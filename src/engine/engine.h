@@ -1,5 +1,6 @@
 // The engine: routes events by hash(user_id) to P partitions, each with one writer thread, and
-// serves reads of the resulting profiles. This is the library API the CLI and the HTTP service call.
+// serves reads of the resulting profiles. This is the library API the CLI and the HTTP service
+// call.
 //
 //   auto engine = Engine::Open(config);           // recovers: checkpoint + log tail per partition
 //   engine->Submit(batch, done, /*block=*/false);  // done(outcome) once durable and applied

@@ -6,9 +6,9 @@
 
 #include <algorithm>
 #include <chrono>
+#include <filesystem>
 #include <map>
 #include <numeric>
-#include <filesystem>
 #include <random>
 
 #include "engine/testing/engine_test_util.h"
@@ -73,8 +73,7 @@ TEST(EngineTest, DuplicateEventIdsAreDroppedAndCounted) {
   EXPECT_EQ(again.accepted, 0u);
   EXPECT_EQ(again.duplicates, 3u);
   // Without event_id the content hash de-duplicates too.
-  const char* no_id =
-      R"({"user_id":"u","type":"view","ts":1700000000000,"item_id":"x"})";
+  const char* no_id = R"({"user_id":"u","type":"view","ts":1700000000000,"item_id":"x"})";
   EXPECT_EQ(engine->Ingest(BatchFromJson(no_id)).accepted, 1u);
   EXPECT_EQ(engine->Ingest(BatchFromJson(no_id)).duplicates, 1u);
   uint64_t dups = 0;
@@ -88,9 +87,11 @@ TEST(EngineTest, DuplicateOutsideWindowIsAcceptedAgain) {
   c.dedup_window_ms = kHourMs;
   c.dedup_recent_events = 1;
   auto engine = OpenOrDie(c);
-  const char* first = R"({"event_id":"x","user_id":"u","type":"view","ts":1700000000000,"item_id":"a"})";
+  const char* first =
+      R"({"event_id":"x","user_id":"u","type":"view","ts":1700000000000,"item_id":"a"})";
   // Advance the watermark by two hours with another event of the same partition.
-  const char* later = R"({"event_id":"y","user_id":"u","type":"view","ts":1700007200000,"item_id":"b"})";
+  const char* later =
+      R"({"event_id":"y","user_id":"u","type":"view","ts":1700007200000,"item_id":"b"})";
   EXPECT_EQ(engine->Ingest(BatchFromJson(first)).accepted, 1u);
   EXPECT_EQ(engine->Ingest(BatchFromJson(later)).accepted, 1u);
   EXPECT_EQ(engine->Ingest(BatchFromJson(first)).accepted, 1u);
@@ -107,9 +108,8 @@ TEST(EngineTest, FutureEventsBeyondSkewGoToDeadLetters) {
                                 std::chrono::system_clock::now().time_since_epoch())
                                 .count() +
                             2 * kDayMs;
-  const std::string future =
-      R"({"event_id":"f","user_id":"alice","type":"view","ts":)" + std::to_string(future_ms) +
-      R"(,"item_id":"i9"})";
+  const std::string future = R"({"event_id":"f","user_id":"alice","type":"view","ts":)" +
+                             std::to_string(future_ms) + R"(,"item_id":"i9"})";
   IngestOutcome o = engine->Ingest(BatchFromJson(future));
   EXPECT_EQ(o.accepted, 0u);
   ASSERT_EQ(o.rejected.size(), 1u);

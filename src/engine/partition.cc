@@ -26,8 +26,7 @@ constexpr size_t kCheckpointChunkBytes = 4 << 20;
 }  // namespace
 
 Partition::Partition(uint32_t id, Store* store, const EngineConfig& config, Population* population,
-                     std::function<int64_t()> now_ms,
-                     std::function<int64_t()> global_watermark_ms)
+                     std::function<int64_t()> now_ms, std::function<int64_t()> global_watermark_ms)
     : id_(id),
       store_(store),
       config_(config),
@@ -89,7 +88,9 @@ absl::Status Partition::health() const {
   return last_error_;
 }
 
-void Partition::Start() { thread_ = std::thread([this] { Run(); }); }
+void Partition::Start() {
+  thread_ = std::thread([this] { Run(); });
+}
 
 absl::Status Partition::Stop() {
   {
@@ -172,9 +173,8 @@ void Partition::FailWorks(std::vector<PartitionWork>& works, const absl::Status&
   for (auto& w : works) {
     IngestOutcome out;
     for (uint32_t idx : w.indexes) {
-      out.rejected.push_back(
-          {w.batch->source_index.empty() ? idx : w.batch->source_index[idx], "",
-           "not stored: " + std::string(status.message())});
+      out.rejected.push_back({w.batch->source_index.empty() ? idx : w.batch->source_index[idx], "",
+                              "not stored: " + std::string(status.message())});
     }
     rejected_.fetch_add(w.indexes.size(), std::memory_order_relaxed);
     {
@@ -309,7 +309,9 @@ void Partition::EvaluateTags(const TagRules& rules, Entry* entry, size_t shard) 
   entry->profile.tag_bits = rules.Evaluate(features);
 }
 
-void Partition::SetTagRules(std::shared_ptr<const TagRules> rules) { tag_rules_.store(std::move(rules)); }
+void Partition::SetTagRules(std::shared_ptr<const TagRules> rules) {
+  tag_rules_.store(std::move(rules));
+}
 
 bool Partition::Read(std::string_view user_id,
                      const std::function<void(const Profile&, const ProfileContext&)>& fn) const {

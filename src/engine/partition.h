@@ -1,8 +1,8 @@
-// A partition owns the profiles of the users that hash to it, and one writer thread that is the only
-// mutator of that state: it drains its queue, writes one log record per group of batches (group
-// commit), applies the events to the profiles, then acknowledges. Readers on other threads take a
-// per-shard mutex for the few microseconds they read one profile; there is no lock shared between
-// partitions anywhere on the update path.
+// A partition owns the profiles of the users that hash to it, and one writer thread that is the
+// only mutator of that state: it drains its queue, writes one log record per group of batches
+// (group commit), applies the events to the profiles, then acknowledges. Readers on other threads
+// take a per-shard mutex for the few microseconds they read one profile; there is no lock shared
+// between partitions anywhere on the update path.
 #pragma once
 
 #include <atomic>
@@ -93,7 +93,9 @@ class Partition {
   PartitionStats Stats() const;
   // Sum of Profile::MemoryBytes over all profiles plus the pool and dedup window; walks every
   // profile (takes each shard lock in turn), so it is for stats commands, not hot paths.
-  struct Memory { uint64_t profiles = 0, profile_bytes = 0, pool_bytes = 0, dedup_bytes = 0, map_bytes = 0; };
+  struct Memory {
+    uint64_t profiles = 0, profile_bytes = 0, pool_bytes = 0, dedup_bytes = 0, map_bytes = 0;
+  };
   Memory MemoryUsage() const;
   // Visits every user id (shard by shard).
   void ForEachUser(const std::function<void(std::string_view)>& fn) const;
@@ -150,8 +152,8 @@ class Partition {
 
   // Queue (producers: any thread; consumer: the writer).
   mutable std::mutex queue_mu_;
-  std::condition_variable queue_cv_;   // writer waits for work
-  std::condition_variable space_cv_;   // blocked producers wait for space
+  std::condition_variable queue_cv_;  // writer waits for work
+  std::condition_variable space_cv_;  // blocked producers wait for space
   std::deque<PartitionWork> queue_;
   uint64_t queued_events_ = 0;
   bool stopping_ = false;

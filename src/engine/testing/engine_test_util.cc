@@ -2,11 +2,11 @@
 
 #include <gtest/gtest.h>
 #include <simdjson.h>
-
-#include <cmath>
-#include <algorithm>
-#include <fstream>
 #include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
 
 #include "event/event_reader.h"
 
@@ -26,7 +26,8 @@ std::shared_ptr<EventBatch> BatchFromJson(const std::string& ndjson) {
   std::vector<EventIssue> issues;
   absl::Status st = ParseJsonBody(ndjson, ValidationLimits{}, false, batch.get(), &issues);
   if (!st.ok()) ADD_FAILURE() << st;
-  for (const auto& is : issues) ADD_FAILURE() << "record " << is.index_or_line << ": " << is.field << " " << is.rule;
+  for (const auto& is : issues)
+    ADD_FAILURE() << "record " << is.index_or_line << ": " << is.field << " " << is.rule;
   return batch;
 }
 
@@ -68,8 +69,10 @@ std::string Diff(simdjson::dom::element a, simdjson::dom::element b, const std::
   };
   if (is_num(ta) && is_num(tb)) {
     double x = double(a.get_double().value_unsafe()), y = double(b.get_double().value_unsafe());
-    if (ta != element_type::DOUBLE) x = ta == element_type::INT64 ? double(int64_t(a)) : double(uint64_t(a));
-    if (tb != element_type::DOUBLE) y = tb == element_type::INT64 ? double(int64_t(b)) : double(uint64_t(b));
+    if (ta != element_type::DOUBLE)
+      x = ta == element_type::INT64 ? double(int64_t(a)) : double(uint64_t(a));
+    if (tb != element_type::DOUBLE)
+      y = tb == element_type::INT64 ? double(int64_t(b)) : double(uint64_t(b));
     if (std::fabs(x - y) <= tol * std::max({1.0, std::fabs(x), std::fabs(y)})) return "";
     return path + ": " + std::to_string(x) + " != " + std::to_string(y);
   }
