@@ -2,17 +2,6 @@
 
 namespace persona {
 
-void AppendVarint64(std::string* out, uint64_t v) {
-  char buf[kMaxVarint64Bytes];
-  size_t n = 0;
-  while (v >= 0x80) {
-    buf[n++] = static_cast<char>((v & 0x7f) | 0x80);
-    v >>= 7;
-  }
-  buf[n++] = static_cast<char>(v);
-  out->append(buf, n);
-}
-
 bool ReadVarint64(std::string_view* in, uint64_t* v) {
   uint64_t result = 0;
   const size_t limit = in->size() < kMaxVarint64Bytes ? in->size() : kMaxVarint64Bytes;

@@ -13,7 +13,21 @@ namespace persona {
 inline constexpr size_t kMaxVarint64Bytes = 10;
 
 // Appends `v` as a varint (1..10 bytes) to `out`.
-void AppendVarint64(std::string* out, uint64_t v);
+// Inline: it runs several times per applied event (log records, compact profile containers).
+inline void AppendVarint64(std::string* out, uint64_t v) {
+  if (v < 0x80) {
+    out->push_back(static_cast<char>(v));
+    return;
+  }
+  char buf[kMaxVarint64Bytes];
+  size_t n = 0;
+  while (v >= 0x80) {
+    buf[n++] = static_cast<char>((v & 0x7f) | 0x80);
+    v >>= 7;
+  }
+  buf[n++] = static_cast<char>(v);
+  out->append(buf, n);
+}
 
 // Decodes a varint from the front of `*in` and advances `*in` past it. Returns false, leaving
 // `*in` unchanged, when the input ends inside the varint or the encoding is longer than 10 bytes

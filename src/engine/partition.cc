@@ -99,13 +99,22 @@ absl::Status Partition::Stop() {
   }
   queue_cv_.notify_all();
   space_cv_.notify_all();
-  if (thread_.joinable()) thread_.join();
-  absl::Status st = health();
-  if (!st.ok()) return st;
-  if (config_.sync != SyncPolicy::kAlways) {
-    if (auto s = store_->SyncWal(); !s.ok()) return s;
+  if (thread_.joinable()) {
+    thread_.join();  // the writer ran FinalSync before exiting
+    return health();
   }
-  return config_.checkpoint_on_close ? WriteCheckpoint() : absl::OkStatus();
+  return FinalSync();
+}
+
+absl::Status Partition::FinalSync() {
+  absl::Status st = health();
+  if (st.ok() && config_.sync != SyncPolicy::kAlways) st = store_->SyncWal();
+  if (st.ok() && config_.checkpoint_on_close) st = WriteCheckpoint();
+  if (!st.ok()) {
+    std::lock_guard<std::mutex> lock(queue_mu_);
+    if (last_error_.ok()) last_error_ = st;
+  }
+  return st;
 }
 
 void Partition::Run() {
@@ -167,6 +176,8 @@ void Partition::Run() {
     }
     if (stop) break;
   }
+  // On the writer thread, so that the partitions of an engine checkpoint in parallel at close.
+  (void)FinalSync();
 }
 
 void Partition::FailWorks(std::vector<PartitionWork>& works, const absl::Status& status) {

@@ -125,6 +125,8 @@ class Partition {
   void EvaluateTags(const TagRules& rules, Entry* entry, size_t shard);
   void FailWorks(std::vector<PartitionWork>& works, const absl::Status& status);
   absl::Status WriteCheckpoint();
+  // WAL sync (unless every write synced already) and the closing checkpoint.
+  absl::Status FinalSync();
   std::string EncodeMeta() const;
   absl::Status DecodeMeta(std::string_view blob);
   size_t ShardOf(std::string_view user_id) const;
