@@ -147,9 +147,10 @@ bool Engine::ReadProfile(
 std::optional<std::string> Engine::ProfileJson(std::string_view user_id, uint32_t sections) const {
   std::optional<std::string> out;
   const int64_t now = NowMs();
-  auto rules = tag_rules();
-  std::vector<std::string> tag_names;
-  if (rules) tag_names.assign(rules->names().begin(), rules->names().end());
+  // Holding the shared_ptr keeps the names alive even if a reload swaps the rules meanwhile.
+  const auto rules = tag_rules();
+  const std::span<const std::string> tag_names =
+      rules ? rules->names() : std::span<const std::string>();
   ReadProfile(user_id, [&](const Profile& p, const ProfileContext& ctx) {
     JsonWriter w;
     WriteProfileJson(w, user_id, p, ctx, now, sections, tag_names);
