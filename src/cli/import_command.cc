@@ -3,6 +3,7 @@
 // (the contract the crash test relies on: a line "ack N" means lines 1..N are durable and applied).
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -95,6 +96,18 @@ int RunImport(ImportOptions& opts) {
       auto batch = std::make_shared<EventBatch>();
       issues.clear();
       const bool more = (*reader)->Next(opts.batch, batch.get(), &issues);
+      if (opts.strict && !issues.empty()) {
+        // Strict: everything before the first bad line is imported, nothing after it.
+        auto first = std::min_element(
+            issues.begin(), issues.end(),
+            [](const auto& a, const auto& b) { return a.index_or_line < b.index_or_line; });
+        const uint64_t bad_line = first->index_or_line;
+        issues = {*first};
+        size_t keep = 0;
+        while (keep < batch->events.size() && batch->source_index[keep] < bad_line) ++keep;
+        batch->events.resize(keep);
+        batch->source_index.resize(keep);
+      }
       if (!issues.empty()) {
         std::vector<DeadLetter> letters;
         std::lock_guard<std::mutex> lock(tally.mu);
@@ -112,7 +125,6 @@ int RunImport(ImportOptions& opts) {
           std::cerr << "persona: stopping at the first bad line (--strict)\n";
           exit_code = 2;
           stop = true;
-          break;
         }
       }
       if (!batch->events.empty()) {
@@ -144,7 +156,7 @@ int RunImport(ImportOptions& opts) {
         std::fprintf(stderr, "\r[%s] %5.1f%%  %s events  %s ev/s   ", bar.c_str(), frac * 100,
                      HumanRate(tally.parsed).c_str(), HumanRate(tally.parsed / secs).c_str());
       }
-      if (!more) break;
+      if (!more || stop) break;
     }
     if (stop) break;
   }
