@@ -56,6 +56,7 @@ Partition::Entry* Partition::FindOrCreate(std::string_view user_id, size_t* shar
   if (it != shard.users.end()) return it->second.get();
   auto entry = std::make_unique<Entry>();
   entry->user_id = std::string(user_id);
+  entry->shard = static_cast<uint8_t>(s);
   Entry* raw = entry.get();
   {
     std::lock_guard<std::mutex> lock(shard.mu);
@@ -243,7 +244,7 @@ void Partition::ProcessBatch(std::vector<PartitionWork>& works) {
       auto [head, fresh] = batch_heads_.try_emplace(entry, 0);
       record_.Add(e, fresh ? entry->profile.timeline_head : head->second);
       head->second = MakeLogPosition(seq, index);
-      accepted_scratch_.push_back({&e, entry, static_cast<uint32_t>(shard), wi});
+      accepted_scratch_.push_back({&e, entry, static_cast<uint32_t>(shard)});
       ++outcomes[wi].accepted;
     }
   }
@@ -298,7 +299,7 @@ void Partition::ProcessBatch(std::vector<PartitionWork>& works) {
   watermark_.store(wm, std::memory_order_relaxed);
   dedup_entries_.store(dedup_.size(), std::memory_order_relaxed);
   if (auto rules = tag_rules_.load(); rules && rules->size() > 0) {
-    for (Entry* e : touched_scratch_) EvaluateTags(*rules, e, ShardOf(e->user_id));
+    for (Entry* e : touched_scratch_) EvaluateTags(*rules, e);
   }
   events_since_checkpoint_ += accepted_scratch_.size();
 
@@ -322,8 +323,8 @@ void Partition::ProcessBatch(std::vector<PartitionWork>& works) {
   }
 }
 
-void Partition::EvaluateTags(const TagRules& rules, Entry* entry, size_t shard) {
-  std::lock_guard<std::mutex> lock(shards_[shard].mu);
+void Partition::EvaluateTags(const TagRules& rules, Entry* entry) {
+  std::lock_guard<std::mutex> lock(shards_[entry->shard].mu);
   ProfileFeatures features(entry->profile, ctx_, now_ms_());
   entry->profile.tag_bits = rules.Evaluate(features);
 }
@@ -424,7 +425,7 @@ absl::Status Partition::WriteCheckpoint() {
     }
     blobs.emplace_back();
     {
-      std::lock_guard<std::mutex> lock(shards_[ShardOf(e->user_id)].mu);
+      std::lock_guard<std::mutex> lock(shards_[e->shard].mu);
       EncodeProfile(e->profile, ctx_, &blobs.back());
     }
     chunk.emplace_back(e->user_id, blobs.back());
@@ -506,7 +507,7 @@ absl::Status Partition::Recover(uint64_t* replayed_events) {
   last_seq_.store(last);
   events_since_checkpoint_ = *replayed_events;
   if (auto rules = tag_rules_.load(); rules && rules->size() > 0) {
-    for (Entry* e : dirty_) EvaluateTags(*rules, e, ShardOf(e->user_id));
+    for (Entry* e : dirty_) EvaluateTags(*rules, e);
   }
   return absl::OkStatus();
 }

@@ -112,8 +112,10 @@ class Partition {
     uint64_t label_seq = 0;  // log seq the checkpointed state of this profile reflects
     uint64_t touched = 0;    // last batch number that touched it (tags, dirty tracking)
     bool dirty = false;
+    uint8_t shard = 0;  // index into shards_, fixed at creation
   };
   static constexpr size_t kShards = 64;
+  static_assert(kShards <= 256, "Entry::shard is one byte");
   struct Shard {
     mutable std::mutex mu;
     absl::flat_hash_map<std::string_view, std::unique_ptr<Entry>> users;
@@ -122,7 +124,7 @@ class Partition {
   void Run();
   void ProcessBatch(std::vector<PartitionWork>& works);
   Entry* FindOrCreate(std::string_view user_id, size_t* shard_index);
-  void EvaluateTags(const TagRules& rules, Entry* entry, size_t shard);
+  void EvaluateTags(const TagRules& rules, Entry* entry);
   void FailWorks(std::vector<PartitionWork>& works, const absl::Status& status);
   absl::Status WriteCheckpoint();
   // WAL sync (unless every write synced already) and the closing checkpoint.
@@ -145,7 +147,6 @@ class Partition {
     const Event* event;
     Entry* entry;
     uint32_t shard;
-    uint32_t work;
   };
   std::vector<Accepted> accepted_scratch_;
   absl::flat_hash_map<Entry*, uint64_t> batch_heads_;
