@@ -55,5 +55,6 @@ void RegisterIngest(Registry& r);
 void RegisterRead(Registry& r);        // profile, timeline, stats, checkpoint
 void RegisterDeadLetter(Registry& r);  // deadletter list|export|purge
 void RegisterGen(Registry& r);
+void RegisterServe(Registry& r);  // serve, apikey new
 
 }  // namespace persona::cli

@@ -115,6 +115,7 @@ int RunImport(ImportOptions& opts) {
           tally.rejected++;
           tally.AddReason(is.field, is.rule);
           letters.push_back(MakeLetter(source, is));
+          if (*format == InputFormat::kJsonl) letters.back().user_id = UserIdOfJsonRecord(is.raw);
           if (shown++ < opts.show_errors || opts.strict) {
             std::cerr << "persona: " << path << ": line " << is.index_or_line << ": "
                       << (is.field.empty() ? "" : "field '" + is.field + "': ") << is.rule << "\n";

@@ -15,6 +15,7 @@ int main(int argc, char** argv) {
   persona::cli::RegisterRead(registry);
   persona::cli::RegisterDeadLetter(registry);
   persona::cli::RegisterGen(registry);
+  persona::cli::RegisterServe(registry);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -42,4 +42,22 @@ bool DecodeBatchRecord(std::string_view record, std::vector<RecordedEvent>* out)
   return record.empty();
 }
 
+bool RedactBatchRecord(std::string_view record, const std::vector<uint32_t>& indexes,
+                       std::string* out) {
+  std::vector<RecordedEvent> events;
+  if (!DecodeBatchRecord(record, &events)) return false;
+  std::vector<bool> redact(events.size(), false);
+  for (uint32_t i : indexes) {
+    if (i >= events.size()) return false;
+    redact[i] = true;
+  }
+  BatchRecordWriter writer;
+  const Event blank{};
+  for (size_t i = 0; i < events.size(); ++i) {
+    writer.Add(redact[i] ? blank : events[i].event, events[i].prev_position);
+  }
+  out->assign(writer.Finish());
+  return true;
+}
+
 }  // namespace persona

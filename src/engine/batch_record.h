@@ -38,6 +38,15 @@ struct RecordedEvent {
   uint64_t prev_position;  // previous event of the same user, 0 if none
 };
 
+// Erasure replaces a user's events in the log by redacted slots: an event with an empty user id
+// and no content, keeping its `prev` position so the record's layout (and every other user's
+// timeline positions) stay valid. Replay and timelines skip redacted slots.
+inline bool IsRedacted(const Event& e) { return e.user_id.empty(); }
+
+// Re-encodes `record` with the events at `indexes` redacted. False when the record is corrupt.
+bool RedactBatchRecord(std::string_view record, const std::vector<uint32_t>& indexes,
+                       std::string* out);
+
 // Decodes a batch record; false when it is truncated or corrupt (never crashes on garbage).
 bool DecodeBatchRecord(std::string_view record, std::vector<RecordedEvent>* out);
 

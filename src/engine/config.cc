@@ -41,6 +41,8 @@ namespace {
 
 // Tables that may appear in the file; every other key must be a value read by ConfigReader.
 constexpr std::string_view kTables[] = {"limits", "profile", "profile.weights"};
+// Tables other components read from the same file (and check themselves): the HTTP service's.
+constexpr std::string_view kForeignTables[] = {"server"};
 
 size_t EditDistance(std::string_view a, std::string_view b) {
   std::vector<size_t> previous(b.size() + 1), current(b.size() + 1);
@@ -215,6 +217,10 @@ class ConfigReader {
   absl::Status CheckTable(const toml::table& table, const std::string& prefix) const {
     for (auto&& [name, node] : table) {
       const std::string key = prefix + std::string(name.str());
+      if (std::find(std::begin(kForeignTables), std::end(kForeignTables), key) !=
+          std::end(kForeignTables)) {
+        continue;
+      }
       const bool is_table_key =
           std::find(std::begin(kTables), std::end(kTables), key) != std::end(kTables);
       if (is_table_key) {

@@ -118,7 +118,7 @@ absl::Status Engine::Submit(std::shared_ptr<const EventBatch> batch,
   pending->remaining.store(static_cast<int>(works.size()));
   for (auto& [part, indexes] : works) {
     partitions_[part]->Enqueue(
-        PartitionWork{batch, std::move(indexes), pending},
+        PartitionWork{batch, std::move(indexes), pending, nullptr, 0},
         block ? Partition::EnqueueMode::kBlock : Partition::EnqueueMode::kForce);
   }
   return absl::OkStatus();
@@ -136,6 +136,64 @@ IngestOutcome Engine::Ingest(std::shared_ptr<const EventBatch> batch) {
 absl::Status Engine::AddDeadLetters(std::span<const DeadLetter> letters) {
   if (letters.empty()) return absl::OkStatus();
   return store_->AddDeadLetters(letters, config_.sync == SyncPolicy::kAlways);
+}
+
+void Engine::SetAttributes(std::string_view user_id, std::string_view json_object, bool merge,
+                           std::function<void(absl::StatusOr<std::string>)> done) {
+  auto control = std::make_shared<PartitionControl>();
+  control->kind = PartitionControl::Kind::kSetAttributes;
+  control->user_id = std::string(user_id);
+  control->attributes_json = std::string(json_object);
+  control->merge = merge;
+  control->attributes_done = done;
+  if (user_id.empty()) {
+    done(absl::InvalidArgumentError("user_id is empty"));
+    return;
+  }
+  if (absl::Status s = partitions_[PartitionOf(user_id, partitions())]->EnqueueControl(control);
+      !s.ok()) {
+    done(s);
+  }
+}
+
+void Engine::EraseUser(std::string_view user_id,
+                       std::function<void(absl::StatusOr<UserErasure>)> done) {
+  auto control = std::make_shared<PartitionControl>();
+  control->kind = PartitionControl::Kind::kEraseUser;
+  control->user_id = std::string(user_id);
+  control->erase_done = done;
+  if (user_id.empty()) {
+    done(absl::InvalidArgumentError("user_id is empty"));
+    return;
+  }
+  if (absl::Status s = partitions_[PartitionOf(user_id, partitions())]->EnqueueControl(control);
+      !s.ok()) {
+    done(s);
+  }
+}
+
+absl::StatusOr<std::string> Engine::SetAttributes(std::string_view user_id,
+                                                  std::string_view json_object, bool merge) {
+  std::promise<absl::StatusOr<std::string>> promise;
+  auto future = promise.get_future();
+  SetAttributes(user_id, json_object, merge,
+                [&promise](absl::StatusOr<std::string> r) { promise.set_value(std::move(r)); });
+  return future.get();
+}
+
+absl::StatusOr<UserErasure> Engine::EraseUser(std::string_view user_id) {
+  std::promise<absl::StatusOr<UserErasure>> promise;
+  auto future = promise.get_future();
+  EraseUser(user_id,
+            [&promise](absl::StatusOr<UserErasure> r) { promise.set_value(std::move(r)); });
+  return future.get();
+}
+
+absl::Status Engine::health() const {
+  for (const auto& p : partitions_) {
+    if (absl::Status s = p->health(); !s.ok()) return s;
+  }
+  return absl::OkStatus();
 }
 
 bool Engine::ReadProfile(

@@ -52,6 +52,24 @@ class Engine {
   // The user's most recent raw events (newest first) as a JSON array; NotFound for unknown users.
   absl::StatusOr<std::string> TimelineJson(std::string_view user_id, size_t limit) const;
 
+  // Sets (merge) or replaces the user's attributes (a JSON object; a null value deletes a key),
+  // creating the profile when the user is unknown. Ordered with the user's events on its
+  // partition's writer; `done` runs there with the resulting attributes object once the change is
+  // durable under the sync policy, or with an error (InvalidArgument for a bad object).
+  void SetAttributes(std::string_view user_id, std::string_view json_object, bool merge,
+                     std::function<void(absl::StatusOr<std::string>)> done);
+  // Erases the user everywhere the engine keeps them: the profile (memory and checkpoint), their
+  // events in the log (redacted in place: timeline and replay no longer see them) and dead letters
+  // with their id. Ordered after events already queued for the user; `done` runs on the writer.
+  void EraseUser(std::string_view user_id, std::function<void(absl::StatusOr<UserErasure>)> done);
+  // Blocking forms of the two calls above.
+  absl::StatusOr<std::string> SetAttributes(std::string_view user_id, std::string_view json_object,
+                                            bool merge);
+  absl::StatusOr<UserErasure> EraseUser(std::string_view user_id);
+
+  // OK, or the first storage error of any partition (that partition then rejects all writes).
+  absl::Status health() const;
+
   absl::Status Checkpoint();
   // Re-reads the tag rules file; on error the old rules stay in force.
   absl::Status ReloadTagRules();

@@ -13,6 +13,12 @@
 namespace persona {
 namespace {
 
+int64_t SteadyNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
 int64_t WallMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
@@ -75,8 +81,130 @@ void Partition::Enqueue(PartitionWork work, EnqueueMode mode) {
     });
   }
   queued_events_ += work.indexes.size();
+  work.enqueued_ns = SteadyNs();
   queue_.push_back(std::move(work));
   queue_cv_.notify_one();
+}
+
+absl::Status Partition::EnqueueControl(std::shared_ptr<PartitionControl> control) {
+  PartitionWork work;
+  work.control = std::move(control);
+  std::lock_guard<std::mutex> lock(queue_mu_);
+  if (stopping_) return absl::FailedPreconditionError("the engine is shutting down");
+  work.enqueued_ns = SteadyNs();
+  queue_.push_back(std::move(work));
+  queue_cv_.notify_one();
+  return absl::OkStatus();
+}
+
+void Partition::ProcessControl(PartitionControl& control) {
+  switch (control.kind) {
+    case PartitionControl::Kind::kSetAttributes: {
+      absl::StatusOr<std::string> r = health().ok() ? SetAttributes(control) : health();
+      control.attributes_done(std::move(r));
+      break;
+    }
+    case PartitionControl::Kind::kEraseUser: {
+      absl::StatusOr<UserErasure> r = health().ok() ? EraseUser(control.user_id) : health();
+      control.erase_done(std::move(r));
+      break;
+    }
+  }
+}
+
+// Attribute updates are not events, so they are not in the log: the profile is written to the
+// checkpoint store at once, labelled with the last log seq it reflects (every applied record).
+// Recovery then loads it and skips the log records up to that label, which is exactly the
+// protocol an interrupted checkpoint relies on. RocksDB's WAL is one ordered file, so once this
+// write is durable, so are the log records before it.
+absl::StatusOr<std::string> Partition::SetAttributes(const PartitionControl& control) {
+  const Shard& probe = shards_[ShardOf(control.user_id)];
+  const bool existed = probe.users.contains(control.user_id);
+  size_t shard_index;
+  Entry* entry = FindOrCreate(control.user_id, &shard_index);
+  Shard& shard = shards_[shard_index];
+  std::string blob, attributes;
+  absl::Status status;
+  {
+    std::lock_guard<std::mutex> lock(shard.mu);
+    status = entry->profile.SetAttributes(control.attributes_json, control.merge);
+    if (status.ok()) {
+      attributes = std::string(entry->profile.attributes_json());
+      EncodeProfile(entry->profile, ctx_, &blob);
+    }
+  }
+  if (!status.ok()) {
+    if (!existed) {
+      std::lock_guard<std::mutex> lock(shard.mu);
+      shard.users.erase(std::string_view(entry->user_id));
+      profiles_.fetch_sub(1, std::memory_order_relaxed);
+    }
+    return status;
+  }
+  if (auto rules = tag_rules_.load(); rules && rules->size() > 0) EvaluateTags(*rules, entry);
+  const uint64_t label = next_seq_ - 1;
+  const std::pair<std::string_view, std::string_view> one{entry->user_id, blob};
+  if (absl::Status s = store_->PutProfiles(id_, label, {&one, 1}); !s.ok()) return s;
+  if (config_.sync != SyncPolicy::kNone) {
+    if (absl::Status s = store_->SyncWal(); !s.ok()) return s;
+  }
+  entry->label_seq = label;
+  return attributes;
+}
+
+absl::StatusOr<uint64_t> Partition::RedactLogChain(uint64_t pos) {
+  uint64_t redacted = 0;
+  std::vector<RecordedEvent> events;
+  std::string record, rewritten;
+  while (pos != 0) {
+    const uint64_t seq = PositionSeq(pos);
+    auto r = store_->GetLogRecord(id_, seq);
+    if (absl::IsNotFound(r.status())) break;  // older history was trimmed
+    if (!r.ok()) return r.status();
+    record = std::move(*r);
+    if (!DecodeBatchRecord(record, &events)) {
+      return absl::DataLossError("corrupt log record " + std::to_string(seq));
+    }
+    // The chain visits a record's events of this user consecutively (newest first).
+    std::vector<uint32_t> indexes;
+    while (pos != 0 && PositionSeq(pos) == seq) {
+      const uint32_t idx = PositionIndex(pos);
+      if (idx >= events.size()) return absl::DataLossError("dangling timeline position");
+      indexes.push_back(idx);
+      pos = events[idx].prev_position;
+    }
+    if (!RedactBatchRecord(record, indexes, &rewritten)) {
+      return absl::DataLossError("corrupt log record " + std::to_string(seq));
+    }
+    if (absl::Status s = store_->PutLogRecord(id_, seq, rewritten); !s.ok()) return s;
+    redacted += indexes.size();
+  }
+  return redacted;
+}
+
+absl::StatusOr<UserErasure> Partition::EraseUser(std::string_view user_id) {
+  UserErasure out;
+  Shard& shard = shards_[ShardOf(user_id)];
+  auto it = shard.users.find(user_id);  // the writer is the only mutator: no lock to look
+  if (it != shard.users.end()) {
+    Entry* entry = it->second.get();
+    auto redacted = RedactLogChain(entry->profile.timeline_head);
+    if (!redacted.ok()) return redacted.status();
+    out.log_events = *redacted;
+    if (absl::Status s = store_->DeleteProfile(id_, user_id); !s.ok()) return s;
+    std::erase(dirty_, entry);
+    if (ctx_.population != nullptr) ctx_.population->Remove(entry->profile);
+    {
+      std::lock_guard<std::mutex> lock(shard.mu);
+      shard.users.erase(it);  // destroys the entry (and the key it owned)
+    }
+    profiles_.fetch_sub(1, std::memory_order_relaxed);
+    out.profile = true;
+  }
+  auto letters = store_->EraseDeadLettersOfUser(user_id);  // syncs, covering the writes above
+  if (!letters.ok()) return letters.status();
+  out.dead_letters = *letters;
+  return out;
 }
 
 bool Partition::HasSpace(size_t events) const {
@@ -120,6 +248,7 @@ absl::Status Partition::FinalSync() {
 
 void Partition::Run() {
   std::vector<PartitionWork> works;
+  PartitionWork control;
   last_checkpoint_wall_ms_ = WallMs();
   int64_t last_sync_ms = WallMs();
   bool unsynced = false;
@@ -133,7 +262,12 @@ void Partition::Run() {
       queue_cv_.wait_for(lock, tick,
                          [&] { return stopping_ || checkpoint_requested_ || !queue_.empty(); });
       size_t n = 0;
-      while (!queue_.empty() &&
+      // A control request is processed alone, in queue order: it ends a group of event batches.
+      if (!queue_.empty() && queue_.front().control) {
+        control = std::move(queue_.front());
+        queue_.pop_front();
+      }
+      while (!control.control && !queue_.empty() && !queue_.front().control &&
              (works.empty() || n + queue_.front().indexes.size() <= config_.max_batch_events)) {
         n += queue_.front().indexes.size();
         works.push_back(std::move(queue_.front()));
@@ -141,7 +275,12 @@ void Partition::Run() {
       }
       queued_events_ -= n;
       checkpoint_now = checkpoint_requested_;
-      stop = stopping_ && queue_.empty() && works.empty();
+      stop = stopping_ && queue_.empty() && works.empty() && !control.control;
+    }
+    if (control.control) {
+      ProcessControl(*control.control);
+      control = PartitionWork{};
+      unsynced = true;
     }
     if (!works.empty()) {
       space_cv_.notify_all();
@@ -168,7 +307,14 @@ void Partition::Run() {
     }
     if (checkpoint_now) {
       absl::Status s = health();
-      if (s.ok()) s = WriteCheckpoint();
+      if (s.ok()) {
+        const int64_t start = SteadyNs();
+        s = WriteCheckpoint();
+        const double seconds = static_cast<double>(SteadyNs() - start) * 1e-9;
+        checkpoints_.fetch_add(1, std::memory_order_relaxed);
+        checkpoint_seconds_total_.fetch_add(seconds, std::memory_order_relaxed);
+        last_checkpoint_seconds_.store(seconds, std::memory_order_relaxed);
+      }
       std::lock_guard<std::mutex> lock(queue_mu_);
       if (!s.ok() && last_error_.ok()) last_error_ = s;
       checkpoint_requested_ = false;
@@ -230,10 +376,12 @@ void Partition::ProcessBatch(std::vector<PartitionWork>& works) {
         dead_letters.push_back(DeadLetter{wall, "partition", position, std::string(e.user_id),
                                           why->field, why->rule, raw.Take()});
         outcomes[wi].rejected.push_back({position, std::move(why->field), std::move(why->rule)});
+        rejected_by_type_[static_cast<int>(e.type)].fetch_add(1, std::memory_order_relaxed);
         continue;
       }
       if (dedup_.CheckAndInsert(e.id_hash, e.ts_ms, wm)) {
         ++outcomes[wi].duplicates;
+        duplicates_by_type_[static_cast<int>(e.type)].fetch_add(1, std::memory_order_relaxed);
         continue;
       }
       wm = std::max(wm, e.ts_ms);
@@ -481,6 +629,7 @@ absl::Status Partition::Recover(uint64_t* replayed_events) {
     }
     for (uint32_t i = 0; i < events.size(); ++i) {
       const Event& e = events[i].event;
+      if (IsRedacted(e)) continue;  // an erased user's event
       dedup_.Insert(e.id_hash, e.ts_ms, wm);
       wm = std::max(wm, e.ts_ms);
       size_t shard;
@@ -556,11 +705,21 @@ PartitionStats Partition::Stats() const {
   s.accepted = accepted_.load(std::memory_order_relaxed);
   s.duplicates = duplicates_.load(std::memory_order_relaxed);
   s.rejected = rejected_.load(std::memory_order_relaxed);
-  for (int i = 0; i < kEventTypeCount; ++i) s.events_by_type[i] = by_type_[i].load();
+  for (int i = 0; i < kEventTypeCount; ++i) {
+    s.events_by_type[i] = by_type_[i].load(std::memory_order_relaxed);
+    s.duplicates_by_type[i] = duplicates_by_type_[i].load(std::memory_order_relaxed);
+    s.rejected_by_type[i] = rejected_by_type_[i].load(std::memory_order_relaxed);
+  }
   {
     std::lock_guard<std::mutex> lock(queue_mu_);
     s.queued_events = queued_events_;
+    if (!queue_.empty()) {
+      s.lag_seconds = static_cast<double>(SteadyNs() - queue_.front().enqueued_ns) * 1e-9;
+    }
   }
+  s.checkpoints = checkpoints_.load(std::memory_order_relaxed);
+  s.checkpoint_seconds_total = checkpoint_seconds_total_.load(std::memory_order_relaxed);
+  s.last_checkpoint_seconds = last_checkpoint_seconds_.load(std::memory_order_relaxed);
   s.dedup_entries = dedup_entries_.load(std::memory_order_relaxed);
   return s;
 }

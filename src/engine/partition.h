@@ -38,10 +38,31 @@ struct PendingIngest {
   std::function<void(IngestOutcome)> done;
 };
 
+// What erasing a user removed from a partition.
+struct UserErasure {
+  bool profile = false;      // the profile (memory and checkpoint)
+  uint64_t log_events = 0;   // events redacted from the log (the timeline)
+  uint64_t dead_letters = 0;
+};
+
+// A request that is not a batch of events but must be ordered with them on the writer thread.
+struct PartitionControl {
+  enum class Kind { kSetAttributes, kEraseUser };
+  Kind kind = Kind::kSetAttributes;
+  std::string user_id;
+  std::string attributes_json;  // kSetAttributes
+  bool merge = true;            // kSetAttributes
+  // kSetAttributes: the resulting attributes object. kEraseUser: unused.
+  std::function<void(absl::StatusOr<std::string>)> attributes_done;
+  std::function<void(absl::StatusOr<UserErasure>)> erase_done;
+};
+
 struct PartitionWork {
   std::shared_ptr<const EventBatch> batch;
   std::vector<uint32_t> indexes;  // events of `batch` routed to this partition
   std::shared_ptr<PendingIngest> pending;
+  std::shared_ptr<PartitionControl> control;  // set instead of batch for control requests
+  int64_t enqueued_ns = 0;  // steady clock, for the partition's lag
 };
 
 struct PartitionStats {
@@ -54,8 +75,16 @@ struct PartitionStats {
   uint64_t duplicates = 0;
   uint64_t rejected = 0;
   uint64_t queued_events = 0;
+  // Age of the oldest work waiting in the queue (0 when empty): how far the partition lags.
+  double lag_seconds = 0;
   uint64_t dedup_entries = 0;
-  uint64_t events_by_type[kEventTypeCount] = {};
+  uint64_t checkpoints = 0;  // completed by this process
+  double checkpoint_seconds_total = 0;
+  double last_checkpoint_seconds = 0;
+  uint64_t events_by_type[kEventTypeCount] = {};  // accepted (persisted across restarts)
+  // Since this process started (not persisted):
+  uint64_t duplicates_by_type[kEventTypeCount] = {};
+  uint64_t rejected_by_type[kEventTypeCount] = {};
 };
 
 class Partition {
@@ -80,6 +109,10 @@ class Partition {
   enum class EnqueueMode { kBlock, kForce };
   void Enqueue(PartitionWork work, EnqueueMode mode);
   bool HasSpace(size_t events) const;
+  // Queues a control request behind the events already queued (never refused for space: control
+  // requests are rare and small). Its callback runs on the writer thread.
+  // FailedPrecondition once the partition is stopping (the callback is then never called).
+  absl::Status EnqueueControl(std::shared_ptr<PartitionControl> control);
   // The first storage error the writer hit; once set, the partition rejects all new events.
   absl::Status health() const;
   // Runs `fn` on the profile of `user_id` under its shard lock; false when the user is unknown.
@@ -123,6 +156,12 @@ class Partition {
 
   void Run();
   void ProcessBatch(std::vector<PartitionWork>& works);
+  void ProcessControl(PartitionControl& control);
+  absl::StatusOr<std::string> SetAttributes(const PartitionControl& control);
+  absl::StatusOr<UserErasure> EraseUser(std::string_view user_id);
+  // Rewrites the log records holding `user_id`'s events with those events redacted, following the
+  // timeline chain from `head`; returns how many events were redacted.
+  absl::StatusOr<uint64_t> RedactLogChain(uint64_t head);
   Entry* FindOrCreate(std::string_view user_id, size_t* shard_index);
   void EvaluateTags(const TagRules& rules, Entry* entry);
   void FailWorks(std::vector<PartitionWork>& works, const absl::Status& status);
@@ -174,8 +213,12 @@ class Partition {
   std::atomic<uint64_t> last_seq_{0};
   std::atomic<int64_t> watermark_{0};
   std::atomic<uint64_t> dedup_entries_{0};
+  std::atomic<uint64_t> checkpoints_{0};
+  std::atomic<double> checkpoint_seconds_total_{0}, last_checkpoint_seconds_{0};
   std::atomic<uint64_t> accepted_{0}, duplicates_{0}, rejected_{0}, profiles_{0};
   std::atomic<uint64_t> by_type_[kEventTypeCount] = {};
+  std::atomic<uint64_t> duplicates_by_type_[kEventTypeCount] = {};
+  std::atomic<uint64_t> rejected_by_type_[kEventTypeCount] = {};
   BatchRecordWriter record_;
 };
 

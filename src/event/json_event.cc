@@ -378,4 +378,13 @@ void WriteEventJson(JsonWriter& w, const Event& e) {
   w.EndObject();
 }
 
+std::string UserIdOfJsonRecord(std::string_view json_object_text) {
+  thread_local simdjson::dom::parser parser;
+  simdjson::dom::element doc;
+  if (parser.parse(json_object_text.data(), json_object_text.size()).get(doc)) return "";
+  std::string_view user;
+  if (doc["user_id"].get_string().get(user)) return "";
+  return std::string(user);
+}
+
 }  // namespace persona

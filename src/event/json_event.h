@@ -87,6 +87,10 @@ class JsonEventParser {
 absl::Status ParseJsonBody(std::string_view body, const ValidationLimits& limits, bool strict,
                            EventBatch* out, std::vector<EventIssue>* issues);
 
+// The "user_id" string of a JSON object's text, "" when the text is not an object or has no string
+// user_id. Lets a rejected record's dead letter be found (and erased) by user.
+std::string UserIdOfJsonRecord(std::string_view json_object_text);
+
 // Writes `e` as a native JSON object: only present fields (non-empty strings, price unless NaN,
 // quantity and rating unless 0), ts as an epoch-ms integer, attrs inserted as raw JSON. Parsing
 // the output with JsonEventParser gives back an equal event.

@@ -1,0 +1,150 @@
+// `persona serve`: the engine behind the HTTP/JSON API (src/serve), until SIGTERM or SIGINT.
+// `persona apikey new`: a fresh API key secret and the config lines that authorise it.
+#include <pthread.h>
+#include <signal.h>
+
+#include <iostream>
+
+#include "cli/commands.h"
+#include "serve/api.h"
+#include "serve/api_keys.h"
+#include "serve/http_server.h"
+#include "serve/serve_config.h"
+
+namespace persona::cli {
+namespace {
+
+struct ServeOptions {
+  EngineOptions engine;
+  int port = -1;
+  std::string bind;
+  uint32_t threads = 0;
+};
+
+int RunServe(ServeOptions& o) {
+  // Block the stop signals in every thread (the ones started below inherit the mask) and wait for
+  // them in this one: no async-signal-safety puzzles, and shutdown runs as ordinary code.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  serve::ServeConfig serve_config;
+  if (!o.engine.config_file.empty()) {
+    if (absl::Status s = serve::LoadServeConfigFile(o.engine.config_file, &serve_config);
+        !s.ok()) {
+      std::cerr << "persona: " << s.message() << "\n";
+      return 2;
+    }
+  }
+  if (o.port >= 0) {
+    if (o.port > 65535) {
+      std::cerr << "persona: --port must be 0..65535\n";
+      return 2;
+    }
+    serve_config.http.port = static_cast<uint16_t>(o.port);
+  }
+  if (!o.bind.empty()) serve_config.http.bind_address = o.bind;
+  if (o.threads > 0) serve_config.http.threads = o.threads;
+
+  auto engine = OpenEngine(o.engine);
+  if (!engine.ok()) return Fail(engine.status());
+  auto api = serve::Api::Create(engine->get(), serve_config, o.engine.config_file);
+  if (!api.ok()) {
+    std::cerr << "persona: " << api.status().message() << "\n";
+    (void)(*engine)->Close();
+    return 2;
+  }
+  serve::Api* a = api->get();
+  auto server = serve::HttpServer::Start(
+      serve_config.http, [a](const serve::HttpRequest& req, serve::Responder r) {
+        a->Handle(req, std::move(r));
+      },
+      [a](const serve::HttpExchange& x) { a->Observe(x); });
+  if (!server.ok()) {
+    std::cerr << "persona: cannot serve on " << serve_config.http.bind_address << ":"
+              << serve_config.http.port << ": " << server.status().message() << "\n";
+    (void)(*engine)->Close();
+    return 1;
+  }
+  serve::HttpServer* srv = server->get();
+  a->SetConnectionsSource([srv] { return srv->connections(); });
+  if (!a->auth_enabled()) {
+    std::cerr << "persona: WARNING: no [[server.api_keys]] configured: every route is open to "
+                 "anyone who can reach "
+              << serve_config.http.bind_address << " (create keys with `persona apikey new`)\n";
+  }
+  a->SetReady(true);
+  const bool tls = !serve_config.http.tls_cert_file.empty();
+  std::cout << "listening on " << (tls ? "https" : "http") << "://"
+            << serve_config.http.bind_address << ":" << srv->port() << std::endl;
+
+  int signal_number = 0;
+  sigwait(&stop_signals, &signal_number);
+  std::cerr << "persona: " << (signal_number == SIGTERM ? "SIGTERM" : "SIGINT")
+            << ": draining requests, then checkpointing\n";
+  a->SetReady(false);
+  srv->Stop(serve_config.drain_timeout);
+  server->reset();
+  absl::Status closed = (*engine)->Close();
+  api->reset();
+  if (!closed.ok()) return Fail(closed);
+  std::cerr << "persona: stopped cleanly\n";
+  return 0;
+}
+
+struct ApiKeyOptions {
+  std::string name;
+  std::string scopes = "read";
+};
+
+int RunApiKeyNew(ApiKeyOptions& o) {
+  std::vector<std::string> scopes;
+  std::string_view rest = o.scopes;
+  while (!rest.empty()) {
+    const size_t comma = rest.find(',');
+    scopes.emplace_back(rest.substr(0, comma));
+    rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+  }
+  if (auto parsed = serve::ParseScopes(scopes); !parsed.ok() || *parsed == 0) {
+    std::cerr << "persona: --scopes: "
+              << (parsed.ok() ? "name at least one scope" : parsed.status().message())
+              << " (ingest, read, admin)\n";
+    return 2;
+  }
+  const std::string secret = serve::ApiKeys::GenerateSecret();
+  std::cout << "# secret for '" << o.name << "' (shown once; clients send it as "
+            << "\"Authorization: Bearer <secret>\"):\n# " << secret << "\n"
+            << "[[server.api_keys]]\nname = \"" << o.name << "\"\nsha256 = \""
+            << serve::ApiKeys::Sha256Hex(secret) << "\"\nscopes = [";
+  for (size_t i = 0; i < scopes.size(); ++i) {
+    std::cout << (i ? ", " : "") << "\"" << scopes[i] << "\"";
+  }
+  std::cout << "]\n";
+  return 0;
+}
+
+}  // namespace
+
+void RegisterServe(Registry& r) {
+  auto o = std::make_shared<ServeOptions>();
+  CLI::App* cmd = r.Add("serve", "Run the HTTP/JSON API on a data directory (until SIGTERM)",
+                        [o] { return RunServe(*o); });
+  AddEngineOptions(cmd, &o->engine);
+  cmd->add_option("--port", o->port, "TCP port (0 = any free port; default server.port, 8080)");
+  cmd->add_option("--bind", o->bind, "Address to listen on (default server.bind, 127.0.0.1)");
+  cmd->add_option("--threads", o->threads, "I/O threads (default server.threads: cores)");
+
+  auto k = std::make_shared<ApiKeyOptions>();
+  CLI::App* apikey = r.app().add_subcommand("apikey", "Manage API keys");
+  apikey->require_subcommand(1);
+  CLI::App* create = apikey->add_subcommand("new", "Print a new secret and its config lines");
+  create->add_option("--name", k->name, "Name of the key (shown in access logs)")->required();
+  create->add_option("--scopes", k->scopes, "Comma list of ingest, read, admin")
+      ->capture_default_str();
+  r.AddExisting(create, [k] { return RunApiKeyNew(*k); });
+}
+
+}  // namespace persona::cli

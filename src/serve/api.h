@@ -1,0 +1,61 @@
+// Api: the routes of `persona serve` (docs/openapi.yaml) on top of one Engine. It turns an
+// HttpRequest into engine calls and an HttpResponse: authentication and scopes, parameter
+// validation with JSON errors {error, detail, field?}, ingest with backpressure (429 when a
+// partition queue is full), metrics and access-log hooks.
+//
+// Threading: Handle runs on the I/O thread that read the request. Reads answer inline (a profile
+// is a few microseconds under its shard lock); ingest answers from the partition thread once the
+// events are durable and applied, which is what makes read-your-writes hold.
+//
+// Recommendation and prediction routes belong to their own issues: they are added to the route
+// table in api.cc (see "Routes") next to the profile routes, with their own handler files.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "engine/engine.h"
+#include "serve/access_log.h"
+#include "serve/api_keys.h"
+#include "serve/http_server.h"
+#include "serve/metrics.h"
+#include "serve/serve_config.h"
+
+namespace persona::serve {
+
+class Api {
+ public:
+  // `engine` must outlive the Api. `config_path` ("" = none) is re-read by POST /v1/admin/reload.
+  static absl::StatusOr<std::unique_ptr<Api>> Create(Engine* engine, const ServeConfig& config,
+                                                     std::string config_path);
+  ~Api();
+
+  // The HttpHandler of the server.
+  void Handle(const HttpRequest& request, Responder respond);
+  // The ExchangeObserver of the server: metrics per route and the access log.
+  void Observe(const HttpExchange& exchange);
+
+  // /readyz answers 503 until SetReady(true) and again after SetReady(false) (shutdown).
+  void SetReady(bool ready) { ready_.store(ready); }
+  // Gauges the server knows (open connections).
+  void SetConnectionsSource(std::function<uint64_t()> source);
+  MetricsRegistry& metrics() { return *metrics_; }
+  // Whether API keys are configured (else every route is open).
+  bool auth_enabled() const;
+
+ private:
+  struct Routes;
+  Api(Engine* engine, const ServeConfig& config, std::string config_path);
+
+  Engine* engine_;
+  ServeConfig config_;
+  std::string config_path_;
+  std::unique_ptr<MetricsRegistry> metrics_;
+  std::unique_ptr<Routes> routes_;
+  std::unique_ptr<AccessLog> access_log_;
+  std::atomic<bool> ready_{false};
+};
+
+}  // namespace persona::serve
