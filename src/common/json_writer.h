@@ -30,6 +30,7 @@ class JsonWriter {
   // Inserts already-serialised JSON text as a value (e.g. a stored attrs object).
   void Raw(std::string_view json);
 
+  void Reserve(size_t bytes) { out_.reserve(bytes); }
   const std::string& str() const { return out_; }
   std::string Take() { return std::move(out_); }
   void Clear();

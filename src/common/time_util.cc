@@ -98,12 +98,31 @@ std::string FormatIsoTime(int64_t ms) {
   const unsigned d = doy - (153 * mp + 2) / 5 + 1;
   const unsigned m = mp < 10 ? mp + 3 : mp - 9;
   y += m <= 2;
-  char buf[96];
-  std::snprintf(buf, sizeof buf, "%04lld-%02u-%02uT%02lld:%02lld:%02lld.%03lldZ",
-                static_cast<long long>(y), m, d, static_cast<long long>(rem / kHourMs),
-                static_cast<long long>(rem / kMinuteMs % 60),
-                static_cast<long long>(rem / kSecondMs % 60), static_cast<long long>(rem % 1000));
-  return buf;
+  if (y < 0 || y > 9999) {
+    char buf[96];
+    std::snprintf(buf, sizeof buf, "%04lld-%02u-%02uT%02lld:%02lld:%02lld.%03lldZ",
+                  static_cast<long long>(y), m, d, static_cast<long long>(rem / kHourMs),
+                  static_cast<long long>(rem / kMinuteMs % 60),
+                  static_cast<long long>(rem / kSecondMs % 60),
+                  static_cast<long long>(rem % 1000));
+    return buf;
+  }
+  // The common case without printf (profile JSON formats several times per read).
+  std::string out = "0000-00-00T00:00:00.000Z";
+  auto put = [&out](size_t pos, unsigned v, int digits) {
+    for (int i = digits - 1; i >= 0; --i) {
+      out[pos + i] = static_cast<char>('0' + v % 10);
+      v /= 10;
+    }
+  };
+  put(0, static_cast<unsigned>(y), 4);
+  put(5, m, 2);
+  put(8, d, 2);
+  put(11, static_cast<unsigned>(rem / kHourMs), 2);
+  put(14, static_cast<unsigned>(rem / kMinuteMs % 60), 2);
+  put(17, static_cast<unsigned>(rem / kSecondMs % 60), 2);
+  put(20, static_cast<unsigned>(rem % 1000), 3);
+  return out;
 }
 
 std::optional<int64_t> ParseDuration(std::string_view s) {

@@ -211,6 +211,7 @@ std::optional<std::string> Engine::ProfileJson(std::string_view user_id, uint32_
       rules ? rules->names() : std::span<const std::string>();
   ReadProfile(user_id, [&](const Profile& p, const ProfileContext& ctx) {
     JsonWriter w;
+    w.Reserve(sections == kAll ? 8192 : 1024);  // a full profile is ~2-6 KiB
     WriteProfileJson(w, user_id, p, ctx, now, sections, tag_names);
     out = w.Take();
   });
