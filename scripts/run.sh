@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets up dependencies, builds Persona (Release), generates a demo event stream with planted ground
-# truth, replays it into ./data/demo, and shows what the engine knows: stats, a profile, a timeline.
+# truth, replays it into ./data/demo/db, and starts the HTTP service on it (http://127.0.0.1:8080,
+# PORT=... to change). Ctrl-C (or SIGTERM) stops it cleanly: drain, checkpoint, exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -8,11 +9,22 @@ cmake -S . -B build-release -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
 ninja -C build-release persona
 P=./build-release/persona
 DATA=${DATA_DIR:-data/demo}
-rm -rf "$DATA" && mkdir -p "$DATA"
-$P gen --events 2000000 --users 50000 --seed 7 --out "$DATA/events.jsonl" --truth "$DATA/truth.jsonl"
-$P import --data "$DATA/db" --format jsonl --tag-rules config/tags.rules "$DATA/events.jsonl"
-$P stats --data "$DATA/db" --tag-rules config/tags.rules
+PORT=${PORT:-8080}
+if [ ! -f "$DATA/db/.persona-demo-loaded" ]; then
+  rm -rf "$DATA" && mkdir -p "$DATA"
+  $P gen --events 1000000 --users 50000 --seed 7 --out "$DATA/events.jsonl" --truth "$DATA/truth.jsonl"
+  $P import --data "$DATA/db" --format jsonl --tag-rules config/tags.rules "$DATA/events.jsonl"
+  touch "$DATA/db/.persona-demo-loaded"
+fi
 USER_ID=$(head -1 "$DATA/truth.jsonl" | sed -E 's/.*"user_id":"([^"]+)".*/\1/')
-echo "--- ground truth for $USER_ID: $(head -1 "$DATA/truth.jsonl")"
-$P profile --data "$DATA/db" --tag-rules config/tags.rules "$USER_ID"
-$P timeline --data "$DATA/db" --limit 5 "$USER_ID"
+cat <<EOT
+--- demo data loaded: $DATA/db (ground truth of planted users: $DATA/truth.jsonl)
+--- try, in another terminal:
+  curl -s localhost:$PORT/v1/users/$USER_ID/profile
+  curl -s 'localhost:$PORT/v1/users/$USER_ID/timeline?limit=5'
+  curl -s -XPOST localhost:$PORT/v1/events -H 'Content-Type: application/json' \\
+       -d '{"user_id":"$USER_ID","type":"view","item_id":"42","category_path":"c1.c1_1","ts":"2017-12-04T00:00:00Z"}'
+  curl -s localhost:$PORT/metrics | grep persona_events_total
+  API reference: docs/openapi.yaml
+EOT
+exec $P serve --data "$DATA/db" --tag-rules config/tags.rules --port "$PORT"
