@@ -7,21 +7,10 @@
 
 namespace persona {
 
-void JsonWriter::Separate() {
-  if (after_key_) {
-    after_key_ = false;
-    return;
-  }
-  if (!first_.empty()) {
-    if (!first_.back()) out_.push_back(',');
-    first_.back() = false;
-  }
-}
-
 void JsonWriter::BeginObject() {
   Separate();
   out_.push_back('{');
-  first_.push_back(true);
+  first_.push_back(1);
 }
 void JsonWriter::EndObject() {
   assert(!first_.empty());
@@ -31,7 +20,7 @@ void JsonWriter::EndObject() {
 void JsonWriter::BeginArray() {
   Separate();
   out_.push_back('[');
-  first_.push_back(true);
+  first_.push_back(1);
 }
 void JsonWriter::EndArray() {
   assert(!first_.empty());

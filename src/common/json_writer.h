@@ -39,9 +39,19 @@ class JsonWriter {
   static void AppendEscaped(std::string& out, std::string_view s);
 
  private:
-  void Separate();
+  // Writes the comma before a value unless it is the first of its container or follows a key.
+  void Separate() {
+    if (after_key_) {
+      after_key_ = false;
+      return;
+    }
+    if (!first_.empty()) {
+      if (!first_.back()) out_.push_back(',');
+      first_.back() = 0;
+    }
+  }
   std::string out_;
-  std::vector<bool> first_;  // per open container: no element written yet
+  std::vector<uint8_t> first_;  // per open container: 1 while no element is written yet
   bool after_key_ = false;
 };
 

@@ -503,6 +503,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     body_ = std::move(response.body);
     if (bodyless) body_.clear();
     route_ = std::move(response.route);
+    principal_ = std::move(response.principal);
     response_bytes_ = body_.size();
 
     const std::array<asio::const_buffer, 2> buffers{
@@ -538,6 +539,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
       exchange.request_bytes = msg.body().size();
     }
     exchange.route = route_;
+    exchange.principal = principal_;
     exchange.remote = remote_;
     exchange.status = status_;
     exchange.response_bytes = response_bytes_;
@@ -597,6 +599,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   std::string head_;
   std::string body_;
   std::string route_;
+  std::string principal_;
   State state_ = State::kStarting;
   bool finished_ = false;
   bool timer_armed_ = false;
