@@ -63,7 +63,10 @@ void JsonWriter::Double(double v) {
     return;
   }
   char buf[32];
-  auto r = std::to_chars(buf, buf + sizeof buf, v);
+  // Shortest form writes e.g. 1e20 as a 21-digit integer literal, which many JSON readers
+  // (simdjson among them) refuse beyond 2^64: large magnitudes go out in scientific form.
+  auto r = std::fabs(v) >= 1e15 ? std::to_chars(buf, buf + sizeof buf, v, std::chars_format::scientific)
+                                : std::to_chars(buf, buf + sizeof buf, v);
   out_.append(buf, r.ptr);
 }
 void JsonWriter::Bool(bool v) {
@@ -89,10 +92,39 @@ namespace {
 constexpr std::array<bool, 256> kNeedsEscape = [] {
   std::array<bool, 256> t{};
   for (int c = 0; c < 0x20; ++c) t[c] = true;
+  for (int c = 0x80; c < 0x100; ++c) t[c] = true;  // non-ASCII: validated as UTF-8
   t['"'] = true;
   t['\\'] = true;
   return t;
 }();
+
+// Length of the well-formed UTF-8 sequence starting at s[i] (a byte >= 0x80), 0 if there is none
+// (RFC 3629: no overlongs, no surrogates, nothing above U+10FFFF).
+size_t Utf8SequenceLength(std::string_view s, size_t i) {
+  const auto b = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
+  const unsigned char c = b(i);
+  size_t n;
+  unsigned char lo = 0x80, hi = 0xbf;
+  if (c >= 0xc2 && c <= 0xdf) {
+    n = 2;
+  } else if (c >= 0xe0 && c <= 0xef) {
+    n = 3;
+    if (c == 0xe0) lo = 0xa0;
+    if (c == 0xed) hi = 0x9f;
+  } else if (c >= 0xf0 && c <= 0xf4) {
+    n = 4;
+    if (c == 0xf0) lo = 0x90;
+    if (c == 0xf4) hi = 0x8f;
+  } else {
+    return 0;
+  }
+  if (i + n > s.size()) return 0;
+  if (b(i + 1) < lo || b(i + 1) > hi) return 0;
+  for (size_t k = 2; k < n; ++k) {
+    if (b(i + k) < 0x80 || b(i + k) > 0xbf) return 0;
+  }
+  return n;
+}
 }  // namespace
 
 void JsonWriter::AppendEscaped(std::string& out, std::string_view s) {
@@ -102,6 +134,18 @@ void JsonWriter::AppendEscaped(std::string& out, std::string_view s) {
   for (size_t i = 0; i < s.size(); ++i) {
     const unsigned char c = static_cast<unsigned char>(s[i]);
     if (!kNeedsEscape[c]) continue;
+    if (c >= 0x80) {
+      const size_t n = Utf8SequenceLength(s, i);
+      if (n > 0) {
+        i += n - 1;  // a valid sequence stays in the plain run
+        continue;
+      }
+      // Not UTF-8 (client bytes, CSV cells): U+FFFD keeps the output valid JSON.
+      out.append(s.data() + run, i - run);
+      run = i + 1;
+      out.append("\xef\xbf\xbd");
+      continue;
+    }
     out.append(s.data() + run, i - run);
     run = i + 1;
     switch (c) {

@@ -35,7 +35,8 @@ class JsonWriter {
   std::string Take() { return std::move(out_); }
   void Clear();
 
-  // Appends `s` escaped (without surrounding quotes) to `out`.
+  // Appends `s` escaped (without surrounding quotes) to `out`. Bytes that are not well-formed UTF-8
+  // become U+FFFD, so the output is always valid JSON whatever bytes a client sent.
   static void AppendEscaped(std::string& out, std::string_view s);
 
  private:

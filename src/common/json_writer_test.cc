@@ -21,6 +21,26 @@ TEST(JsonWriterTest, EscapesQuotesBackslashesAndControlsAndCopiesPlainRuns) {
             "\"n\":-42,\"d\":0.1,\"inf\":null}");
 }
 
+TEST(JsonWriterTest, InvalidUtf8BecomesReplacementCharacterAndValidUtf8IsKept) {
+  std::string out;
+  JsonWriter::AppendEscaped(out, "a\xff b\xc3\xa9 \xe4\xb8\xad \xf0\x9f\x98\x80 \xed\xa0\x80 \xc0\xaf \xe4\xb8");
+  EXPECT_EQ(out,
+            "a\xef\xbf\xbd b\xc3\xa9 \xe4\xb8\xad \xf0\x9f\x98\x80 "
+            "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd \xef\xbf\xbd\xef\xbf\xbd "
+            "\xef\xbf\xbd\xef\xbf\xbd");
+}
+
+TEST(JsonWriterTest, HugeDoublesUseScientificNotationOthersShortestForm) {
+  JsonWriter w;
+  w.BeginArray();
+  w.Double(18446744073709551616.0);
+  w.Double(1e20);
+  w.Double(123.25);
+  w.Double(-2.5e-7);
+  w.EndArray();
+  EXPECT_EQ(w.str(), "[1.8446744073709552e+19,1e+20,123.25,-2.5e-07]");
+}
+
 TEST(JsonWriterTest, IsoTimesFormatWithMillisecondsAcrossTheSupportedRange) {
   EXPECT_EQ(FormatIsoTime(0), "1970-01-01T00:00:00.000Z");
   EXPECT_EQ(FormatIsoTime(1763800001234), "2025-11-22T08:26:41.234Z");

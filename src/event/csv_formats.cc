@@ -276,7 +276,8 @@ size_t LineDecoder::DecodeTaobao(std::string_view line, uint64_t line_number, Ev
     return 0;
   }
   int64_t seconds = 0;
-  if (!ParseDigits(f[4], &seconds)) {
+  // 10^14 s is ~3 million years: anything larger would overflow milliseconds (found by fuzzing).
+  if (!ParseDigits(f[4], &seconds) || seconds > 100000000000000) {
     issues->push_back(MakeEventIssue(
         line_number, Reject("timestamp", "must be an integer number of seconds"), line));
     return 0;

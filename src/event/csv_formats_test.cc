@@ -73,6 +73,15 @@ TEST(SplitCsvRecordTest, HandlesQuotesEscapesCommasAndEmptyFields) {
   EXPECT_FALSE(SplitCsvRecord(R"(a,"b"")", &arena, &f));
 }
 
+TEST(TaobaoFormatTest, TimestampsThatWouldOverflowMillisecondsAreRejectedNotWrapped) {
+  // Found by fuzz/event_parser_fuzz.cc: seconds * 1000 overflowed int64 (undefined behaviour).
+  const ReadResult r = ReadAll("u1,i1,c1,pv,99999999999999999\n", InputFormat::kTaobao);
+  EXPECT_TRUE(r.events.empty());
+  ASSERT_EQ(r.issues.size(), 1u);
+  ExpectIssue(r.issues[0], 1, "timestamp", "must be an integer number of seconds",
+              "u1,i1,c1,pv,99999999999999999");
+}
+
 TEST(TaobaoFormatTest, MapsBehavioursAndReportsBadLinesByLineNumber) {
   const ReadResult r = ReadAll(
       "1,2268318,2520377,pv,1511544070\n"
