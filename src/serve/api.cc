@@ -511,6 +511,7 @@ struct Api::Routes {
     simdjson::dom::array ids;
     uint32_t sections = kAll;
     bool have_ids = false;
+    std::string unknown;
     for (auto field : object) {
       if (field.key == "user_ids") {
         if (field.value.get_array().get(ids)) {
@@ -529,17 +530,19 @@ struct Api::Routes {
           return;
         }
         sections = *parsed;
-      } else {
-        respond(JsonError(400, "invalid_argument",
-                          "unknown field '" + std::string(field.key) +
-                              "' (expected user_ids, fields)",
-                          std::string(field.key)));
-        return;
+      } else if (unknown.empty()) {
+        unknown = std::string(field.key);
       }
     }
+    // A missing user_ids explains a misspelt key better than the unknown key does.
     if (!have_ids || ids.size() == 0) {
       respond(JsonError(400, "invalid_argument", "user_ids must list at least one user id",
                         "user_ids"));
+      return;
+    }
+    if (!unknown.empty()) {
+      respond(JsonError(400, "invalid_argument",
+                        "unknown field '" + unknown + "' (expected user_ids, fields)", unknown));
       return;
     }
     if (ids.size() > api->config_.max_batch_get) {
@@ -629,7 +632,7 @@ struct Api::Routes {
         respond(JsonError(400, "invalid_config", "tag rules: " + std::string(s.message())));
         return;
       }
-      if (!engine->config().tag_rules_file.empty()) reloaded.push_back("tag_rules");
+      reloaded.push_back("tag_rules");  // re-read, or still none when no file is configured
       if (!api->config_path_.empty()) {
         ServeConfig fresh = api->config_;
         if (absl::Status s = LoadServeConfigFile(api->config_path_, &fresh); !s.ok()) {
