@@ -30,6 +30,28 @@ TEST(JsonWriterTest, InvalidUtf8BecomesReplacementCharacterAndValidUtf8IsKept) {
             "\xef\xbf\xbd\xef\xbf\xbd");
 }
 
+// The 8-bytes-at-a-time skip must find a special byte at every offset of every word.
+TEST(JsonWriterTest, WordAtATimeSkipFindsSpecialsAtEveryOffset) {
+  const std::string specials[] = {"\"", "\\", "\n", "\x01", "\x1f", "\xc3\xa9", "\xff"};
+  const std::string expected[] = {"\\\"", "\\\\", "\\n", "\\u0001", "\\u001f", "\xc3\xa9",
+                                  "\xef\xbf\xbd"};
+  for (size_t k = 0; k < std::size(specials); ++k) {
+    for (size_t len = 0; len < 40; ++len) {
+      for (size_t at = 0; at <= len; ++at) {
+        const std::string plain(len, 'x');
+        std::string in = plain.substr(0, at) + specials[k] + plain.substr(at);
+        std::string out;
+        JsonWriter::AppendEscaped(out, in);
+        ASSERT_EQ(out, plain.substr(0, at) + expected[k] + plain.substr(at))
+            << "special " << k << " len " << len << " at " << at;
+      }
+    }
+  }
+  std::string out;
+  JsonWriter::AppendEscaped(out, "0123456789abcdef ~}| 0123456789");  // all plain, > 8 bytes
+  EXPECT_EQ(out, "0123456789abcdef ~}| 0123456789");
+}
+
 TEST(JsonWriterTest, HugeDoublesUseScientificNotationOthersShortestForm) {
   JsonWriter w;
   w.BeginArray();
