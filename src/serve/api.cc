@@ -797,9 +797,8 @@ struct Api::Routes {
 
 // ---- Api ----------------------------------------------------------------------------------------
 
-Api::Api(Engine* engine, const ServeConfig& config, std::string config_path)
-    : engine_(engine),
-      config_(config),
+Api::Api(const ServeConfig& config, std::string config_path)
+    : config_(config),
       config_path_(std::move(config_path)),
       metrics_(std::make_unique<MetricsRegistry>()) {}
 
@@ -807,7 +806,7 @@ Api::~Api() = default;
 
 absl::StatusOr<std::unique_ptr<Api>> Api::Create(Engine* engine, const ServeConfig& config,
                                                  std::string config_path) {
-  std::unique_ptr<Api> api(new Api(engine, config, std::move(config_path)));
+  std::unique_ptr<Api> api(new Api(config, std::move(config_path)));
   api->routes_ = std::make_unique<Routes>(api.get(), engine);
   auto keys = Routes::BuildKeys(config);
   if (!keys.ok()) return keys.status();

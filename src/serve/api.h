@@ -47,9 +47,8 @@ class Api {
 
  private:
   struct Routes;
-  Api(Engine* engine, const ServeConfig& config, std::string config_path);
+  Api(const ServeConfig& config, std::string config_path);
 
-  Engine* engine_;
   ServeConfig config_;
   std::string config_path_;
   std::unique_ptr<MetricsRegistry> metrics_;
