@@ -146,14 +146,7 @@ void Engine::SetAttributes(std::string_view user_id, std::string_view json_objec
   control->attributes_json = std::string(json_object);
   control->merge = merge;
   control->attributes_done = done;
-  if (user_id.empty()) {
-    done(absl::InvalidArgumentError("user_id is empty"));
-    return;
-  }
-  if (absl::Status s = partitions_[PartitionOf(user_id, partitions())]->EnqueueControl(control);
-      !s.ok()) {
-    done(s);
-  }
+  if (absl::Status s = EnqueueControl(std::move(control)); !s.ok()) done(s);
 }
 
 void Engine::EraseUser(std::string_view user_id,
@@ -162,14 +155,13 @@ void Engine::EraseUser(std::string_view user_id,
   control->kind = PartitionControl::Kind::kEraseUser;
   control->user_id = std::string(user_id);
   control->erase_done = done;
-  if (user_id.empty()) {
-    done(absl::InvalidArgumentError("user_id is empty"));
-    return;
-  }
-  if (absl::Status s = partitions_[PartitionOf(user_id, partitions())]->EnqueueControl(control);
-      !s.ok()) {
-    done(s);
-  }
+  if (absl::Status s = EnqueueControl(std::move(control)); !s.ok()) done(s);
+}
+
+absl::Status Engine::EnqueueControl(std::shared_ptr<PartitionControl> control) {
+  if (control->user_id.empty()) return absl::InvalidArgumentError("user_id is empty");
+  Partition& p = *partitions_[PartitionOf(control->user_id, partitions())];
+  return p.EnqueueControl(std::move(control));
 }
 
 absl::StatusOr<std::string> Engine::SetAttributes(std::string_view user_id,

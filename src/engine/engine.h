@@ -93,6 +93,8 @@ class Engine {
 
  private:
   explicit Engine(const EngineConfig& config);
+  // Routes a control request to its user's partition (InvalidArgument for an empty user id).
+  absl::Status EnqueueControl(std::shared_ptr<PartitionControl> control);
 
   EngineConfig config_;
   std::unique_ptr<Store> store_;

@@ -21,57 +21,6 @@ namespace {
 
 constexpr auto kFlushWait = std::chrono::seconds(5);
 
-// Request targets and methods are client bytes. JSON text must be UTF-8, so any byte that does
-// not start a well-formed sequence becomes U+FFFD; otherwise one hostile request could make a
-// line unreadable for every tool that consumes the log.
-std::string_view ValidUtf8(std::string_view s, std::string& scratch) {
-  auto sequence_length = [&](size_t i) -> size_t {
-    auto byte = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
-    unsigned char c = byte(i);
-    if (c < 0x80) return 1;
-    size_t length;
-    unsigned char low = 0x80, high = 0xBF;  // allowed range of the second byte
-    if (c >= 0xC2 && c <= 0xDF) {
-      length = 2;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-      length = 3;
-      if (c == 0xE0) low = 0xA0;   // overlong
-      if (c == 0xED) high = 0x9F;  // UTF-16 surrogates
-    } else if (c >= 0xF0 && c <= 0xF4) {
-      length = 4;
-      if (c == 0xF0) low = 0x90;   // overlong
-      if (c == 0xF4) high = 0x8F;  // above U+10FFFF
-    } else {
-      return 0;
-    }
-    if (i + length > s.size()) return 0;
-    if (byte(i + 1) < low || byte(i + 1) > high) return 0;
-    for (size_t k = 2; k < length; ++k) {
-      if (byte(i + k) < 0x80 || byte(i + k) > 0xBF) return 0;
-    }
-    return length;
-  };
-  size_t i = 0;
-  while (i < s.size()) {
-    size_t n = sequence_length(i);
-    if (n == 0) break;
-    i += n;
-  }
-  if (i == s.size()) return s;  // the common case: no copy
-  scratch.assign(s.substr(0, i));
-  while (i < s.size()) {
-    size_t n = sequence_length(i);
-    if (n == 0) {
-      scratch.append("\xEF\xBF\xBD");
-      ++i;
-    } else {
-      scratch.append(s.substr(i, n));
-      i += n;
-    }
-  }
-  return scratch;
-}
-
 std::atomic<uint64_t> next_logger_id{0};
 
 }  // namespace
@@ -167,28 +116,28 @@ AccessLog::~AccessLog() {
 
 void AccessLog::Write(const HttpExchange& x, std::string_view key_name) {
   if (logger_ == nullptr) return;
-  // One writer and scratch buffer per I/O thread: no allocation per line once warmed up.
+  // One writer per I/O thread: no allocation per line once warmed up. Client bytes that are not
+  // UTF-8 (targets are the client's) come out as U+FFFD: JsonWriter guarantees valid JSON.
   thread_local JsonWriter json;
-  thread_local std::string scratch;
   json.Clear();
   const int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                              std::chrono::system_clock::now().time_since_epoch())
                              .count();
   json.BeginObject();
   json.Key("ts").String(FormatIsoTime(now_ms));
-  json.Key("method").String(ValidUtf8(x.method, scratch));
-  json.Key("target").String(ValidUtf8(x.target, scratch));
-  json.Key("route").String(ValidUtf8(x.route, scratch));
+  json.Key("method").String(x.method);
+  json.Key("target").String(x.target);
+  json.Key("route").String(x.route);
   json.Key("status").Int(x.status);
   json.Key("req_bytes").Uint(x.request_bytes);
   json.Key("resp_bytes").Uint(x.response_bytes);
   json.Key("duration_us")
       .Int(std::chrono::duration_cast<std::chrono::microseconds>(x.duration).count());
-  json.Key("remote").String(ValidUtf8(x.remote, scratch));
+  json.Key("remote").String(x.remote);
   if (key_name.empty()) {
     json.Key("key").Null();
   } else {
-    json.Key("key").String(ValidUtf8(key_name, scratch));
+    json.Key("key").String(key_name);
   }
   json.EndObject();
   // The string_view overload copies the line as is (no format-string interpretation of braces).
