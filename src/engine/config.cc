@@ -14,6 +14,7 @@
 
 #include "absl/status/status.h"
 #include "common/time_util.h"
+#include "engine/toml_describe.h"
 
 namespace persona {
 
@@ -71,21 +72,6 @@ std::string FormatDuration(int64_t ms) {
     if (ms % unit.ms == 0) return std::to_string(ms / unit.ms) + unit.name;
   }
   return std::to_string(ms) + "ms";
-}
-
-// What a node holds, for "but found ..." in messages.
-std::string Describe(const toml::node& node) {
-  if (const auto* s = node.as_string()) return "\"" + s->get() + "\"";
-  if (const auto* i = node.as_integer()) return std::to_string(i->get());
-  if (const auto* f = node.as_floating_point()) {
-    std::ostringstream out;
-    out << f->get();
-    return out.str();
-  }
-  if (const auto* b = node.as_boolean()) return b->get() ? "true" : "false";
-  if (node.is_table()) return "a table";
-  if (node.is_array()) return "an array";
-  return "a date or time";
 }
 
 // Reads typed, range-checked values by dotted key into a config, remembering every key it was
@@ -196,7 +182,7 @@ class ConfigReader {
 
  private:
   void Fail(std::string_view key, std::string_view expectation, const toml::node& found) {
-    Fail(key, expectation, Describe(found));
+    Fail(key, expectation, DescribeTomlValue(found));
   }
 
   // The node at dotted `key`, or nullptr when the file does not set it (or an error is pending).
@@ -227,7 +213,8 @@ class ConfigReader {
         const toml::table* nested = node.as_table();
         if (nested == nullptr) {
           return absl::InvalidArgumentError("'" + key + "' in " + std::string(origin_) +
-                                            ": expected a table but found " + Describe(node));
+                                            ": expected a table but found " +
+                                            DescribeTomlValue(node));
         }
         if (absl::Status s = CheckTable(*nested, key + "."); !s.ok()) return s;
       } else if (std::find(known_.begin(), known_.end(), key) == known_.end()) {
@@ -342,6 +329,20 @@ absl::Status LoadConfigFile(const std::string& path, EngineConfig* config) {
   std::ostringstream contents;
   contents << file.rdbuf();
   return LoadConfigText(contents.str(), path, config);
+}
+
+std::string DescribeTomlValue(const toml::node& node) {
+  if (const auto* s = node.as_string()) return "\"" + s->get() + "\"";
+  if (const auto* i = node.as_integer()) return std::to_string(i->get());
+  if (const auto* f = node.as_floating_point()) {
+    std::ostringstream out;
+    out << f->get();
+    return out.str();
+  }
+  if (const auto* b = node.as_boolean()) return b->get() ? "true" : "false";
+  if (node.is_table()) return "a table";
+  if (node.is_array()) return "an array";
+  return "a date or time";
 }
 
 }  // namespace persona

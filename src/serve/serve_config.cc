@@ -10,19 +10,10 @@
 #include <sstream>
 
 #include "common/time_util.h"
+#include "engine/toml_describe.h"
 
 namespace persona::serve {
 namespace {
-
-std::string Describe(const toml::node& node) {
-  if (const auto* s = node.as_string()) return "\"" + s->get() + "\"";
-  if (const auto* i = node.as_integer()) return std::to_string(i->get());
-  if (const auto* f = node.as_floating_point()) return std::to_string(f->get());
-  if (const auto* b = node.as_boolean()) return b->get() ? "true" : "false";
-  if (node.is_array()) return "an array";
-  if (node.is_table()) return "a table";
-  return "a date/time";
-}
 
 // Reads the [server] table key by key; every key it does not know is an error naming it.
 class ServerTableReader {
@@ -48,7 +39,8 @@ class ServerTableReader {
     Str("tls_key", &h.tls_key_file);
     Int("max_batch_events", 1, 1000000,
         [&](int64_t v) { c->max_batch_events = static_cast<uint32_t>(v); });
-    Int("max_batch_get", 1, 100000, [&](int64_t v) { c->max_batch_get = static_cast<uint32_t>(v); });
+    Int("max_batch_get", 1, 100000,
+        [&](int64_t v) { c->max_batch_get = static_cast<uint32_t>(v); });
     Bool("strict", &c->strict);
     Bool("metrics_public", &c->metrics_public);
     Str("access_log", &c->access_log);
@@ -75,9 +67,9 @@ class ServerTableReader {
   }
   void Fail(std::string_view key, std::string_view expected, const toml::node& node) {
     if (!error_.ok()) return;
-    error_ = absl::InvalidArgumentError("'server." + std::string(key) + "' in " +
-                                        std::string(origin_) + ": expected " +
-                                        std::string(expected) + " but found " + Describe(node));
+    error_ = absl::InvalidArgumentError(
+        "'server." + std::string(key) + "' in " + std::string(origin_) + ": expected " +
+        std::string(expected) + " but found " + DescribeTomlValue(node));
   }
   void Str(std::string_view key, std::string* out) {
     const toml::node* n = Get(key);
@@ -153,10 +145,10 @@ class ServerTableReader {
             key.scopes.push_back(*s.value<std::string>());
           }
         } else {
-          error_ = absl::InvalidArgumentError(
-              "unknown or mistyped key '" + where + "." + std::string(field) + "' in " +
-              std::string(origin_) + " (expected name = \"..\", sha256 = \"<64 hex>\", " +
-              "scopes = [\"ingest\", \"read\", \"admin\"])");
+          error_ = absl::InvalidArgumentError("unknown or mistyped key '" + where + "." +
+                                              std::string(field) + "' in " + std::string(origin_) +
+                                              " (expected name = \"..\", sha256 = \"<64 hex>\", " +
+                                              "scopes = [\"ingest\", \"read\", \"admin\"])");
           return;
         }
       }
