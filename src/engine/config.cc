@@ -14,7 +14,7 @@
 
 #include "absl/status/status.h"
 #include "common/time_util.h"
-#include "engine/toml_describe.h"
+#include "engine/toml_reading.h"
 
 namespace persona {
 
@@ -301,14 +301,9 @@ void ReadAll(ConfigReader& r, EngineConfig& c) {
 
 absl::Status LoadConfigText(std::string_view toml_text, std::string_view origin,
                             EngineConfig* config) {
-  toml::table root;
-  try {
-    root = toml::parse(toml_text, origin);
-  } catch (const toml::parse_error& e) {
-    return absl::InvalidArgumentError(
-        std::string(origin) + ":" + std::to_string(e.source().begin.line) + ":" +
-        std::to_string(e.source().begin.column) + ": " + std::string(e.description()));
-  }
+  absl::StatusOr<toml::table> parsed = ParseTomlText(toml_text, origin);
+  if (!parsed.ok()) return parsed.status();
+  const toml::table& root = *parsed;
   // Work on a copy so that a file with an error changes nothing.
   EngineConfig updated = *config;
   ConfigReader reader(root, origin);
@@ -322,13 +317,29 @@ absl::Status LoadConfigText(std::string_view toml_text, std::string_view origin,
 }
 
 absl::Status LoadConfigFile(const std::string& path, EngineConfig* config) {
+  absl::StatusOr<std::string> text = ReadConfigFile(path);
+  if (!text.ok()) return text.status();
+  return LoadConfigText(*text, path, config);
+}
+
+absl::StatusOr<toml::table> ParseTomlText(std::string_view text, std::string_view origin) {
+  try {
+    return toml::parse(text, origin);
+  } catch (const toml::parse_error& e) {
+    return absl::InvalidArgumentError(
+        std::string(origin) + ":" + std::to_string(e.source().begin.line) + ":" +
+        std::to_string(e.source().begin.column) + ": " + std::string(e.description()));
+  }
+}
+
+absl::StatusOr<std::string> ReadConfigFile(const std::string& path) {
   std::ifstream file(path, std::ios::binary);
   if (!file) {
     return absl::NotFoundError("cannot read config file '" + path + "': " + std::strerror(errno));
   }
   std::ostringstream contents;
   contents << file.rdbuf();
-  return LoadConfigText(contents.str(), path, config);
+  return contents.str();
 }
 
 std::string DescribeTomlValue(const toml::node& node) {

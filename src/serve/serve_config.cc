@@ -10,7 +10,7 @@
 #include <sstream>
 
 #include "common/time_util.h"
-#include "engine/toml_describe.h"
+#include "engine/toml_reading.h"
 
 namespace persona::serve {
 namespace {
@@ -166,14 +166,9 @@ class ServerTableReader {
 
 absl::Status LoadServeConfigText(std::string_view toml_text, std::string_view origin,
                                  ServeConfig* config) {
-  toml::table root;
-  try {
-    root = toml::parse(toml_text, origin);
-  } catch (const toml::parse_error& e) {
-    return absl::InvalidArgumentError(
-        std::string(origin) + ":" + std::to_string(e.source().begin.line) + ":" +
-        std::to_string(e.source().begin.column) + ": " + std::string(e.description()));
-  }
+  absl::StatusOr<toml::table> parsed = ParseTomlText(toml_text, origin);
+  if (!parsed.ok()) return parsed.status();
+  const toml::table& root = *parsed;
   const toml::node* server = root.get("server");
   if (server == nullptr) return absl::OkStatus();
   const toml::table* table = server->as_table();
@@ -188,13 +183,9 @@ absl::Status LoadServeConfigText(std::string_view toml_text, std::string_view or
 }
 
 absl::Status LoadServeConfigFile(const std::string& path, ServeConfig* config) {
-  std::ifstream file(path, std::ios::binary);
-  if (!file) {
-    return absl::NotFoundError("cannot read config file '" + path + "': " + std::strerror(errno));
-  }
-  std::ostringstream contents;
-  contents << file.rdbuf();
-  return LoadServeConfigText(contents.str(), path, config);
+  absl::StatusOr<std::string> text = ReadConfigFile(path);
+  if (!text.ok()) return text.status();
+  return LoadServeConfigText(*text, path, config);
 }
 
 }  // namespace persona::serve
