@@ -56,5 +56,7 @@ void RegisterRead(Registry& r);        // profile, timeline, stats, checkpoint
 void RegisterDeadLetter(Registry& r);  // deadletter list|export|purge
 void RegisterGen(Registry& r);
 void RegisterServe(Registry& r);  // serve, apikey new
+void RegisterTrain(Registry& r);  // train sasrec
+void RegisterEval(Registry& r);   // eval (offline next-item protocol)
 
 }  // namespace persona::cli

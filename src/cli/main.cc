@@ -16,6 +16,8 @@ int main(int argc, char** argv) {
   persona::cli::RegisterDeadLetter(registry);
   persona::cli::RegisterGen(registry);
   persona::cli::RegisterServe(registry);
+  persona::cli::RegisterTrain(registry);
+  persona::cli::RegisterEval(registry);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
