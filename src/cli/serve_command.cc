@@ -6,6 +6,8 @@
 #include <iostream>
 
 #include "cli/commands.h"
+#include "model/recommend_config.h"
+#include "model/recommender.h"
 #include "serve/api.h"
 #include "serve/api_keys.h"
 #include "serve/http_server.h"
@@ -49,9 +51,26 @@ int RunServe(ServeOptions& o) {
   if (!o.bind.empty()) serve_config.http.bind_address = o.bind;
   if (o.threads > 0) serve_config.http.threads = o.threads;
 
+  RecommendConfig rec_config;
+  if (!o.engine.config_file.empty()) {
+    if (absl::Status s = LoadRecommendConfigFile(o.engine.config_file, &rec_config); !s.ok()) {
+      std::cerr << "persona: " << s.message() << "\n";
+      return 2;
+    }
+  }
+
   auto engine = OpenEngine(o.engine);
   if (!engine.ok()) return Fail(engine.status());
-  auto api = serve::Api::Create(engine->get(), serve_config, o.engine.config_file);
+  // Recommenders see every event applied from here on; the log written before is replayed into
+  // them in the background (requests are served meanwhile, trending/item-CF warming up).
+  auto recommender = std::make_unique<Recommender>(engine->get(), rec_config, o.engine.data_dir);
+  const std::vector<uint64_t> seqs_before = (*engine)->LastSeqs();
+  (*engine)->SetEventObserver(recommender.get());
+  recommender->StartBackground(seqs_before, [quiet = o.engine.quiet](std::string_view line) {
+    if (!quiet) std::cerr << "persona: " << line << "\n";
+  });
+  auto api = serve::Api::Create(engine->get(), serve_config, o.engine.config_file,
+                                recommender.get());
   if (!api.ok()) {
     std::cerr << "persona: " << api.status().message() << "\n";
     (void)(*engine)->Close();
@@ -88,7 +107,9 @@ int RunServe(ServeOptions& o) {
   a->SetReady(false);
   srv->Stop(serve_config.drain_timeout);
   server->reset();
+  recommender->Stop();  // its log replay reads the store: finish before the engine closes
   absl::Status closed = (*engine)->Close();
+  (*engine)->SetEventObserver(nullptr);
   api->reset();
   if (!closed.ok()) return Fail(closed);
   std::cerr << "persona: stopped cleanly\n";

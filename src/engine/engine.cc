@@ -254,6 +254,16 @@ int64_t Engine::NowMs() const {
   return watermark_ms();
 }
 
+void Engine::SetEventObserver(EventObserver* observer) {
+  for (auto& p : partitions_) p->SetEventObserver(observer);
+}
+
+std::vector<uint64_t> Engine::LastSeqs() const {
+  std::vector<uint64_t> out;
+  for (const auto& p : partitions_) out.push_back(p->last_seq());
+  return out;
+}
+
 std::vector<PartitionStats> Engine::Stats() const {
   std::vector<PartitionStats> out;
   for (const auto& p : partitions_) out.push_back(p->Stats());

@@ -15,6 +15,7 @@
 
 #include "absl/status/statusor.h"
 #include "engine/config.h"
+#include "engine/event_observer.h"
 #include "engine/ingest_outcome.h"
 #include "engine/partition.h"
 #include "profile/population.h"
@@ -66,6 +67,12 @@ class Engine {
   absl::StatusOr<std::string> SetAttributes(std::string_view user_id, std::string_view json_object,
                                             bool merge);
   absl::StatusOr<UserErasure> EraseUser(std::string_view user_id);
+
+  // Makes `observer` (null detaches) see every event applied from now on. Attach before submitting
+  // the events it must see; it must stay alive until detached or until Close returns.
+  void SetEventObserver(EventObserver* observer);
+  // The last log seq of each partition: the records written before an observer attached now.
+  std::vector<uint64_t> LastSeqs() const;
 
   // OK, or the first storage error of any partition (that partition then rejects all writes).
   absl::Status health() const;

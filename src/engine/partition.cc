@@ -421,6 +421,7 @@ void Partition::ProcessBatch(std::vector<PartitionWork>& works) {
 
   // Pass 2: apply to profiles under their shard locks.
   touched_scratch_.clear();
+  EventObserver* const observer = observer_.load(std::memory_order_acquire);
   uint32_t index = 0;
   constexpr size_t kPrefetchAhead = 8;
   for (size_t i = 0; i < accepted_scratch_.size(); ++i) {
@@ -434,6 +435,7 @@ void Partition::ProcessBatch(std::vector<PartitionWork>& works) {
     std::lock_guard<std::mutex> lock(shards_[a.shard].mu);
     a.entry->profile.timeline_head = MakeLogPosition(seq, index++);
     a.entry->profile.Apply(*a.event, ctx_);
+    if (observer != nullptr) observer->OnEvent(id_, *a.event, a.entry->profile, ctx_);
     if (a.entry->touched != batch_number_) {
       a.entry->touched = batch_number_;
       touched_scratch_.push_back(a.entry);

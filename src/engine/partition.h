@@ -21,6 +21,7 @@
 #include "engine/batch_record.h"
 #include "engine/config.h"
 #include "engine/dedup_window.h"
+#include "engine/event_observer.h"
 #include "engine/ingest_outcome.h"
 #include "event/event.h"
 #include "profile/profile.h"
@@ -121,6 +122,10 @@ class Partition {
   // Requests a checkpoint and waits until it is committed.
   absl::Status Checkpoint();
   void SetTagRules(std::shared_ptr<const TagRules> rules);
+  void SetEventObserver(EventObserver* observer) {
+    observer_.store(observer, std::memory_order_release);
+  }
+  uint64_t last_seq() const { return last_seq_.load(std::memory_order_acquire); }
   std::shared_ptr<const TagRules> tag_rules() const { return tag_rules_.load(); }
 
   PartitionStats Stats() const;
@@ -191,6 +196,7 @@ class Partition {
   absl::flat_hash_map<Entry*, uint64_t> batch_heads_;
   std::vector<Entry*> touched_scratch_;
   std::atomic<std::shared_ptr<const TagRules>> tag_rules_;
+  std::atomic<EventObserver*> observer_{nullptr};
 
   // Queue (producers: any thread; consumer: the writer).
   mutable std::mutex queue_mu_;

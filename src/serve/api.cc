@@ -16,6 +16,7 @@
 #include "common/json_writer.h"
 #include "engine/stats_json.h"
 #include "event/json_event.h"
+#include "model/recommender.h"
 #include "profile/profile_json.h"
 #include "serve/request_target.h"
 
@@ -114,6 +115,7 @@ struct Api::Routes {
 
   Api* api;
   Engine* engine;
+  Recommender* recommender = nullptr;  // null: recommendation routes answer 503
   std::vector<Route> routes;
   RoutePatterns patterns;
   std::atomic<std::shared_ptr<const ApiKeys>> keys;
@@ -137,11 +139,13 @@ struct Api::Routes {
   bool stopping = false;
   std::thread worker;
 
-  Routes(Api* a, Engine* e) : api(a), engine(e) {
-    // Routes. Recommendations (/v1/users/{id}/recommendations, /v1/items/{id}/similar,
-    // /v1/trending) and predictions (/v1/users/{id}/predictions) join this table with their own
-    // handler files when their issues land; audiences (/v1/audiences...) likewise.
+  Routes(Api* a, Engine* e, Recommender* rec) : api(a), engine(e), recommender(rec) {
+    // Routes. Predictions (/v1/users/{id}/predictions) and audiences (/v1/audiences...) join this
+    // table when their issues land.
     routes = {
+        {"GET", "/v1/users/{id}/recommendations", kScopeRead, &Routes::GetRecommendations},
+        {"GET", "/v1/items/{id}/similar", kScopeRead, &Routes::GetSimilarItems},
+        {"GET", "/v1/trending", kScopeRead, &Routes::GetTrending},
         {"POST", "/v1/events", kScopeIngest, &Routes::PostEvents},
         {"PUT", "/v1/users/{id}/attributes", kScopeIngest, &Routes::PutAttributes},
         {"GET", "/v1/users/{id}/profile", kScopeRead, &Routes::GetProfile},
@@ -578,9 +582,188 @@ struct Api::Routes {
     respond(JsonOk(200, w.Take()));
   }
 
+  // ---- recommendations ---------------------------------------------------------------------
+
+  bool RecommenderReady(Responder& respond) {
+    if (recommender != nullptr) return true;
+    respond(JsonError(503, "unavailable", "recommendations are not enabled on this server"));
+    return false;
+  }
+
+  // Reads ?k= (default 10) into *k; answers 400 and returns false when it is malformed.
+  static bool ReadK(const QueryParams& params, uint32_t max_k, uint32_t* k, Responder& respond) {
+    *k = 10;
+    if (auto v = params.Get("k")) {
+      auto n = ParseUint(*v);
+      if (!n || *n < 1 || *n > max_k) {
+        respond(JsonError(400, "invalid_argument",
+                          "k must be an integer in 1.." + std::to_string(max_k), "k"));
+        return false;
+      }
+      *k = static_cast<uint32_t>(*n);
+    }
+    return true;
+  }
+
+  void GetRecommendations(const HttpRequest& req, const RouteMatch& m, Responder& respond) {
+    if (!RecommenderReady(respond)) return;
+    if (absl::Status s = CheckUserId(m.id); !s.ok()) {
+      respond(StatusError(s));
+      return;
+    }
+    auto params = ParseQuery(req.query);
+    if (!params.ok()) {
+      respond(JsonError(400, "invalid_argument", std::string(params.status().message())));
+      return;
+    }
+    Recommender::Request r;
+    r.user = m.id;
+    if (!ReadK(*params, recommender->config().max_k, &r.k, respond)) return;
+    std::string category, source;
+    if (auto v = params->Get("category")) category = *v;
+    if (auto v = params->Get("source")) source = *v;
+    r.category = category;
+    r.source = source;
+    if (!source.empty()) {
+      RecSource parsed;
+      if (!ParseRecSource(source, &parsed)) {
+        respond(JsonError(400, "invalid_argument",
+                          "source must be one of sasrec, item_cf, trending; got '" + source + "'",
+                          "source"));
+        return;
+      }
+    }
+    auto result = recommender->Recommend(r);
+    if (!result.ok()) {
+      if (absl::IsNotFound(result.status())) {
+        respond(JsonError(404, "not_found", std::string(result.status().message()), "category"));
+      } else {
+        respond(StatusError(result.status()));
+      }
+      return;
+    }
+    JsonWriter w;
+    w.Reserve(256 + 96 * result->items.size());
+    w.BeginObject();
+    w.Key("user_id").String(m.id);
+    w.Key("rec_id").String(result->rec_id);
+    w.Key("variant").String(result->variant);
+    w.Key("model_version");
+    if (result->model_version.empty()) {
+      w.Null();
+    } else {
+      w.String(result->model_version);
+    }
+    w.Key("known_user").Bool(result->known_user);
+    w.Key("cold_start").Bool(result->cold);
+    w.Key("items").BeginArray();
+    for (const Recommender::Item& item : result->items) {
+      w.BeginObject();
+      w.Key("item_id").String(item.item);
+      w.Key("score").Double(item.score);
+      w.Key("source").String(RecSourceName(item.source));
+      w.Key("sources").BeginArray();
+      for (int s = 0; s < kRecSourceCount; ++s) {
+        if (item.sources & (1u << s)) w.String(RecSourceName(static_cast<RecSource>(s)));
+      }
+      w.EndArray();
+      if (!item.because.empty()) w.Key("because").String(item.because);
+      w.EndObject();
+    }
+    w.EndArray();
+    w.EndObject();
+    respond(JsonOk(200, w.Take()));
+  }
+
+  void GetSimilarItems(const HttpRequest& req, const RouteMatch& m, Responder& respond) {
+    if (!RecommenderReady(respond)) return;
+    auto params = ParseQuery(req.query);
+    if (!params.ok()) {
+      respond(JsonError(400, "invalid_argument", std::string(params.status().message())));
+      return;
+    }
+    uint32_t k;
+    if (!ReadK(*params, recommender->config().max_k, &k, respond)) return;
+    auto similar = recommender->SimilarItems(m.id, k);
+    if (!similar.ok()) {
+      if (absl::IsNotFound(similar.status())) {
+        respond(JsonError(404, "not_found", std::string(similar.status().message())));
+      } else {
+        respond(StatusError(similar.status()));
+      }
+      return;
+    }
+    JsonWriter w;
+    w.BeginObject();
+    w.Key("item_id").String(m.id);
+    w.Key("items").BeginArray();
+    for (const Recommender::Similar& s : *similar) {
+      w.BeginObject();
+      w.Key("item_id").String(s.item);
+      w.Key("score").Double(s.score);
+      w.Key("source").String(RecSourceName(s.source));
+      w.EndObject();
+    }
+    w.EndArray();
+    w.EndObject();
+    respond(JsonOk(200, w.Take()));
+  }
+
+  void GetTrending(const HttpRequest& req, const RouteMatch&, Responder& respond) {
+    if (!RecommenderReady(respond)) return;
+    auto params = ParseQuery(req.query);
+    if (!params.ok()) {
+      respond(JsonError(400, "invalid_argument", std::string(params.status().message())));
+      return;
+    }
+    uint32_t k;
+    if (!ReadK(*params, recommender->config().max_k, &k, respond)) return;
+    std::string category;
+    if (auto v = params->Get("category")) category = *v;
+    auto top = recommender->TrendingItems(category, k);
+    if (!top.ok()) {
+      if (absl::IsNotFound(top.status())) {
+        respond(JsonError(404, "not_found", std::string(top.status().message()), "category"));
+      } else {
+        respond(StatusError(top.status()));
+      }
+      return;
+    }
+    const ItemCatalog& catalog = recommender->catalog();
+    JsonWriter w;
+    w.BeginObject();
+    w.Key("category");
+    if (category.empty()) {
+      w.Null();
+    } else {
+      w.String(category);
+    }
+    w.Key("items").BeginArray();
+    for (const Trending::Scored& s : *top) {
+      w.BeginObject();
+      w.Key("item_id").String(catalog.Item(s.item));
+      w.Key("score").Double(s.score);
+      const uint32_t c = catalog.CategoryOf(s.item);
+      if (c != ItemCatalog::kNone) w.Key("category").String(catalog.CategoryName(c));
+      w.EndObject();
+    }
+    w.EndArray();
+    w.EndObject();
+    respond(JsonOk(200, w.Take()));
+  }
+
   void GetStats(const HttpRequest&, const RouteMatch&, Responder& respond) {
     // Walks every profile for memory figures: off the I/O thread.
-    Post([this, respond] { respond(JsonOk(200, EngineStatsJson(*engine))); });
+    Post([this, respond] {
+      std::string json = EngineStatsJson(*engine);
+      if (recommender != nullptr && !json.empty() && json.back() == '}') {
+        json.pop_back();
+        json += ",\"recommend\":";
+        json += recommender->StatsJson();
+        json += '}';
+      }
+      respond(JsonOk(200, std::move(json)));
+    });
   }
 
   void Healthz(const HttpRequest&, const RouteMatch&, Responder& respond) {
@@ -647,11 +830,29 @@ struct Api::Routes {
         keys.store(std::move(*built));
         reloaded.push_back("api_keys");
       }
+      std::string model_version;
+      if (recommender != nullptr) {
+        auto v = recommender->ReloadModel();
+        if (!v.ok()) {
+          respond(JsonError(400, "invalid_model", std::string(v.status().message())));
+          return;
+        }
+        model_version = *v;
+        reloaded.push_back("model");
+      }
       JsonWriter w;
       w.BeginObject();
       w.Key("reloaded").BeginArray();
       for (const auto& r : reloaded) w.String(r);
       w.EndArray();
+      if (recommender != nullptr) {
+        w.Key("model_version");
+        if (model_version.empty()) {
+          w.Null();
+        } else {
+          w.String(model_version);
+        }
+      }
       w.EndObject();
       respond(JsonOk(200, w.Take()));
     });
@@ -720,7 +921,57 @@ struct Api::Routes {
     c->Add();
   }
 
+  void CollectRecommendations(MetricsWriter& w) {
+    const RecommendConfig& config = recommender->config();
+    for (size_t i = 0; i <= config.variants.size(); ++i) {
+      const std::string name = i < config.variants.size() ? config.variants[i].name : "(unknown)";
+      const Recommender::VariantCounters& c = recommender->counters(i);
+      w.Counter("persona_recommendations_total", "Recommendation responses served, by A/B variant",
+                {{"variant", name}}, static_cast<double>(c.responses.load()));
+    }
+    for (size_t i = 0; i <= config.variants.size(); ++i) {
+      const std::string name = i < config.variants.size() ? config.variants[i].name : "(unknown)";
+      const Recommender::VariantCounters& c = recommender->counters(i);
+      constexpr std::string_view kHelp =
+          "Events carrying a rec_id, by the variant that served it (click = view or click)";
+      w.Counter("persona_rec_attributed_events_total", kHelp,
+                {{"variant", name}, {"type", "click"}}, static_cast<double>(c.clicks.load()));
+      w.Counter("persona_rec_attributed_events_total", kHelp,
+                {{"variant", name}, {"type", "cart"}}, static_cast<double>(c.carts.load()));
+      w.Counter("persona_rec_attributed_events_total", kHelp,
+                {{"variant", name}, {"type", "purchase"}},
+                static_cast<double>(c.purchases.load()));
+    }
+    for (size_t i = 0; i < config.variants.size(); ++i) {
+      const Recommender::VariantCounters& c = recommender->counters(i);
+      const double responses = static_cast<double>(c.responses.load());
+      w.Gauge("persona_rec_ctr", "Attributed clicks per recommendation response since start",
+              {{"variant", config.variants[i].name}},
+              responses > 0 ? static_cast<double>(c.clicks.load()) / responses : 0.0);
+    }
+    for (size_t i = 0; i < config.variants.size(); ++i) {
+      const Recommender::VariantCounters& c = recommender->counters(i);
+      const double responses = static_cast<double>(c.responses.load());
+      w.Gauge("persona_rec_conversion",
+              "Attributed purchases per recommendation response since start",
+              {{"variant", config.variants[i].name}},
+              responses > 0 ? static_cast<double>(c.purchases.load()) / responses : 0.0);
+    }
+    for (size_t i = 0; i < config.variants.size(); ++i) {
+      const Recommender::VariantCounters& c = recommender->counters(i);
+      w.Counter("persona_rec_revenue_total", "Revenue of purchases carrying a rec_id",
+                {{"variant", config.variants[i].name}},
+                static_cast<double>(c.revenue_cents.load()) / 100.0);
+    }
+    w.Gauge("persona_rec_catalog_items", "Items known to the recommenders", {},
+            static_cast<double>(recommender->catalog().size()));
+    auto model = recommender->model();
+    w.Gauge("persona_rec_model_info", "The SASRec model in service (1), labelled by version",
+            {{"version", model ? model->version() : "none"}}, model ? 1.0 : 0.0);
+  }
+
   void Collect(MetricsWriter& w) {
+    if (recommender != nullptr) CollectRecommendations(w);
     const std::vector<PartitionStats> stats = engine->Stats();
     for (int t = 0; t < kEventTypeCount; ++t) {
       uint64_t acc = 0, dup = 0, rej = 0;
@@ -805,9 +1056,10 @@ Api::Api(const ServeConfig& config, std::string config_path)
 Api::~Api() = default;
 
 absl::StatusOr<std::unique_ptr<Api>> Api::Create(Engine* engine, const ServeConfig& config,
-                                                 std::string config_path) {
+                                                 std::string config_path,
+                                                 Recommender* recommender) {
   std::unique_ptr<Api> api(new Api(config, std::move(config_path)));
-  api->routes_ = std::make_unique<Routes>(api.get(), engine);
+  api->routes_ = std::make_unique<Routes>(api.get(), engine, recommender);
   auto keys = Routes::BuildKeys(config);
   if (!keys.ok()) return keys.status();
   api->routes_->keys.store(std::move(*keys));

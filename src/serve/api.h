@@ -23,13 +23,19 @@
 #include "serve/metrics.h"
 #include "serve/serve_config.h"
 
+namespace persona {
+class Recommender;
+}
+
 namespace persona::serve {
 
 class Api {
  public:
   // `engine` must outlive the Api. `config_path` ("" = none) is re-read by POST /v1/admin/reload.
+  // `recommender` (may be null: the recommendation routes then answer 503) must outlive the Api.
   static absl::StatusOr<std::unique_ptr<Api>> Create(Engine* engine, const ServeConfig& config,
-                                                     std::string config_path);
+                                                     std::string config_path,
+                                                     Recommender* recommender = nullptr);
   ~Api();
 
   // The HttpHandler of the server.
