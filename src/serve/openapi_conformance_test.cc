@@ -53,6 +53,9 @@ const std::vector<ContractRoute>& ContractRoutes() {
       {"GET", "/v1/users/{id}/timeline", "read"},
       {"POST", "/v1/profiles:batchGet", "read"},
       {"DELETE", "/v1/users/{id}", "admin"},
+      {"GET", "/v1/users/{id}/recommendations", "read"},
+      {"GET", "/v1/items/{id}/similar", "read"},
+      {"GET", "/v1/trending", "read"},
       {"GET", "/v1/stats", "read"},
       {"GET", "/healthz", "none"},
       {"GET", "/readyz", "none"},
@@ -653,8 +656,8 @@ TEST_F(ServeIntegrationOpenApiServerTest, UndocumentedMethodsAre405AndAllowLists
 TEST_F(ServeIntegrationOpenApiServerTest, RoutesOutsideTheSpecAre404) {
   HttpClient c = server()->Client();
   for (const std::string target :
-       {"/v1/users/u1/recommendations", "/v1/users/u1/predictions", "/v1/items/i1/similar",
-        "/v1/trending", "/v1/audiences", "/v1/admin", "/v1/admin/compact", "/openapi.yaml"}) {
+       {"/v1/users/u1/predictions", "/v1/items/i1", "/v1/trending/x", "/v1/audiences", "/v1/admin",
+        "/v1/admin/compact", "/openapi.yaml"}) {
     SCOPED_TRACE(target);
     auto r = c.Request("GET", target, "", {{"Authorization", "Bearer k-all"}});
     ASSERT_TRUE(r.ok()) << r.status();

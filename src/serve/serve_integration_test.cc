@@ -22,6 +22,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "serve/testing/http_client.h"
+#include "serve/testing/json_doc.h"
 #include "serve/testing/prometheus_text.h"
 #include "serve/testing/server_process.h"
 
@@ -30,6 +31,7 @@ namespace {
 
 using testing_util::HeaderList;
 using testing_util::HttpClient;
+using testing_util::Json;
 using testing_util::ProcessExit;
 using testing_util::Response;
 using testing_util::RunPersona;
@@ -75,58 +77,6 @@ std::string JsonArray(const std::vector<std::string>& items) {
   out += "]";
   return out;
 }
-
-// A parsed JSON body; pointers are RFC 6901 ("/stats/counts/view").
-class Json {
- public:
-  explicit Json(const std::string& text) : text_(text) { error_ = parser_.parse(text_).get(root_); }
-  bool ok() const { return error_ == simdjson::SUCCESS; }
-  simdjson::dom::element root() const { return root_; }
-  bool Has(const std::string& pointer) const {
-    simdjson::dom::element e;
-    return ok() && !root_.at_pointer(pointer).get(e);
-  }
-  std::optional<int64_t> Int(const std::string& pointer) const {
-    int64_t v = 0;
-    if (!ok() || root_.at_pointer(pointer).get_int64().get(v)) return std::nullopt;
-    return v;
-  }
-  std::optional<double> Number(const std::string& pointer) const {
-    double v = 0;
-    if (!ok() || root_.at_pointer(pointer).get_double().get(v)) return std::nullopt;
-    return v;
-  }
-  std::optional<bool> Bool(const std::string& pointer) const {
-    bool v = false;
-    if (!ok() || root_.at_pointer(pointer).get_bool().get(v)) return std::nullopt;
-    return v;
-  }
-  std::optional<std::string> Str(const std::string& pointer) const {
-    std::string_view v;
-    if (!ok() || root_.at_pointer(pointer).get_string().get(v)) return std::nullopt;
-    return std::string(v);
-  }
-  // Size of the array at `pointer`, -1 when there is none.
-  int64_t ArraySize(const std::string& pointer) const {
-    simdjson::dom::array a;
-    if (!ok() || root_.at_pointer(pointer).get_array().get(a)) return -1;
-    return static_cast<int64_t>(a.size());
-  }
-  std::vector<std::string> Keys(const std::string& pointer) const {
-    std::vector<std::string> keys;
-    simdjson::dom::object o;
-    if (!ok() || root_.at_pointer(pointer).get_object().get(o)) return keys;
-    for (auto kv : o) keys.emplace_back(kv.key);
-    return keys;
-  }
-  const std::string& text() const { return text_; }
-
- private:
-  std::string text_;
-  simdjson::dom::parser parser_;
-  simdjson::dom::element root_;
-  simdjson::error_code error_;
-};
 
 // A request whose transport failure is a test failure (status 0 then fails what follows).
 Response Call(HttpClient& client, const std::string& method, const std::string& target,
@@ -479,8 +429,8 @@ TEST_F(ServeIntegrationTest, UnknownUserIs404) {
 TEST_F(ServeIntegrationTest, UnknownAndReservedRoutesAre404) {
   for (const std::string target :
        {"/", "/v1", "/v2/events", "/v1/nothing", "/v1/users", "/v1/users/u1/nothing",
-        "/v1/users/u1/recommendations", "/v1/users/u1/predictions", "/v1/items/i1/similar",
-        "/v1/trending", "/v1/audiences", "/healthz/extra"}) {
+        "/v1/users/u1/predictions", "/v1/items/i1", "/v1/items/i1/similar/x", "/v1/audiences",
+        "/healthz/extra"}) {
     SCOPED_TRACE(target);
     ExpectError(Call(client_, "GET", target), 404, "not_found");
   }
@@ -894,6 +844,9 @@ std::vector<RouteCase> AuthRoutes() {
       {"read", "POST", "/v1/profiles:batchGet", R"({"user_ids":["auth-u"]})", 200},
       {"read", "GET", "/v1/stats", "", 200},
       {"read", "GET", "/metrics", "", 200},
+      {"read", "GET", "/v1/users/auth-u/recommendations", "", 200},
+      {"read", "GET", "/v1/trending", "", 200},
+      {"read", "GET", "/v1/items/auth-item/similar", "", 404},
       {"admin", "DELETE", "/v1/users/auth-erase", "", 200},
       {"admin", "POST", "/v1/admin/checkpoint", "", 200},
       {"admin", "POST", "/v1/admin/reload", "", 200},
@@ -949,7 +902,7 @@ TEST_F(ServeIntegrationAuthTest, HealthAndReadinessNeedNoKey) {
   EXPECT_EQ(Call(client_, "GET", "/healthz").status, 200);
   EXPECT_EQ(Call(client_, "GET", "/readyz").status, 200);
   // Unknown routes are 404 whether or not a key is sent.
-  ExpectError(Call(client_, "GET", "/v1/trending", "", Bearer("secret-read")), 404, "not_found");
+  ExpectError(Call(client_, "GET", "/v1/nothing", "", Bearer("secret-read")), 404, "not_found");
 }
 
 TEST_F(ServeIntegrationAuthTest, ReloadPicksUpNewKeysAndKeepsOldOnesWhenInvalid) {
