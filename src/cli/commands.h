@@ -58,5 +58,6 @@ void RegisterGen(Registry& r);
 void RegisterServe(Registry& r);  // serve, apikey new
 void RegisterTrain(Registry& r);  // train sasrec
 void RegisterEval(Registry& r);   // eval (offline next-item protocol)
+void RegisterEvalOnline(Registry& r);  // eval-online (A/B report of recommendation variants)
 
 }  // namespace persona::cli

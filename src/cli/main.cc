@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
   persona::cli::RegisterServe(registry);
   persona::cli::RegisterTrain(registry);
   persona::cli::RegisterEval(registry);
+  persona::cli::RegisterEvalOnline(registry);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -240,6 +240,25 @@ TEST_F(RecommendIntegrationTest, RecIdAttributesClicksAndPurchasesToTheVariant) 
             50.0);
   Response stats = Call(client_, "GET", "/v1/stats");
   EXPECT_EQ(Json(stats.body).Int("/recommend/variants/0/clicks"), 1) << stats.body;
+
+  // The impressions log (flushed within a second) joined with the event log, read while the
+  // server runs: one response, clicked and converted.
+  const std::string log = data_->File("db/recs/impressions.ndjson");
+  for (int i = 0; i < 100; ++i) {
+    std::ifstream in(log);
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (text.find(rec_id) != std::string::npos) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  auto report = RunPersona({"eval-online", "--data", data_->File("db"), "--json"});
+  ASSERT_TRUE(report.ok()) << report.status();
+  ASSERT_EQ(report->exit.code, 0) << report->output;
+  Json j2(report->output);
+  EXPECT_EQ(j2.Str("/variants/0/name"), "blend") << report->output;
+  EXPECT_EQ(j2.Int("/variants/0/responses"), 1) << report->output;
+  EXPECT_EQ(j2.Number("/variants/0/ctr"), 1.0) << report->output;
+  EXPECT_EQ(j2.Number("/variants/0/conversion"), 1.0) << report->output;
+  EXPECT_EQ(j2.Number("/variants/0/revenue"), 50.0) << report->output;
 }
 
 TEST_F(RecommendIntegrationTest, BadParametersAreExplained) {

@@ -191,8 +191,21 @@ Store::~Store() {
 }
 
 absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& dir, uint32_t partitions) {
+  return OpenImpl(dir, partitions, false);
+}
+
+absl::StatusOr<std::unique_ptr<Store>> Store::OpenReadOnly(const std::string& dir) {
   std::error_code ec;
-  fs::create_directories(dir, ec);
+  if (!fs::exists(fs::path(dir) / "db" / "CURRENT", ec)) {
+    return absl::NotFoundError(absl::StrCat("store: no database in '", dir, "'"));
+  }
+  return OpenImpl(dir, 0, true);
+}
+
+absl::StatusOr<std::unique_ptr<Store>> Store::OpenImpl(const std::string& dir,
+                                                       uint32_t partitions, bool read_only) {
+  std::error_code ec;
+  if (!read_only) fs::create_directories(dir, ec);
   if (ec || !fs::is_directory(dir, ec)) {
     return absl::FailedPreconditionError(absl::StrCat("store: data directory '", dir,
                                                       "' cannot be created or is not a directory",
@@ -237,7 +250,9 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& dir, uint3
 
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* db = nullptr;
-  rocksdb::Status s = rocksdb::DB::Open(db_options, path, descriptors, &handles, &db);
+  rocksdb::Status s =
+      read_only ? rocksdb::DB::OpenForReadOnly(db_options, path, descriptors, &handles, &db)
+                : rocksdb::DB::Open(db_options, path, descriptors, &handles, &db);
   if (!s.ok()) return FromRocks(s, absl::StrCat("opening '", path, "'"));
 
   std::unique_ptr<Store> store(new Store());
@@ -253,6 +268,7 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& dir, uint3
   s = db->Get(rocksdb::ReadOptions(), store->meta_, ToSlice(kPartitionCountKey), &stored_count);
   if (s.IsNotFound()) {
     // A new store, or one whose creation died before this write: record the count now.
+    if (read_only) return absl::DataLossError(absl::StrCat("store: '", path, "' has no partition count"));
     if (partitions == 0 || partitions > kMaxPartitions) {
       return absl::InvalidArgumentError(absl::StrCat("store: '", path,
                                                      "' has no partition count and ", partitions,

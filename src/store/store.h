@@ -63,6 +63,10 @@ class Store {
   // database, a damaged database or one locked by another process yields an error, never a new
   // empty store.
   static absl::StatusOr<std::unique_ptr<Store>> Open(const std::string& dir, uint32_t partitions);
+  // Opens an existing store for reading only, also while a server holds it open: the view is the
+  // state at open time (readers such as `persona eval-online`). Writes fail. NotFound when there
+  // is no store in `dir`.
+  static absl::StatusOr<std::unique_ptr<Store>> OpenReadOnly(const std::string& dir);
   ~Store();
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
@@ -187,6 +191,8 @@ class Store {
 
  private:
   Store();
+  static absl::StatusOr<std::unique_ptr<Store>> OpenImpl(const std::string& dir,
+                                                         uint32_t partitions, bool read_only);
   absl::Status CheckPartition(uint32_t partition) const;
   rocksdb::ColumnFamilyHandle* Family(std::string_view name) const;
   // Adds the puts of `letters` to `batch`, with fresh keys.

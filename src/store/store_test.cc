@@ -292,3 +292,29 @@ TEST(StoreMetaTest, PropertyAggregatesFamiliesOrAsksOne) {
 
 }  // namespace
 }  // namespace persona
+
+namespace persona {
+namespace {
+
+TEST(StoreReadOnlyTest, AReaderOpensAStoreAWriterHoldsAndSeesItsLog) {
+  ScopedTempDir dir("read_only");
+  EXPECT_EQ(Store::OpenReadOnly(dir.path()).status().code(), absl::StatusCode::kNotFound);
+  auto writer = Store::Open(dir.path(), 2);
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  ASSERT_TRUE((*writer)->Append(1, 1, "first", {}, /*sync=*/true).ok());
+  ASSERT_TRUE((*writer)->Append(1, 2, "second", {}, /*sync=*/true).ok());
+  auto reader = Store::OpenReadOnly(dir.path());
+  ASSERT_TRUE(reader.ok()) << reader.status();
+  EXPECT_EQ((*reader)->partitions(), 2u);
+  std::vector<std::string> seen;
+  for (auto it = (*reader)->ReadLog(1, 1); it->Valid(); it->Next()) {
+    seen.emplace_back(it->record());
+  }
+  EXPECT_EQ(seen, (std::vector<std::string>{"first", "second"}));
+  EXPECT_FALSE((*reader)->Append(1, 3, "third", {}, true).ok());
+  // The writer is unaffected.
+  EXPECT_TRUE((*writer)->Append(1, 3, "third", {}, true).ok());
+}
+
+}  // namespace
+}  // namespace persona
