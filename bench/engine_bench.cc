@@ -12,6 +12,7 @@
 #include "engine/engine.h"
 #include "event/event_reader.h"
 #include "gen/generator.h"
+#include "model/recommender.h"
 
 namespace persona {
 namespace {
@@ -83,6 +84,43 @@ BENCHMARK(BM_EngineIngestGenerated)
     ->Arg(static_cast<int>(SyncPolicy::kAlways))
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
+
+// The same ingest with the recommender attached (trending, item-CF and the catalogue updated by
+// every event on the partition writers): the cost of live recommendation state on the hot path.
+void BM_EngineIngestWithRecommender(benchmark::State& state) {
+  const auto& batches = Batches(2'000'000);
+  size_t events = 0;
+  for (const auto& b : batches) events += b->events.size();
+  for (auto _ : state) {
+    state.PauseTiming();
+    EngineConfig c;
+    c.data_dir = FreshDir("ingest_rec");
+    c.partitions = 2;
+    c.sync = SyncPolicy::kNone;
+    c.checkpoint_on_close = false;
+    c.checkpoint_every_events = 0;
+    c.checkpoint_interval_ms = 0;
+    auto engine = std::move(*Engine::Open(c));
+    RecommendConfig rc;
+    rc.impressions_log.clear();
+    rc.model_poll_seconds = 0;
+    auto rec = std::make_unique<Recommender>(engine.get(), rc, "");
+    if (state.range(0) != 0) engine->SetEventObserver(rec.get());
+    state.ResumeTiming();
+    IngestAll(*engine, batches);
+    state.PauseTiming();
+    (void)engine->Close();
+    engine->SetEventObserver(nullptr);
+    state.counters["catalog_items"] = static_cast<double>(rec->catalog().size());
+    rec.reset();
+    engine.reset();
+    std::filesystem::remove_all(c.data_dir);
+    state.ResumeTiming();
+  }
+  state.SetItemsProcessed(state.iterations() * events);
+  state.SetLabel(state.range(0) != 0 ? "sync=none, recommender attached" : "sync=none, detached");
+}
+BENCHMARK(BM_EngineIngestWithRecommender)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 // File replay of the real taobao slice: parse + route + log + apply, as `persona import` does.
 void BM_EngineReplayTaobaoFile(benchmark::State& state) {
