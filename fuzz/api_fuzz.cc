@@ -42,6 +42,7 @@
 #include "engine/config.h"
 #include "engine/engine.h"
 #include "event/json_event.h"
+#include "model/recommender.h"
 #include "serve/api.h"
 #include "serve/api_keys.h"
 #include "serve/http_server.h"
@@ -72,6 +73,7 @@ constexpr std::string_view kReaderSecret = "pk_fuzz_reader_secret";
 struct Fixture {
   std::string dir;
   std::unique_ptr<Engine> engine;
+  std::unique_ptr<Recommender> recommender;
   std::unique_ptr<Api> open_api;
   std::unique_ptr<Api> keyed_api;
 
@@ -88,11 +90,16 @@ struct Fixture {
     auto opened = Engine::Open(config);
     if (!opened.ok()) Fail("Engine::Open", opened.status().ToString());
     engine = std::move(*opened);
+    RecommendConfig rec_config;
+    rec_config.impressions_log.clear();
+    rec_config.model_poll_seconds = 0;
+    recommender = std::make_unique<Recommender>(engine.get(), rec_config, dir);
+    engine->SetEventObserver(recommender.get());
 
     ServeConfig serve;
     serve.access_log = "";  // off: the fuzzer's output is its own
     serve.max_batch_events = 1000;
-    auto api = Api::Create(engine.get(), serve, "");
+    auto api = Api::Create(engine.get(), serve, "", recommender.get());
     if (!api.ok()) Fail("Api::Create", api.status().ToString());
     open_api = std::move(*api);
     open_api->SetReady(true);
@@ -101,7 +108,7 @@ struct Fixture {
         {"full", ApiKeys::Sha256Hex(kFullSecret), {"ingest", "read", "admin"}});
     serve.api_keys.push_back({"reader", ApiKeys::Sha256Hex(kReaderSecret), {"read"}});
     serve.metrics_public = false;
-    auto keyed = Api::Create(engine.get(), serve, "");
+    auto keyed = Api::Create(engine.get(), serve, "", recommender.get());
     if (!keyed.ok()) Fail("Api::Create (keys)", keyed.status().ToString());
     keyed_api = std::move(*keyed);
     keyed_api->SetReady(true);
@@ -111,6 +118,8 @@ struct Fixture {
     keyed_api.reset();
     open_api.reset();
     if (engine) (void)engine->Close();
+    if (engine) engine->SetEventObserver(nullptr);
+    recommender.reset();
     engine.reset();
     std::error_code ec;
     std::filesystem::remove_all(dir, ec);
@@ -305,6 +314,14 @@ void CheckSuccessShape(const ParsedInput& in, const HttpResponse& r, simdjson::d
     FUZZ_CHECK(a.size() + not_found.size() == ids.size(), what);
   } else if (r.route == "/healthz") {
     FUZZ_CHECK(!doc["status"].get_string().get(s) && s == "ok", what);
+  } else if (r.route == "/v1/users/{id}/recommendations") {
+    FUZZ_CHECK(!doc["rec_id"].get_string().get(s) && !doc["items"].get_array().get(a), what);
+    for (auto item : a) {
+      FUZZ_CHECK(!item["item_id"].get_string().get(s) && !item["source"].get_string().get(s),
+                 what);
+    }
+  } else if (r.route == "/v1/items/{id}/similar" || r.route == "/v1/trending") {
+    FUZZ_CHECK(!doc["items"].get_array().get(a), what);
   }
 }
 

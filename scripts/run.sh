@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up dependencies, builds Persona (Release), generates a demo event stream with planted ground
-# truth, replays it into ./data/demo/db, and starts the HTTP service on it (http://127.0.0.1:8080,
-# PORT=... to change). Ctrl-C (or SIGTERM) stops it cleanly: drain, checkpoint, exit.
+# truth, replays it into ./data/demo/db, trains a first SASRec recommendation model on the demo
+# users' sequences (time-limited; TRAIN_MINUTES=0 skips it), and starts the HTTP service on it
+# (http://127.0.0.1:8080, PORT=... to change). Ctrl-C (or SIGTERM) stops it cleanly: drain, checkpoint, exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -16,6 +17,11 @@ if [ ! -f "$DATA/db/.persona-demo-loaded" ]; then
   $P import --data "$DATA/db" --format jsonl --tag-rules config/tags.rules "$DATA/events.jsonl"
   touch "$DATA/db/.persona-demo-loaded"
 fi
+TRAIN_MINUTES=${TRAIN_MINUTES:-3}
+if [ "$TRAIN_MINUTES" != 0 ] && ! ls "$DATA"/db/models/sasrec/*.psm >/dev/null 2>&1; then
+  echo "--- training a first SASRec model on the demo sequences (at most $TRAIN_MINUTES min)"
+  $P train sasrec --data "$DATA/db" --time-limit "$TRAIN_MINUTES"
+fi
 USER_ID=$(head -1 "$DATA/truth.jsonl" | sed -E 's/.*"user_id":"([^"]+)".*/\1/')
 cat <<EOT
 --- demo data loaded: $DATA/db (ground truth of planted users: $DATA/truth.jsonl)
@@ -24,6 +30,8 @@ cat <<EOT
   curl -s 'localhost:$PORT/v1/users/$USER_ID/timeline?limit=5'
   curl -s -XPOST localhost:$PORT/v1/events -H 'Content-Type: application/json' \\
        -d '{"user_id":"$USER_ID","type":"view","item_id":"42","category_path":"c1.c1_1","ts":"2017-12-04T00:00:00Z"}'
+  curl -s 'localhost:$PORT/v1/users/$USER_ID/recommendations?k=5'
+  curl -s 'localhost:$PORT/v1/trending?k=5'
   curl -s localhost:$PORT/metrics | grep persona_events_total
   API reference: docs/openapi.yaml
 EOT
