@@ -12,55 +12,10 @@
 #include <thread>
 #include <vector>
 
+#include "common/stable_slots.h"
+
 namespace persona {
 namespace {
-
-// Per-item sums in chunks that never move, reached through a two-level directory of atomic
-// pointers: the snapshot builder reads them without a lock while writers add chunks (once per
-// 4096 ids, under a mutex).
-template <typename T>
-class StableSlots {
- public:
-  // The slot of `id`, or null when its chunk was never created. Lock-free.
-  T* Find(uint32_t id) const {
-    std::atomic<T*>* mid = top_[id >> (kChunkBits + kMidBits)].load(std::memory_order_acquire);
-    if (mid == nullptr) return nullptr;
-    T* chunk = mid[(id >> kChunkBits) & (kMidSize - 1)].load(std::memory_order_acquire);
-    return chunk == nullptr ? nullptr : chunk + (id & (kChunkSize - 1));
-  }
-  // The slot of `id`, creating its chunk (value-initialised slots) when needed.
-  T& Get(uint32_t id) {
-    if (T* slot = Find(id)) return *slot;
-    std::lock_guard lock(grow_mu_);
-    std::atomic<std::atomic<T*>*>& top = top_[id >> (kChunkBits + kMidBits)];
-    std::atomic<T*>* mid = top.load(std::memory_order_relaxed);
-    if (mid == nullptr) {
-      mids_.push_back(std::make_unique<std::atomic<T*>[]>(kMidSize));
-      mid = mids_.back().get();
-      top.store(mid, std::memory_order_release);
-    }
-    std::atomic<T*>& entry = mid[(id >> kChunkBits) & (kMidSize - 1)];
-    T* chunk = entry.load(std::memory_order_relaxed);
-    if (chunk == nullptr) {
-      chunks_.push_back(std::make_unique<T[]>(kChunkSize));
-      chunk = chunks_.back().get();
-      entry.store(chunk, std::memory_order_release);
-    }
-    return chunk[id & (kChunkSize - 1)];
-  }
-
- private:
-  static constexpr uint32_t kChunkBits = 12;
-  static constexpr uint32_t kChunkSize = 1u << kChunkBits;
-  static constexpr uint32_t kMidBits = 10;
-  static constexpr uint32_t kMidSize = 1u << kMidBits;
-  static constexpr uint32_t kTopSize = 1u << (32 - kChunkBits - kMidBits);
-
-  std::array<std::atomic<std::atomic<T*>*>, kTopSize> top_{};
-  std::mutex grow_mu_;
-  std::vector<std::unique_ptr<std::atomic<T*>[]>> mids_;
-  std::vector<std::unique_ptr<T[]>> chunks_;
-};
 
 constexpr int64_t kNoAnchor = std::numeric_limits<int64_t>::min();
 // Sums are rebased once an event lies this many half-lives after the anchor: 2^128 per unit of
@@ -321,3 +276,5 @@ uint64_t Trending::events() const {
 }
 
 }  // namespace persona
+
+
