@@ -23,8 +23,10 @@ namespace persona {
 struct ItemCfConfig {
   uint32_t max_neighbours = 100;  // counters kept per item
   uint32_t window = 5;            // previous items paired with each new one
-  float distance_decay = 0.7f;    // pair weight = decay^(d-1) for the d-th previous item
-  float shrink = 2.0f;            // similarity *= c / (c + shrink)
+  // Chosen on the validation splits of three Amazon datasets (BENCHMARKS.md, issue 4): shrink 10
+  // and decay 0.9 helped all three; more neighbours help too but cost memory per item.
+  float distance_decay = 0.9f;    // pair weight = decay^(d-1) for the d-th previous item
+  float shrink = 10.0f;           // similarity *= c / (c + shrink)
 };
 
 class ItemCf {
@@ -56,7 +58,7 @@ class ItemCf {
   // the history itself are skipped. Best first, at most k.
   std::vector<Scored> Recommend(std::span<const uint32_t> history, size_t k,
                                 std::span<const uint32_t> exclude = {}, size_t depth = 10,
-                                float recency = 0.8f) const;
+                                float recency = 0.65f) const;
 
   size_t items() const;      // items with at least one counter
   uint64_t pairs() const;    // pair updates applied

@@ -17,7 +17,7 @@ namespace persona {
 struct ItemCfScorerOptions {
   ItemCfConfig cf;
   uint32_t depth = 10;   // most recent history items that contribute (Recommend's `depth`)
-  float recency = 0.8f;  // weight of the r-th most recent history item: recency^r
+  float recency = 0.65f;  // weight of the r-th most recent history item: recency^r (as ItemCf)
 };
 
 class ItemCfScorer : public SequenceScorer {

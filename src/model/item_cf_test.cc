@@ -44,7 +44,9 @@ std::vector<uint32_t> Items(const std::vector<ItemCf::Neighbour>& neighbours) {
 }
 
 TEST(ItemCfTest, SimilarityIsCosineWithShrinkage) {
-  ItemCf cf;
+  ItemCfConfig config;
+  config.shrink = 2;
+  ItemCf cf(config);
   cf.Add(0, std::vector<uint32_t>{1});
   // c = 1, n(0) = n(1) = 1: 1 / sqrt(1 * 1) * 1 / (1 + 2).
   ASSERT_EQ(cf.Similar(0, 10).size(), 1u);
