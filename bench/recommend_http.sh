@@ -13,7 +13,7 @@
 #   bash bench/recommend_http.sh
 #   RATE=2000 DURATION=20 bash bench/recommend_http.sh
 #
-# Environment: RATE (1000), DURATION (20) seconds per run, WARMUP (3), CONNS (16),
+# Environment: PERSONA / LOADGEN (prebuilt Release binaries; skips the build), RATE (1000), DURATION (20) seconds per run, WARMUP (3), CONNS (16),
 # MODEL (/tmp/persona-rec-bench/video-sasrec.psm), BENCH_WORK (/tmp/persona-rec-bench).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,14 +25,16 @@ CONNS=${CONNS:-16}
 WORK=${BENCH_WORK:-/tmp/persona-rec-bench}
 MODEL=${MODEL:-$WORK/video-sasrec.psm}
 VIDEO=$ROOT/../shared/datasets/amazon-sequences/Video.txt
-BUILD=build-release
-P=$ROOT/$BUILD/persona
-L=$ROOT/$BUILD/persona_loadgen
+BUILD=${BUILD:-build-release}
+P=${PERSONA:-$ROOT/$BUILD/persona}
+L=${LOADGEN:-$ROOT/$BUILD/persona_loadgen}
 
 [ -f "$VIDEO" ] || { echo "skip: $VIDEO is absent"; exit 0; }
-echo "== build ($BUILD, Release)"
-cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
-ninja -C "$BUILD" -j2 persona persona_loadgen
+if [ -z "${PERSONA:-}" ]; then
+  echo "== build ($BUILD, Release)"
+  cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+  ninja -C "$BUILD" -j2 persona persona_loadgen
+fi
 
 mkdir -p "$WORK"
 DATA=$WORK/db-video
