@@ -35,9 +35,11 @@ inline float HorizontalSum(const float (&acc)[8]) {
 
 inline float Dot(const float* a, const float* b, uint32_t n) {
   float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  uint32_t k = 0;
+  // size_t, not uint32_t: a 32-bit k + j could wrap, and then g++ cannot prove the eight loads
+  // contiguous and gathers them one by one.
+  size_t k = 0;
   for (; k + 8 <= n; k += 8) {
-    for (int j = 0; j < 8; ++j) acc[j] += a[k + j] * b[k + j];
+    for (size_t j = 0; j < 8; ++j) acc[j] += a[k + j] * b[k + j];
   }
   float tail = 0;
   for (; k < n; ++k) tail += a[k] * b[k];
@@ -65,9 +67,9 @@ __attribute__((target_clones("arch=x86-64-v3", "default"))) void MatVec(const fl
     const float* w3 = w2 + n;
     float a0[8] = {0, 0, 0, 0, 0, 0, 0, 0}, a1[8] = {0, 0, 0, 0, 0, 0, 0, 0};
     float a2[8] = {0, 0, 0, 0, 0, 0, 0, 0}, a3[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    uint32_t k = 0;
+    size_t k = 0;
     for (; k + 8 <= n; k += 8) {
-      for (int j = 0; j < 8; ++j) {
+      for (size_t j = 0; j < 8; ++j) {
         const float xv = x[k + j];
         a0[j] += w0[k + j] * xv;
         a1[j] += w1[k + j] * xv;

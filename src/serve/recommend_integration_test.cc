@@ -61,7 +61,8 @@ class RecommendIntegrationTest : public ::testing::Test {
     std::filesystem::create_directories(dir_->File("models"));
     auto trained = RunPersona({"train", "sasrec", "--input", dir_->File("ring.txt"), "--out",
                                dir_->File("models/sasrec-ring.psm"), "--epochs", "60", "--patience", "60",
-                               "--batch", "32", "--lr", "0.01", "--dim", "16", "--max-len", "10",
+                               "--batch", "32", "--lr", "0.01", "--dropout", "0.1", "--dim", "16",
+                               "--max-len", "10",
                                "--threads", "1", "--seed", "7"},
                               std::chrono::minutes(5));
     ASSERT_TRUE(trained.ok()) << trained.status();

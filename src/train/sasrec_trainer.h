@@ -1,9 +1,9 @@
 // Trains SASRec with libtorch (CPU) on leave-one-out training sequences and returns the servable
 // model (model/sasrec_model.h). The objective is cross-entropy over the full item set at every
-// position of the sequence (SASRec+; or over `sampled_negatives` shared negatives per batch when
-// set), which the literature shows beats the paper's one-negative binary loss by a wide margin and
-// converges in fewer epochs. After each epoch the validation targets are ranked (sampled protocol)
-// and the best epoch's weights are kept; training stops after `patience` epochs without
+// position of the sequence (SASRec+; or over `sampled_negatives` shared negatives per batch, the
+// default), which the literature shows beats the paper's one-negative binary loss by a wide margin
+// and converges in fewer epochs. After each epoch the validation targets are ranked (sampled
+// protocol) and the best epoch's weights are kept; training stops after `patience` epochs without
 // improvement, at `epochs`, or at `time_limit_s`.
 #pragma once
 
@@ -20,13 +20,18 @@ namespace persona {
 
 struct SasRecTrainOptions {
   SasRecHyper hyper;
-  float dropout = 0.2f;
+  // 0.5 as the SASRec paper uses for its sparse (Amazon, Steam) datasets; e-commerce logs are
+  // sparse. On Amazon Games it beat 0.2 by +0.02 validation HR@10.
+  float dropout = 0.5f;
   float learning_rate = 1e-3f;
   float weight_decay = 0.0f;
   uint32_t batch_size = 128;
   uint32_t epochs = 200;
   uint32_t patience = 5;         // epochs without validation improvement before stopping
-  uint32_t sampled_negatives = 0;  // 0 = full softmax
+  // Uniform negatives shared by a batch, so an epoch's cost does not grow with the catalogue;
+  // 0, or at least as many as there are items, = full softmax. On Amazon Games (24k items) 1024
+  // matched full softmax on NDCG@10 and beat it on HR@10 at a quarter of the epoch time.
+  uint32_t sampled_negatives = 1024;
   double time_limit_s = 0;       // 0 = none
   uint32_t threads = 0;          // torch intra-op threads; 0 = hardware concurrency
   uint64_t seed = 42;
