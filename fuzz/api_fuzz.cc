@@ -42,6 +42,7 @@
 #include "engine/config.h"
 #include "engine/engine.h"
 #include "event/json_event.h"
+#include "model/predictor.h"
 #include "model/recommender.h"
 #include "serve/api.h"
 #include "serve/api_keys.h"
@@ -74,6 +75,7 @@ struct Fixture {
   std::string dir;
   std::unique_ptr<Engine> engine;
   std::unique_ptr<Recommender> recommender;
+  std::unique_ptr<Predictor> predictor;
   std::unique_ptr<Api> open_api;
   std::unique_ptr<Api> keyed_api;
 
@@ -95,11 +97,13 @@ struct Fixture {
     rec_config.model_poll_seconds = 0;
     recommender = std::make_unique<Recommender>(engine.get(), rec_config, dir);
     engine->SetEventObserver(recommender.get());
+    predictor = std::make_unique<Predictor>(engine.get(), dir, recommender.get());
+    engine->SetProfileEnricher(predictor.get());
 
     ServeConfig serve;
     serve.access_log = "";  // off: the fuzzer's output is its own
     serve.max_batch_events = 1000;
-    auto api = Api::Create(engine.get(), serve, "", recommender.get());
+    auto api = Api::Create(engine.get(), serve, "", recommender.get(), predictor.get());
     if (!api.ok()) Fail("Api::Create", api.status().ToString());
     open_api = std::move(*api);
     open_api->SetReady(true);
@@ -108,7 +112,7 @@ struct Fixture {
         {"full", ApiKeys::Sha256Hex(kFullSecret), {"ingest", "read", "admin"}});
     serve.api_keys.push_back({"reader", ApiKeys::Sha256Hex(kReaderSecret), {"read"}});
     serve.metrics_public = false;
-    auto keyed = Api::Create(engine.get(), serve, "", recommender.get());
+    auto keyed = Api::Create(engine.get(), serve, "", recommender.get(), predictor.get());
     if (!keyed.ok()) Fail("Api::Create (keys)", keyed.status().ToString());
     keyed_api = std::move(*keyed);
     keyed_api->SetReady(true);
@@ -119,6 +123,8 @@ struct Fixture {
     open_api.reset();
     if (engine) (void)engine->Close();
     if (engine) engine->SetEventObserver(nullptr);
+    if (engine) engine->SetProfileEnricher(nullptr);
+    predictor.reset();
     recommender.reset();
     engine.reset();
     std::error_code ec;
@@ -322,6 +328,16 @@ void CheckSuccessShape(const ParsedInput& in, const HttpResponse& r, simdjson::d
     }
   } else if (r.route == "/v1/items/{id}/similar" || r.route == "/v1/trending") {
     FUZZ_CHECK(!doc["items"].get_array().get(a), what);
+  } else if (r.route == "/v1/users/{id}/predictions") {
+    FUZZ_CHECK(!doc["user_id"].get_string().get(s) && !doc["next_categories"].get_array().get(a) &&
+                   !doc["anomalies"].get_array().get(a),
+               what);
+  } else if (r.route == "/v1/segments") {
+    FUZZ_CHECK(!doc["segments"].get_array().get(a), what);
+  } else if (r.route == "/v1/forecast") {
+    FUZZ_CHECK(!doc["points"].get_array().get(a) && a.size() >= 1, what);
+  } else if (r.route == "/v1/models") {
+    FUZZ_CHECK(!doc["models"].get_array().get(a), what);
   }
 }
 

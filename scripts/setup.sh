@@ -6,7 +6,7 @@ PKGS=(build-essential cmake ninja-build pkg-config
       librocksdb-dev libsimdjson-dev libabsl-dev libtomlplusplus-dev libcli11-dev
       libspdlog-dev libfmt-dev libxxhash-dev libgtest-dev libgmock-dev libbenchmark-dev
       libboost1.81-dev libssl-dev libyaml-cpp-dev clang libclang-rt-14-dev
-      libtorch-dev libopenblas0-openmp
+      libtorch-dev libopenblas0-openmp libxgboost-dev libfasttext-dev
       python3)
 missing=()
 for p in "${PKGS[@]}"; do

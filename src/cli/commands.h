@@ -59,5 +59,13 @@ void RegisterServe(Registry& r);  // serve, apikey new
 void RegisterTrain(Registry& r);  // train sasrec
 void RegisterEval(Registry& r);   // eval (offline next-item protocol)
 void RegisterEvalOnline(Registry& r);  // eval-online (A/B report of recommendation variants)
+// Issue 5 (predictions). Each adds subcommands under the existing `train` and `eval` commands
+// (r.app().get_subcommand("train") / ("eval")), so they must be called after RegisterTrain and
+// RegisterEval.
+void RegisterDataset(Registry& r);           // dataset (point-in-time training sets)
+void RegisterGbdtCommands(Registry& r);      // train|eval propensity, churn
+void RegisterSegmentCommands(Registry& r);   // train|eval segments, next-category
+void RegisterSentimentCommands(Registry& r); // train|eval sentiment
+void RegisterDemandCommands(Registry& r);    // eval demand
 
 }  // namespace persona::cli

@@ -13,8 +13,10 @@ CLI::App* Registry::Add(const std::string& name, const std::string& help,
 }
 
 int Registry::Run() {
-  for (auto& [cmd, run] : commands_) {
-    if (cmd->parsed()) return run();
+  // Latest first: a nested subcommand (`eval propensity`) is registered after its parent, and both
+  // report parsed().
+  for (auto it = commands_.rbegin(); it != commands_.rend(); ++it) {
+    if (it->first->parsed()) return it->second();
   }
   return 2;
 }

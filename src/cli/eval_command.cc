@@ -200,6 +200,11 @@ double SecondsSince(std::chrono::steady_clock::time_point start) {
 }
 
 int RunEval(EvalCli& o) {
+  if (o.input.empty()) {
+    std::cerr << "persona: eval needs --input (next-item evaluation) or a subcommand; see "
+                 "`persona eval --help`\n";
+    return 2;
+  }
   if (o.ks.empty()) {
     std::cerr << "persona: --k needs at least one cut-off\n";
     return 2;
@@ -327,8 +332,10 @@ void RegisterEval(Registry& r) {
                         "Offline next-item evaluation (leave-one-out; sampled and full ranking) of "
                         "SASRec models and baselines",
                         [o] { return RunEval(*o); });
-  cmd->add_option("--input", o->input, "Sequence file (`user item` pairs or `user item...` lines)")
-      ->required();
+  cmd->add_option("--input", o->input,
+                  "Sequence file (`user item` pairs or `user item...` lines); required unless a "
+                  "subcommand (propensity, churn, next-category, segments, demand, sentiment) "
+                  "is given");
   cmd->add_option("--model", o->models, "SASRec model file (repeatable)");
   cmd->add_option("--baselines", o->baselines, "Comma list: popularity, itemcf, or none")
       ->delimiter(',')

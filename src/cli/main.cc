@@ -19,6 +19,11 @@ int main(int argc, char** argv) {
   persona::cli::RegisterTrain(registry);
   persona::cli::RegisterEval(registry);
   persona::cli::RegisterEvalOnline(registry);
+  persona::cli::RegisterDataset(registry);
+  persona::cli::RegisterGbdtCommands(registry);
+  persona::cli::RegisterSegmentCommands(registry);
+  persona::cli::RegisterSentimentCommands(registry);
+  persona::cli::RegisterDemandCommands(registry);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -7,6 +7,7 @@
 
 #include "cli/commands.h"
 #include "model/recommend_config.h"
+#include "model/predictor.h"
 #include "model/recommender.h"
 #include "serve/api.h"
 #include "serve/api_keys.h"
@@ -69,8 +70,16 @@ int RunServe(ServeOptions& o) {
   recommender->StartBackground(seqs_before, [quiet = o.engine.quiet](std::string_view line) {
     if (!quiet) std::cerr << "persona: " << line << "\n";
   });
+  // Predictions: the newest artifacts under DATA/models are loaded (a refused one is reported and
+  // skipped); from here on every applied event is enriched (sentiment, segment, anomaly flags).
+  auto predictor =
+      std::make_unique<Predictor>(engine->get(), o.engine.data_dir, recommender.get());
+  if (!o.engine.quiet) {
+    for (const std::string& e : predictor->load_errors()) std::cerr << "persona: " << e << "\n";
+  }
+  (*engine)->SetProfileEnricher(predictor.get());
   auto api = serve::Api::Create(engine->get(), serve_config, o.engine.config_file,
-                                recommender.get());
+                                recommender.get(), predictor.get());
   if (!api.ok()) {
     std::cerr << "persona: " << api.status().message() << "\n";
     (void)(*engine)->Close();
@@ -110,6 +119,7 @@ int RunServe(ServeOptions& o) {
   recommender->Stop();  // its log replay reads the store: finish before the engine closes
   absl::Status closed = (*engine)->Close();
   (*engine)->SetEventObserver(nullptr);
+  (*engine)->SetProfileEnricher(nullptr);
   api->reset();
   if (!closed.ok()) return Fail(closed);
   std::cerr << "persona: stopped cleanly\n";

@@ -198,7 +198,7 @@ int RunTrainSasRec(TrainSasRecCli& o) {
 }  // namespace
 
 void RegisterTrain(Registry& r) {
-  CLI::App* train = r.app().add_subcommand("train", "Train a recommendation model");
+  CLI::App* train = r.app().add_subcommand("train", "Train a model (recommendations, predictions, text)");
   train->require_subcommand(1);
   auto o = std::make_shared<TrainSasRecCli>();
   CLI::App* cmd = train->add_subcommand(

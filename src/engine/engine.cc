@@ -194,7 +194,8 @@ bool Engine::ReadProfile(
   return partitions_[PartitionOf(user_id, partitions())]->Read(user_id, fn);
 }
 
-std::optional<std::string> Engine::ProfileJson(std::string_view user_id, uint32_t sections) const {
+std::optional<std::string> Engine::ProfileJson(std::string_view user_id, uint32_t sections,
+                                               const ProfileJsonExtra& extra) const {
   std::optional<std::string> out;
   const int64_t now = NowMs();
   // Holding the shared_ptr keeps the names alive even if a reload swaps the rules meanwhile.
@@ -204,7 +205,12 @@ std::optional<std::string> Engine::ProfileJson(std::string_view user_id, uint32_
   ReadProfile(user_id, [&](const Profile& p, const ProfileContext& ctx) {
     JsonWriter w;
     w.Reserve(sections == kAll ? 8192 : 1024);  // a full profile is ~2-6 KiB
-    WriteProfileJson(w, user_id, p, ctx, now, sections, tag_names);
+    if (extra) {
+      WriteProfileJson(w, user_id, p, ctx, now, sections, tag_names,
+                       [&](JsonWriter& jw) { extra(jw, p, ctx, now); });
+    } else {
+      WriteProfileJson(w, user_id, p, ctx, now, sections, tag_names);
+    }
     out = w.Take();
   });
   return out;
@@ -252,6 +258,10 @@ int64_t Engine::NowMs() const {
         .count();
   }
   return watermark_ms();
+}
+
+void Engine::SetProfileEnricher(ProfileEnricher* enricher) {
+  for (auto& p : partitions_) p->SetProfileEnricher(enricher);
 }
 
 void Engine::SetEventObserver(EventObserver* observer) {

@@ -14,10 +14,12 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "common/json_writer.h"
 #include "engine/config.h"
 #include "engine/event_observer.h"
 #include "engine/ingest_outcome.h"
 #include "engine/partition.h"
+#include "engine/profile_enricher.h"
 #include "profile/population.h"
 #include "store/store.h"
 
@@ -47,7 +49,12 @@ class Engine {
   absl::Status AddDeadLetters(std::span<const DeadLetter> letters);
 
   // The profile as JSON (sections: see profile_json.h), or nullopt for an unknown user.
-  std::optional<std::string> ProfileJson(std::string_view user_id, uint32_t sections) const;
+  // `extra(w, profile, ctx, now)`, when given, adds members before the object closes (the server
+  // adds `predictions` there); it runs under the profile's lock.
+  using ProfileJsonExtra =
+      std::function<void(JsonWriter&, const Profile&, const ProfileContext&, int64_t now_ms)>;
+  std::optional<std::string> ProfileJson(std::string_view user_id, uint32_t sections,
+                                         const ProfileJsonExtra& extra = nullptr) const;
   bool ReadProfile(std::string_view user_id,
                    const std::function<void(const Profile&, const ProfileContext&)>& fn) const;
   // The user's most recent raw events (newest first) as a JSON array; NotFound for unknown users.
@@ -71,6 +78,9 @@ class Engine {
   // Makes `observer` (null detaches) see every event applied from now on. Attach before submitting
   // the events it must see; it must stay alive until detached or until Close returns.
   void SetEventObserver(EventObserver* observer);
+  // Makes `enricher` (null detaches) enrich every profile an event is applied to from now on
+  // (see engine/profile_enricher.h). It must outlive its attachment.
+  void SetProfileEnricher(ProfileEnricher* enricher);
   // The last log seq of each partition: the records written before an observer attached now.
   std::vector<uint64_t> LastSeqs() const;
 

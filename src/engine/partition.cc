@@ -422,6 +422,7 @@ void Partition::ProcessBatch(std::vector<PartitionWork>& works) {
   // Pass 2: apply to profiles under their shard locks.
   touched_scratch_.clear();
   EventObserver* const observer = observer_.load(std::memory_order_acquire);
+  ProfileEnricher* const enricher = enricher_.load(std::memory_order_acquire);
   uint32_t index = 0;
   constexpr size_t kPrefetchAhead = 8;
   for (size_t i = 0; i < accepted_scratch_.size(); ++i) {
@@ -434,7 +435,9 @@ void Partition::ProcessBatch(std::vector<PartitionWork>& works) {
     const Accepted& a = accepted_scratch_[i];
     std::lock_guard<std::mutex> lock(shards_[a.shard].mu);
     a.entry->profile.timeline_head = MakeLogPosition(seq, index++);
+    if (enricher != nullptr) enricher->BeforeApply(id_, *a.event, a.entry->profile);
     a.entry->profile.Apply(*a.event, ctx_);
+    if (enricher != nullptr) enricher->Enrich(id_, *a.event, a.entry->profile, ctx_);
     if (observer != nullptr) observer->OnEvent(id_, *a.event, a.entry->profile, ctx_);
     if (a.entry->touched != batch_number_) {
       a.entry->touched = batch_number_;

@@ -22,6 +22,7 @@
 #include "engine/config.h"
 #include "engine/dedup_window.h"
 #include "engine/event_observer.h"
+#include "engine/profile_enricher.h"
 #include "engine/ingest_outcome.h"
 #include "event/event.h"
 #include "profile/profile.h"
@@ -122,6 +123,9 @@ class Partition {
   // Requests a checkpoint and waits until it is committed.
   absl::Status Checkpoint();
   void SetTagRules(std::shared_ptr<const TagRules> rules);
+  void SetProfileEnricher(ProfileEnricher* enricher) {
+    enricher_.store(enricher, std::memory_order_release);
+  }
   void SetEventObserver(EventObserver* observer) {
     observer_.store(observer, std::memory_order_release);
   }
@@ -197,6 +201,7 @@ class Partition {
   std::vector<Entry*> touched_scratch_;
   std::atomic<std::shared_ptr<const TagRules>> tag_rules_;
   std::atomic<EventObserver*> observer_{nullptr};
+  std::atomic<ProfileEnricher*> enricher_{nullptr};
 
   // Queue (producers: any thread; consumer: the writer).
   mutable std::mutex queue_mu_;

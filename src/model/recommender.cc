@@ -95,6 +95,12 @@ void Recommender::OnEvent(uint32_t partition, const Event& e, const Profile& pro
   if (!e.rec_id.empty()) Attribute(e);
   if (e.item_id.empty()) return;
   const uint32_t item = catalog_.Intern(e.item_id, e.category_key());
+  // Users flagged as anomalous (bots, scrapers) teach neither trending nor item-CF; their items
+  // stay in the catalogue. The flags are set by the ProfileEnricher, which runs first.
+  if (profile.anomaly_flags() != 0) {
+    flagged_events_.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
   trending_.Add(item, e.type, e.ts_ms);
   const float weight = config_.cf_weights[static_cast<int>(e.type)];
   if (weight <= 0) return;
@@ -610,6 +616,7 @@ std::string Recommender::StatsJson() const {
   w.Key("item_cf_items").Uint(cf_.items());
   w.Key("item_cf_pairs").Uint(cf_.pairs());
   w.Key("item_cf_bytes").Uint(cf_.MemoryBytes());
+  w.Key("flagged_events_skipped").Uint(flagged_events());
   w.Key("model");
   if (auto m = model_.load()) {
     w.BeginObject();

@@ -119,6 +119,8 @@ class Recommender : public EventObserver {
   size_t VariantOf(std::string_view user) const;
   // Stats for /v1/stats and the dashboard: catalogue size, CF pairs, model, per-variant counters.
   std::string StatsJson() const;
+  // Events of anomaly-flagged users kept out of trending and item-CF since start.
+  uint64_t flagged_events() const { return flagged_events_.load(std::memory_order_relaxed); }
 
  private:
   void RebuildFromLog(const std::vector<uint64_t>& log_seqs,
@@ -140,6 +142,7 @@ class Recommender : public EventObserver {
   std::vector<std::vector<uint32_t>> code_to_item_;
   std::unique_ptr<VariantCounters[]> counters_;
   std::atomic<uint64_t> rec_counter_{0};
+  std::atomic<uint64_t> flagged_events_{0};
   std::mutex impressions_mu_;
   std::FILE* impressions_ = nullptr;  // append-only, flushed by the watcher thread and Stop
   std::atomic<bool> warmed_up_{false};

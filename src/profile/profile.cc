@@ -63,6 +63,9 @@ Profile& Profile::operator=(const Profile& other) {
   hours_ = other.hours_;
   daily_ = other.daily_;
   sequence_ = other.sequence_;
+  rhythm_ = other.rhythm_;
+  segment_ = other.segment_;
+  anomaly_flags_ = other.anomaly_flags_;
   extras_ = other.extras_ ? std::make_unique<Extras>(*other.extras_) : nullptr;
   return *this;
 }
@@ -109,6 +112,7 @@ void Profile::Apply(const Event& e, ProfileContext& ctx) {
 
   sessions_.Observe(ts, e.session_id.empty() ? 0 : IdKey(e.session_id), config.session_gap_ms);
   hours_.Add(ts);
+  rhythm_.Observe(e.type, ts, config.session_gap_ms);
 
   const uint32_t item_code = e.item_id.empty() ? StringPool::kNone : ctx.pool.Intern(e.item_id);
   CreditInterests(e, item_code, ctx);
@@ -396,8 +400,51 @@ size_t Profile::MemoryBytes() const {
     // std::string keeps up to 15 characters inline (SSO).
     const size_t capacity = extras_->attributes_json.capacity();
     if (capacity > 15) bytes += MallocChunkBytes(capacity + 1);
+    if (extras_->category_sentiment.capacity() > 0) {
+      bytes += MallocChunkBytes(extras_->category_sentiment.capacity() * sizeof(CategorySentiment));
+    }
   }
   return bytes;
+}
+
+void Profile::AddReviewSentiment(double score, std::string_view category_key,
+                                 ProfileContext& ctx) {
+  if (!std::isfinite(score)) return;
+  score = std::clamp(score, 0.0, 1.0);
+  Extras& x = extras();
+  x.sentiment_sum += score;
+  if (x.sentiment_count != UINT32_MAX) ++x.sentiment_count;
+  if (category_key.empty()) return;
+  const uint32_t code = ctx.pool.Intern(category_key);
+  std::vector<CategorySentiment>& cats = x.category_sentiment;
+  for (CategorySentiment& c : cats) {
+    if (c.category == code) {
+      c.sum += static_cast<float>(score);
+      if (c.count != UINT32_MAX) ++c.count;
+      return;
+    }
+  }
+  if (cats.size() < static_cast<size_t>(kSentimentCategories)) {
+    cats.push_back(CategorySentiment{code, 1, static_cast<float>(score)});
+    return;
+  }
+  // Full: the category with the fewest reviews makes room (a bounded profile beats a complete one).
+  auto fewest = std::min_element(cats.begin(), cats.end(),
+                                 [](const auto& a, const auto& b) { return a.count < b.count; });
+  *fewest = CategorySentiment{code, 1, static_cast<float>(score)};
+}
+
+double Profile::satisfaction() const {
+  if (!extras_ || extras_->sentiment_count == 0) return std::nan("");
+  return extras_->sentiment_sum / extras_->sentiment_count;
+}
+
+std::vector<Profile::CategorySentiment> Profile::category_sentiment() const {
+  if (!extras_) return {};
+  std::vector<CategorySentiment> out = extras_->category_sentiment;
+  std::stable_sort(out.begin(), out.end(),
+                   [](const auto& a, const auto& b) { return a.count > b.count; });
+  return out;
 }
 
 }  // namespace persona

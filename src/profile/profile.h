@@ -38,6 +38,7 @@
 
 #include "absl/status/status.h"
 #include "event/event.h"
+#include "profile/activity_rhythm.h"
 #include "profile/daily_activity.h"
 #include "profile/hour_day_histogram.h"
 #include "profile/interest_table.h"
@@ -168,6 +169,31 @@ class Profile {
   // ---- recent item sequence
   const ItemSequence& sequence() const { return sequence_; }
 
+  // ---- model-derived signals, written at update time by the model stage (ProfileEnricher) and
+  // persisted with the profile.
+  const ActivityRhythm& rhythm() const { return rhythm_; }
+  // AnomalyFlag bits (0 = nothing abnormal).
+  uint8_t anomaly_flags() const { return anomaly_flags_; }
+  void set_anomaly_flags(uint8_t flags) { anomaly_flags_ = flags; }
+  // The K-means segment assigned at the latest update, -1 when none (no segment model).
+  int16_t segment() const { return segment_; }
+  void set_segment(int16_t segment) { segment_ = segment; }
+  // Adds one review's sentiment score in [0, 1] (1 = positive), to the overall satisfaction and,
+  // when `category_key` is not empty, to that category's sentiment (at most kSentimentCategories
+  // categories are kept; a new one replaces the one with the fewest reviews). Writer thread only.
+  void AddReviewSentiment(double score, std::string_view category_key, ProfileContext& ctx);
+  static constexpr int kSentimentCategories = 8;
+  // Mean review sentiment in [0, 1], NaN without scored reviews; and the number scored.
+  double satisfaction() const;
+  uint32_t sentiment_count() const { return extras_ ? extras_->sentiment_count : 0; }
+  struct CategorySentiment {
+    uint32_t category = 0;  // pool code of the category key
+    uint32_t count = 0;
+    float sum = 0;  // sum of scores
+  };
+  // Per-category review sentiment, most reviewed first; empty without scored reviews.
+  std::vector<CategorySentiment> category_sentiment() const;
+
  private:
   friend void EncodeProfile(const Profile& p, const ProfileContext& ctx, std::string* out);
   friend absl::Status DecodeProfile(std::string_view in, ProfileContext& ctx, Profile* p);
@@ -180,6 +206,9 @@ class Profile {
     uint32_t rating_count = 0;
     uint8_t next_order_slot = 0;
     std::array<uint32_t, kRecentOrders> recent_orders{};  // order id hashes | 1, 0 = empty
+    double sentiment_sum = 0;
+    uint32_t sentiment_count = 0;
+    std::vector<CategorySentiment> category_sentiment;  // at most kSentimentCategories
   };
   Extras& extras();
 
@@ -206,6 +235,9 @@ class Profile {
   HourDayHistogram hours_;
   DailyActivity daily_;
   ItemSequence sequence_;
+  ActivityRhythm rhythm_;
+  int16_t segment_ = -1;
+  uint8_t anomaly_flags_ = 0;
   std::unique_ptr<Extras> extras_;
 };
 

@@ -14,6 +14,12 @@
 //       varint string ref)
 //   extras: byte 0 (none) or 1, then varint length + attributes JSON, double refund amount,
 //       varint rating sum, varint rating count, varint next order slot, 4 x fixed32 order key
+//       [version 2: double sentiment sum, varint sentiment count, varint n categories,
+//        n x (varint string ref, varint count, float sum)]
+// Version 2 appends (version 1 blobs decode with these at their defaults):
+//   rhythm: varint last event s, varint minute start s, 4 x varint (minute events, max minute
+//       events, view streak, max view streak), varint gaps, float gap mean, float gap M2
+//   zigzag segment, byte anomaly flags
 #include "profile/profile_codec.h"
 
 #include <bit>
@@ -29,7 +35,7 @@ namespace persona {
 namespace {
 
 constexpr char kMagic[3] = {'P', 'R', 'F'};
-constexpr uint8_t kVersion = 1;
+constexpr uint8_t kVersion = 2;
 
 // Inline varint appends (the same LEB128 bytes as common/varint.h): a profile has a few hundred
 // varints and an out-of-line call per varint showed up as a tenth of the encode time.
@@ -156,7 +162,8 @@ absl::Status Corrupt(std::string_view what) {
 }  // namespace
 
 void EncodeProfile(const Profile& p, const ProfileContext& ctx, std::string* out) {
-  size_t expected_strings = p.sequence_.size();
+  size_t expected_strings = p.sequence_.size() +
+                            (p.extras_ ? p.extras_->category_sentiment.size() : 0);
   for (const InterestTable& t : p.interest_tables_) expected_strings += t.size();
   StringTableBuilder strings(ctx.pool, expected_strings);
   std::string body;
@@ -217,9 +224,29 @@ void EncodeProfile(const Profile& p, const ProfileContext& ctx, std::string* out
     AppendVarint(&body, x->rating_count);
     AppendVarint(&body, x->next_order_slot);
     for (uint32_t key : x->recent_orders) AppendFixed32(&body, key);
+    AppendDouble(&body, x->sentiment_sum);
+    AppendVarint(&body, x->sentiment_count);
+    AppendVarint(&body, x->category_sentiment.size());
+    for (const Profile::CategorySentiment& c : x->category_sentiment) {
+      AppendVarint(&body, strings.Ref(c.category));
+      AppendVarint(&body, c.count);
+      AppendFloat(&body, c.sum);
+    }
   } else {
     body.push_back(0);
   }
+  const ActivityRhythm& rh = p.rhythm_;
+  AppendVarint(&body, rh.last_event_s);
+  AppendVarint(&body, rh.minute_start_s);
+  AppendVarint(&body, rh.minute_events);
+  AppendVarint(&body, rh.max_minute_events);
+  AppendVarint(&body, rh.view_streak);
+  AppendVarint(&body, rh.max_view_streak);
+  AppendVarint(&body, rh.gaps);
+  AppendFloat(&body, rh.gap_mean_s);
+  AppendFloat(&body, rh.gap_m2);
+  AppendSigned(&body, p.segment_);
+  body.push_back(static_cast<char>(p.anomaly_flags_));
 
   const size_t start = out->size();
   out->append(kMagic, sizeof kMagic);
@@ -240,7 +267,8 @@ absl::Status DecodeProfile(std::string_view in, ProfileContext& ctx, Profile* p)
     if (checksum != static_cast<uint32_t>(Hash64(in))) return Corrupt("checksum mismatch");
   }
   if (in.substr(0, 3) != std::string_view(kMagic, 3)) return Corrupt("bad magic");
-  if (static_cast<uint8_t>(in[3]) != kVersion) return Corrupt("unknown format version");
+  const uint8_t version = static_cast<uint8_t>(in[3]);
+  if (version < 1 || version > kVersion) return Corrupt("unknown format version");
   Reader r(in.substr(4));
 
   uint64_t string_count;
@@ -373,6 +401,45 @@ absl::Status DecodeProfile(std::string_view in, ProfileContext& ctx, Profile* p)
     x.attributes_json.assign(attributes);
     x.rating_sum = rating_sum;
     x.next_order_slot = static_cast<uint8_t>(slot);
+    if (version >= 2) {
+      uint64_t n;
+      if (!r.Double(&x.sentiment_sum) || !std::isfinite(x.sentiment_sum) ||
+          !r.Varint32(&x.sentiment_count) || !r.Varint(&n) ||
+          n > static_cast<uint64_t>(Profile::kSentimentCategories)) {
+        return Corrupt("sentiment");
+      }
+      x.category_sentiment.resize(n);
+      for (Profile::CategorySentiment& c : x.category_sentiment) {
+        uint64_t ref;
+        if (!r.Varint(&ref) || ref >= strings.size() || !r.Varint32(&c.count) || !r.Float(&c.sum) ||
+            !std::isfinite(c.sum)) {
+          return Corrupt("sentiment category");
+        }
+        c.category = static_cast<uint32_t>(ref);  // a string-table index until resolved below
+      }
+    }
+  }
+  if (version >= 2) {
+    ActivityRhythm& rh = q.rhythm_;
+    uint64_t v[6];
+    int64_t segment;
+    std::string_view flags;
+    if (!r.Varint32(&rh.last_event_s) || !r.Varint32(&rh.minute_start_s) || !r.Varint(&v[0]) ||
+        !r.Varint(&v[1]) || !r.Varint(&v[2]) || !r.Varint(&v[3]) || !r.Varint32(&rh.gaps) ||
+        !r.Float(&rh.gap_mean_s) || !r.Float(&rh.gap_m2) || !r.Signed(&segment) ||
+        !r.Bytes(1, &flags)) {
+      return Corrupt("rhythm");
+    }
+    for (int i = 0; i < 4; ++i) {
+      if (v[i] > UINT16_MAX) return Corrupt("rhythm");
+    }
+    if (segment < -1 || segment > INT16_MAX) return Corrupt("segment");
+    rh.minute_events = static_cast<uint16_t>(v[0]);
+    rh.max_minute_events = static_cast<uint16_t>(v[1]);
+    rh.view_streak = static_cast<uint16_t>(v[2]);
+    rh.max_view_streak = static_cast<uint16_t>(v[3]);
+    q.segment_ = static_cast<int16_t>(segment);
+    q.anomaly_flags_ = static_cast<uint8_t>(flags[0]);
   }
   if (r.remaining() != 0) return Corrupt("trailing bytes");
 
@@ -388,6 +455,9 @@ absl::Status DecodeProfile(std::string_view in, ProfileContext& ctx, Profile* p)
     }
     q.interest_tables_[k].Restore(tables[k].total, tables[k].evictions, tables[k].entries,
                                   capacities[k]);
+  }
+  if (q.extras_) {
+    for (Profile::CategorySentiment& c : q.extras_->category_sentiment) c.category = codes[c.category];
   }
   for (const DecodedItem& item : items) {
     q.sequence_.Add(item.ts_s * 1000, item.type, codes[item.ref], config.sequence_length);

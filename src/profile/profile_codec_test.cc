@@ -51,6 +51,11 @@ class ProfileCodecTest : public ::testing::Test {
     EXPECT_TRUE(p.SetAttributes(R"({"age":30,"city":"Hangzhou","vip":true})", false).ok());
     p.tag_bits = 0b1011;
     p.timeline_head = 0x123456789abcdefULL;
+    p.AddReviewSentiment(0.9, "home.kitchen.knives", ctx_);
+    p.AddReviewSentiment(0.25, "garden", ctx_);
+    p.AddReviewSentiment(0.5, "", ctx_);
+    p.set_segment(3);
+    p.set_anomaly_flags(kAnomalyViewBurst | kAnomalyCartChurn);
     return p;
   }
 
@@ -169,10 +174,41 @@ TEST_F(ProfileCodecTest, CorruptBodyWithValidChecksumNeverCrashes) {
   EXPECT_LT(accepted, 3000);
 }
 
+// Checkpoints written before format version 2 (no sentiment, rhythm, segment or anomaly flags)
+// still load, with those features at their defaults.
+TEST_F(ProfileCodecTest, Version1BlobDecodesWithSignalsAtDefaults) {
+  Profile p;
+  OwnedEvent e;
+  e.user = "u";
+  e.type = EventType::kView;
+  e.ts_ms = kT0;
+  e.item = "i1";
+  p.Apply(e.view(), ctx_);
+  std::string blob;
+  EncodeProfile(p, ctx_, &blob);
+  // Version 2 appends, after the (absent) extras byte: rhythm (7 varints, 2 floats), the
+  // zigzag segment and the flags byte. Cut them off and relabel the blob as version 1.
+  const ActivityRhythm& r = p.rhythm();
+  ASSERT_EQ(r.last_event_s, static_cast<uint32_t>(kT0 / 1000));
+  std::string body = blob.substr(0, blob.size() - 4);
+  // varints: last_event_s (5 bytes for a 2019+ time), minute_start_s (5), 1, 1, 1, 1, 0 -> 15
+  // bytes; two floats 8; segment -1 zigzag 1; flags 1.
+  body.resize(body.size() - (15 + 8 + 1 + 1));
+  body[3] = 1;
+  const uint32_t sum = static_cast<uint32_t>(Hash64(body));
+  for (int b = 0; b < 4; ++b) body.push_back(static_cast<char>(sum >> (8 * b)));
+  Profile q;
+  ASSERT_TRUE(DecodeProfile(body, other_, &q).ok());
+  EXPECT_EQ(q.events(), 1u);
+  EXPECT_EQ(q.rhythm(), ActivityRhythm());
+  EXPECT_EQ(q.segment(), -1);
+  EXPECT_EQ(q.anomaly_flags(), 0);
+}
+
 TEST_F(ProfileCodecTest, UnknownVersionIsRejected) {
   std::string blob;
   EncodeProfile(Rich(), ctx_, &blob);
-  blob[3] = 2;
+  blob[3] = 3;
   const uint32_t sum =
       static_cast<uint32_t>(Hash64(std::string_view(blob).substr(0, blob.size() - 4)));
   for (int b = 0; b < 4; ++b) blob[blob.size() - 4 + b] = static_cast<char>(sum >> (8 * b));

@@ -9,7 +9,8 @@ namespace {
 
 constexpr std::string_view kSectionNames[] = {"identity",  "stats",       "sessions",
                                               "interests", "consumption", "funnel",
-                                              "lifecycle", "sequence",    "tags"};
+                                              "lifecycle", "sequence",    "tags",
+                                              "signals",   "predictions"};
 constexpr std::string_view kWeekdays[] = {"mon", "tue", "wed", "thu", "fri", "sat", "sun"};
 
 std::string_view Trim(std::string_view s) {
@@ -180,6 +181,49 @@ void Tags(JsonWriter& w, const Profile& p, std::span<const std::string> tag_name
   w.EndArray();
 }
 
+void NumberOrNull(JsonWriter& w, std::string_view key, double v) {
+  if (std::isfinite(v)) {
+    w.Key(key).Double(v);
+  } else {
+    w.Key(key).Null();
+  }
+}
+
+void Signals(JsonWriter& w, const Profile& p, const ProfileContext& ctx) {
+  w.Key("signals").BeginObject();
+  w.Key("sentiment").BeginObject();
+  NumberOrNull(w, "satisfaction", p.satisfaction());
+  w.Key("reviews_scored").Int(p.sentiment_count());
+  w.Key("categories").BeginArray();
+  for (const Profile::CategorySentiment& c : p.category_sentiment()) {
+    w.BeginObject();
+    w.Key("key").String(ctx.pool.Get(c.category));
+    w.Key("score").Double(c.count > 0 ? c.sum / c.count : 0.0);
+    w.Key("reviews").Int(c.count);
+    w.EndObject();
+  }
+  w.EndArray();
+  w.EndObject();
+  if (p.segment() >= 0) {
+    w.Key("segment").Int(p.segment());
+  } else {
+    w.Key("segment").Null();
+  }
+  w.Key("anomalies").BeginObject();
+  w.Key("flags").BeginArray();
+  for (int i = 0; i < kAnomalyFlagCount; ++i) {
+    const uint8_t bit = static_cast<uint8_t>(1u << i);
+    if (p.anomaly_flags() & bit) w.String(AnomalyFlagName(bit));
+  }
+  w.EndArray();
+  const ActivityRhythm& r = p.rhythm();
+  w.Key("max_events_per_minute").Int(r.max_minute_events);
+  NumberOrNull(w, "gap_variation", r.GapVariation());
+  w.Key("longest_view_streak").Int(r.max_view_streak);
+  w.EndObject();
+  w.EndObject();
+}
+
 }  // namespace
 
 std::optional<uint32_t> ParseSections(std::string_view comma_list) {
@@ -208,7 +252,8 @@ std::optional<uint32_t> ParseSections(std::string_view comma_list) {
 
 void WriteProfileJson(JsonWriter& w, std::string_view user_id, const Profile& p,
                       const ProfileContext& ctx, int64_t now_ms, uint32_t sections,
-                      std::span<const std::string> tag_names) {
+                      std::span<const std::string> tag_names,
+                      const std::function<void(JsonWriter&)>& extra) {
   w.BeginObject();
   w.Key("user_id").String(user_id);
   Time(w, "as_of", now_ms);
@@ -221,6 +266,8 @@ void WriteProfileJson(JsonWriter& w, std::string_view user_id, const Profile& p,
   if (sections & kLifecycle) Lifecycle(w, p, ctx, now_ms);
   if (sections & kSequence) Sequence(w, p, ctx);
   if (sections & kTags) Tags(w, p, tag_names);
+  if (sections & kSignals) Signals(w, p, ctx);
+  if (extra) extra(w);
   w.EndObject();
 }
 

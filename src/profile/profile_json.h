@@ -7,6 +7,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <functional>
 #include <string_view>
 
 #include "common/json_writer.h"
@@ -25,6 +26,8 @@ enum ProfileSection : uint32_t {
   kLifecycle = 64,
   kSequence = 128,
   kTags = 256,
+  kSignals = 512,      // review sentiment, segment, anomaly flags and the rates behind them
+  kPredictions = 1024, // written by the caller's `extra` (model outputs live outside the profile)
   kAll = 0xffffffff,
 };
 
@@ -36,8 +39,11 @@ std::optional<uint32_t> ParseSections(std::string_view comma_list);
 // evaluated at `now_ms` (windows, decay, lifecycle, recency). `tag_names[i]` names bit i of
 // p.tag_bits; bits without a name are not listed. Reads only thread-safe parts of `ctx` (the
 // pool's Get, the population), so it may run on a reader thread under the profile's lock.
+// `extra`, when given, is called before the object closes to add more members (the server adds
+// `predictions` there).
 void WriteProfileJson(JsonWriter& w, std::string_view user_id, const Profile& p,
                       const ProfileContext& ctx, int64_t now_ms, uint32_t sections,
-                      std::span<const std::string> tag_names);
+                      std::span<const std::string> tag_names,
+                      const std::function<void(JsonWriter&)>& extra = nullptr);
 
 }  // namespace persona

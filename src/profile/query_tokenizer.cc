@@ -35,6 +35,23 @@ bool IsNonAsciiSeparator(std::string_view ch) {
   return std::find(std::begin(kSeparators), std::end(kSeparators), ch) != std::end(kSeparators);
 }
 
+// Han ideographs (with extension A and compatibility forms), kana and Hangul syllables: scripts
+// written without spaces. `ch` is one UTF-8 character; a truncated sequence is not CJK.
+bool IsCjk(std::string_view ch) {
+  char32_t cp;
+  const auto b = [&](size_t k) { return static_cast<unsigned char>(ch[k]); };
+  if (ch.size() == 3 && (b(0) & 0xf0) == 0xe0) {
+    cp = ((b(0) & 0x0f) << 12) | ((b(1) & 0x3f) << 6) | (b(2) & 0x3f);
+  } else if (ch.size() == 4 && (b(0) & 0xf8) == 0xf0) {
+    cp = ((b(0) & 0x07) << 18) | ((b(1) & 0x3f) << 12) | ((b(2) & 0x3f) << 6) | (b(3) & 0x3f);
+  } else {
+    return false;
+  }
+  return (cp >= 0x3040 && cp <= 0x30ff) || (cp >= 0x3400 && cp <= 0x4dbf) ||
+         (cp >= 0x4e00 && cp <= 0x9fff) || (cp >= 0xac00 && cp <= 0xd7af) ||
+         (cp >= 0xf900 && cp <= 0xfaff) || (cp >= 0x20000 && cp <= 0x2ffff);
+}
+
 class TokenSink {
  public:
   explicit TokenSink(QueryTokens* out) : out_(out) { out_->count = 0; }
@@ -71,19 +88,42 @@ class TokenSink {
 
 void TokenizeQuery(std::string_view query, QueryTokens* out) {
   TokenSink sink(out);
-  enum class Run { kNone, kAscii, kNonAscii } run = Run::kNone;
+  enum class Run { kNone, kAscii, kNonAscii, kCjk } run = Run::kNone;
+  // Within a CJK run: the previous character and how many the run has had.
+  std::string_view previous_cjk;
+  size_t cjk_chars = 0;
+  const auto end_run = [&] {
+    switch (run) {
+      case Run::kAscii:
+        sink.End(true);
+        break;
+      case Run::kNonAscii:
+        sink.End(false);
+        break;
+      case Run::kCjk:
+        // A lone character has no bigram: it is the token itself.
+        if (cjk_chars == 1) {
+          sink.Append(previous_cjk);
+          sink.End(false);
+        }
+        cjk_chars = 0;
+        break;
+      case Run::kNone:
+        break;
+    }
+    run = Run::kNone;
+  };
   size_t i = 0;
   while (i < query.size() && !sink.full()) {
     const unsigned char c = static_cast<unsigned char>(query[i]);
     if (c < 0x80) {
-      if (run == Run::kNonAscii) sink.End(false);
       if (IsAsciiAlnum(c)) {
+        if (run != Run::kAscii) end_run();
         const char lower = static_cast<char>(c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c);
         sink.Append(std::string_view(&lower, 1));
         run = Run::kAscii;
       } else {
-        if (run == Run::kAscii) sink.End(true);
-        run = Run::kNone;
+        end_run();
       }
       ++i;
       continue;
@@ -91,16 +131,25 @@ void TokenizeQuery(std::string_view query, QueryTokens* out) {
     const size_t n = std::min(Utf8Length(c), query.size() - i);
     const std::string_view ch = query.substr(i, n);
     i += n;
-    if (run == Run::kAscii) sink.End(true);
     if (IsNonAsciiSeparator(ch)) {
-      if (run == Run::kNonAscii) sink.End(false);
-      run = Run::kNone;
-      continue;
+      end_run();
+    } else if (IsCjk(ch)) {
+      if (run != Run::kCjk) end_run();
+      run = Run::kCjk;
+      if (cjk_chars > 0) {
+        sink.Append(previous_cjk);
+        sink.Append(ch);
+        sink.End(false);
+      }
+      previous_cjk = ch;
+      ++cjk_chars;
+    } else {
+      if (run != Run::kNonAscii) end_run();
+      sink.Append(ch);
+      run = Run::kNonAscii;
     }
-    sink.Append(ch);
-    run = Run::kNonAscii;
   }
-  if (run != Run::kNone) sink.End(run == Run::kAscii);
+  end_run();
 }
 
 }  // namespace persona

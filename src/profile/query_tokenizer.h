@@ -2,9 +2,11 @@
 // simple and deterministic, because keywords are persisted and compared across profiles):
 //   - ASCII letters and digits form words, lowercased; any other ASCII byte separates words;
 //     ASCII words shorter than 2 characters and a short English stop-word list are skipped.
-//   - A run of non-ASCII UTF-8 characters is one token ("蓝牙耳机"), since CJK text has no spaces
-//     and a dictionary segmenter is out of scope; ideographic space and full-width punctuation
-//     (、。，！？：；) and U+00A0 separate runs.
+//   - A run of CJK characters (Han, kana, Hangul) becomes its character bigrams ("蓝牙耳机" ->
+//     "蓝牙", "牙耳", "耳机"), since CJK text has no spaces and a dictionary segmenter is out of
+//     scope: bigrams match a query against a shorter or longer one that shares words. A single
+//     CJK character stays a token. Any other run of non-ASCII characters is one token ("café" is
+//     "caf" + "é"); ideographic space, full-width punctuation (、。，！？：；) and U+00A0 separate.
 //   - Tokens are cut to 48 bytes at a character boundary; at most 16 distinct tokens per query,
 //     duplicates removed, in query order.
 #pragma once

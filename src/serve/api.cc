@@ -16,6 +16,7 @@
 #include "common/json_writer.h"
 #include "engine/stats_json.h"
 #include "event/json_event.h"
+#include "model/predictor.h"
 #include "model/recommender.h"
 #include "profile/profile_json.h"
 #include "serve/request_target.h"
@@ -116,6 +117,7 @@ struct Api::Routes {
   Api* api;
   Engine* engine;
   Recommender* recommender = nullptr;  // null: recommendation routes answer 503
+  Predictor* predictor = nullptr;      // null: prediction routes answer 503
   std::vector<Route> routes;
   RoutePatterns patterns;
   std::atomic<std::shared_ptr<const ApiKeys>> keys;
@@ -139,10 +141,14 @@ struct Api::Routes {
   bool stopping = false;
   std::thread worker;
 
-  Routes(Api* a, Engine* e, Recommender* rec) : api(a), engine(e), recommender(rec) {
-    // Routes. Predictions (/v1/users/{id}/predictions) and audiences (/v1/audiences...) join this
-    // table when their issues land.
+  Routes(Api* a, Engine* e, Recommender* rec, Predictor* pred)
+      : api(a), engine(e), recommender(rec), predictor(pred) {
+    // Routes. Audiences (/v1/audiences...) join this table when their issue lands.
     routes = {
+        {"GET", "/v1/users/{id}/predictions", kScopeRead, &Routes::GetPredictions},
+        {"GET", "/v1/segments", kScopeRead, &Routes::GetSegments},
+        {"GET", "/v1/forecast", kScopeRead, &Routes::GetForecast},
+        {"GET", "/v1/models", kScopeRead, &Routes::GetModels},
         {"GET", "/v1/users/{id}/recommendations", kScopeRead, &Routes::GetRecommendations},
         {"GET", "/v1/items/{id}/similar", kScopeRead, &Routes::GetSimilarItems},
         {"GET", "/v1/trending", kScopeRead, &Routes::GetTrending},
@@ -422,7 +428,8 @@ struct Api::Routes {
         if (!parsed) {
           respond(JsonError(400, "invalid_argument",
                             "fields: expected a comma list of identity, stats, sessions, "
-                            "interests, consumption, funnel, lifecycle, sequence, tags; got '" +
+                            "interests, consumption, funnel, lifecycle, sequence, tags, signals, "
+                            "predictions; got '" +
                                 *v + "'",
                             "fields"));
           return;
@@ -430,7 +437,17 @@ struct Api::Routes {
         sections = *parsed;
       }
     }
-    std::optional<std::string> json = engine->ProfileJson(m.id, sections);
+    std::optional<std::string> json;
+    if (predictor != nullptr && (sections & kPredictions)) {
+      json = engine->ProfileJson(
+          m.id, sections,
+          [this](JsonWriter& w, const Profile& p, const ProfileContext& ctx, int64_t now) {
+            w.Key("predictions");
+            predictor->WritePredictions(w, p, ctx, now);
+          });
+    } else {
+      json = engine->ProfileJson(m.id, sections);
+    }
     if (!json) {
       respond(JsonError(404, "not_found", "no profile for user '" + m.id + "'"));
       return;
@@ -583,6 +600,67 @@ struct Api::Routes {
   }
 
   // ---- recommendations ---------------------------------------------------------------------
+
+  bool PredictorReady(Responder& respond) {
+    if (predictor != nullptr) return true;
+    respond(JsonError(503, "unavailable", "predictions are not enabled on this server"));
+    return false;
+  }
+
+  void GetPredictions(const HttpRequest&, const RouteMatch& m, Responder& respond) {
+    if (!PredictorReady(respond)) return;
+    std::optional<std::string> json = predictor->PredictionsJson(m.id);
+    if (!json) {
+      respond(JsonError(404, "not_found", "no profile for user '" + m.id + "'"));
+      return;
+    }
+    respond(JsonOk(200, std::move(*json)));
+  }
+
+  void GetSegments(const HttpRequest&, const RouteMatch&, Responder& respond) {
+    if (!PredictorReady(respond)) return;
+    // Sizes come from a scan of all profiles (cached for a few seconds): off the I/O thread.
+    Post([this, respond] { respond(JsonOk(200, predictor->SegmentsJson())); });
+  }
+
+  void GetModels(const HttpRequest&, const RouteMatch&, Responder& respond) {
+    if (!PredictorReady(respond)) return;
+    respond(JsonOk(200, predictor->ModelsJson()));
+  }
+
+  void GetForecast(const HttpRequest& req, const RouteMatch&, Responder& respond) {
+    if (!PredictorReady(respond)) return;
+    auto params = ParseQuery(req.query);
+    if (!params.ok()) {
+      respond(JsonError(400, "invalid_argument", std::string(params.status().message())));
+      return;
+    }
+    std::string category, period = "hour", metric = "events";
+    if (auto v = params->Get("category")) category = *v;
+    if (auto v = params->Get("period")) period = *v;
+    if (auto v = params->Get("metric")) metric = *v;
+    int horizon = period == "day" ? 7 : 24;
+    if (auto v = params->Get("horizon")) {
+      std::optional<size_t> h = ParseUint(*v);
+      if (!h || *h < 1 || *h > 720) {
+        respond(JsonError(400, "invalid_argument",
+                          "horizon: expected an integer from 1 to 720, got '" + *v + "'",
+                          "horizon"));
+        return;
+      }
+      horizon = static_cast<int>(*h);
+    }
+    auto json = predictor->ForecastJson(category, period, horizon, metric);
+    if (!json.ok()) {
+      if (absl::IsNotFound(json.status())) {
+        respond(JsonError(404, "not_found", std::string(json.status().message()), "category"));
+      } else {
+        respond(JsonError(400, "invalid_argument", std::string(json.status().message())));
+      }
+      return;
+    }
+    respond(JsonOk(200, std::move(*json)));
+  }
 
   bool RecommenderReady(Responder& respond) {
     if (recommender != nullptr) return true;
@@ -830,6 +908,13 @@ struct Api::Routes {
         keys.store(std::move(*built));
         reloaded.push_back("api_keys");
       }
+      if (predictor != nullptr) {
+        if (absl::Status s = predictor->Reload(); !s.ok()) {
+          respond(JsonError(400, "invalid_model", std::string(s.message())));
+          return;
+        }
+        reloaded.push_back("predictions");
+      }
       std::string model_version;
       if (recommender != nullptr) {
         auto v = recommender->ReloadModel();
@@ -970,8 +1055,30 @@ struct Api::Routes {
             {{"version", model ? model->version() : "none"}}, model ? 1.0 : 0.0);
   }
 
+  void CollectPredictions(MetricsWriter& w) {
+    const Predictor::Counters c = predictor->counters();
+    for (int i = 0; i < kAnomalyFlagCount; ++i) {
+      w.Gauge("persona_anomaly_flagged_users",
+              "Users currently flagged as anomalous (bots, scrapers), by flag",
+              {{"flag", AnomalyFlagName(static_cast<uint8_t>(1u << i))}},
+              static_cast<double>(c.flagged_users[i]));
+    }
+    w.Counter("persona_anomaly_flagged_total", "Users newly flagged as anomalous since start", {},
+              static_cast<double>(c.flagged_transitions));
+    w.Counter("persona_reviews_scored_total", "Reviews scored for sentiment since start", {},
+              static_cast<double>(c.reviews_scored));
+    w.Counter("persona_segment_assignments_total", "Segment assignments at update time", {},
+              static_cast<double>(c.segment_assignments));
+    if (recommender != nullptr) {
+      w.Counter("persona_rec_flagged_events_skipped_total",
+                "Events of anomaly-flagged users kept out of trending and item-CF", {},
+                static_cast<double>(recommender->flagged_events()));
+    }
+  }
+
   void Collect(MetricsWriter& w) {
     if (recommender != nullptr) CollectRecommendations(w);
+    if (predictor != nullptr) CollectPredictions(w);
     const std::vector<PartitionStats> stats = engine->Stats();
     for (int t = 0; t < kEventTypeCount; ++t) {
       uint64_t acc = 0, dup = 0, rej = 0;
@@ -1057,9 +1164,9 @@ Api::~Api() = default;
 
 absl::StatusOr<std::unique_ptr<Api>> Api::Create(Engine* engine, const ServeConfig& config,
                                                  std::string config_path,
-                                                 Recommender* recommender) {
+                                                 Recommender* recommender, Predictor* predictor) {
   std::unique_ptr<Api> api(new Api(config, std::move(config_path)));
-  api->routes_ = std::make_unique<Routes>(api.get(), engine, recommender);
+  api->routes_ = std::make_unique<Routes>(api.get(), engine, recommender, predictor);
   auto keys = Routes::BuildKeys(config);
   if (!keys.ok()) return keys.status();
   api->routes_->keys.store(std::move(*keys));

@@ -24,6 +24,7 @@
 #include "serve/serve_config.h"
 
 namespace persona {
+class Predictor;
 class Recommender;
 }
 
@@ -32,10 +33,13 @@ namespace persona::serve {
 class Api {
  public:
   // `engine` must outlive the Api. `config_path` ("" = none) is re-read by POST /v1/admin/reload.
-  // `recommender` (may be null: the recommendation routes then answer 503) must outlive the Api.
+  // `recommender` (may be null: the recommendation routes then answer 503) must outlive the Api;
+  // so must `predictor` (may be null: the prediction routes answer 503 and profiles carry no
+  // `predictions`).
   static absl::StatusOr<std::unique_ptr<Api>> Create(Engine* engine, const ServeConfig& config,
                                                      std::string config_path,
-                                                     Recommender* recommender = nullptr);
+                                                     Recommender* recommender = nullptr,
+                                                     Predictor* predictor = nullptr);
   ~Api();
 
   // The HttpHandler of the server.

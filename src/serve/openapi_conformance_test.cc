@@ -56,6 +56,10 @@ const std::vector<ContractRoute>& ContractRoutes() {
       {"GET", "/v1/users/{id}/recommendations", "read"},
       {"GET", "/v1/items/{id}/similar", "read"},
       {"GET", "/v1/trending", "read"},
+      {"GET", "/v1/users/{id}/predictions", "read"},
+      {"GET", "/v1/segments", "read"},
+      {"GET", "/v1/forecast", "read"},
+      {"GET", "/v1/models", "read"},
       {"GET", "/v1/stats", "read"},
       {"GET", "/healthz", "none"},
       {"GET", "/readyz", "none"},
@@ -656,7 +660,7 @@ TEST_F(ServeIntegrationOpenApiServerTest, UndocumentedMethodsAre405AndAllowLists
 TEST_F(ServeIntegrationOpenApiServerTest, RoutesOutsideTheSpecAre404) {
   HttpClient c = server()->Client();
   for (const std::string target :
-       {"/v1/users/u1/predictions", "/v1/items/i1", "/v1/trending/x", "/v1/audiences", "/v1/admin",
+       {"/v1/users/u1/predictions/x", "/v1/items/i1", "/v1/trending/x", "/v1/audiences", "/v1/admin",
         "/v1/admin/compact", "/openapi.yaml"}) {
     SCOPED_TRACE(target);
     auto r = c.Request("GET", target, "", {{"Authorization", "Bearer k-all"}});

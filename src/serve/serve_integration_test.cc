@@ -429,7 +429,7 @@ TEST_F(ServeIntegrationTest, UnknownUserIs404) {
 TEST_F(ServeIntegrationTest, UnknownAndReservedRoutesAre404) {
   for (const std::string target :
        {"/", "/v1", "/v2/events", "/v1/nothing", "/v1/users", "/v1/users/u1/nothing",
-        "/v1/users/u1/predictions", "/v1/items/i1", "/v1/items/i1/similar/x", "/v1/audiences",
+        "/v1/users/u1/predictions/x", "/v1/items/i1", "/v1/items/i1/similar/x", "/v1/audiences",
         "/healthz/extra"}) {
     SCOPED_TRACE(target);
     ExpectError(Call(client_, "GET", target), 404, "not_found");
@@ -847,6 +847,10 @@ std::vector<RouteCase> AuthRoutes() {
       {"read", "GET", "/v1/users/auth-u/recommendations", "", 200},
       {"read", "GET", "/v1/trending", "", 200},
       {"read", "GET", "/v1/items/auth-item/similar", "", 404},
+      {"read", "GET", "/v1/users/auth-u/predictions", "", 200},
+      {"read", "GET", "/v1/segments", "", 200},
+      {"read", "GET", "/v1/forecast", "", 200},
+      {"read", "GET", "/v1/models", "", 200},
       {"admin", "DELETE", "/v1/users/auth-erase", "", 200},
       {"admin", "POST", "/v1/admin/checkpoint", "", 200},
       {"admin", "POST", "/v1/admin/reload", "", 200},
