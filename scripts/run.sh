@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up dependencies, builds Persona (Release), generates a demo event stream with planted ground
 # truth, replays it into ./data/demo/db, trains a first SASRec recommendation model on the demo
-# users' sequences (time-limited; TRAIN_MINUTES=0 skips it), and starts the HTTP service on it
+# users' sequences (time-limited; TRAIN_MINUTES=0 skips it) and the prediction models (propensity,
+# churn, segments, next category, review sentiment: seconds each), and starts the HTTP service on it
 # (http://127.0.0.1:8080, PORT=... to change). Ctrl-C (or SIGTERM) stops it cleanly: drain, checkpoint, exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,6 +24,21 @@ if [ "$TRAIN_MINUTES" != 0 ] && ! ls "$DATA"/db/models/sasrec/*.psm >/dev/null 2
   echo "--- training a first SASRec model on the demo sequences (~$TRAIN_MINUTES min)"
   $P train sasrec --data "$DATA/db" --time-limit "$TRAIN_MINUTES"
 fi
+if [ "$TRAIN_MINUTES" != 0 ] && ! ls "$DATA"/db/models/propensity/*.pgbm >/dev/null 2>&1; then
+  # The demo spans 2017-11-25 .. 12-04: two cutoffs with a 2-day label window each.
+  echo "--- training prediction models on the demo (propensity, churn, segments, next category)"
+  for m in propensity churn; do
+    $P train $m --data "$DATA/db" --cutoff 2017-11-30T00:00:00Z --cutoff 2017-12-01T00:00:00Z --horizon 2d
+  done
+  $P train segments --data "$DATA/db"
+  $P train next-category --data "$DATA/db"
+  R=../shared/datasets/reviews
+  if [ -f "$R/amazon_cells_labelled.txt" ]; then
+    echo "--- training the review-sentiment model (English corpora)"
+    $P train sentiment --data "$DATA/db" --corpus "$R/amazon_cells_labelled.txt" \
+      --corpus "$R/yelp_labelled.txt" --corpus "$R/amazon_musical_instruments_5core.jsonl"
+  fi
+fi
 USER_ID=$(head -1 "$DATA/truth.jsonl" | sed -E 's/.*"user_id":"([^"]+)".*/\1/')
 cat <<EOT
 --- demo data loaded: $DATA/db (ground truth of planted users: $DATA/truth.jsonl)
@@ -33,6 +49,9 @@ cat <<EOT
        -d '{"user_id":"$USER_ID","type":"view","item_id":"42","category_path":"c1.c1_1","ts":"2017-12-04T00:00:00Z"}'
   curl -s 'localhost:$PORT/v1/users/$USER_ID/recommendations?k=5'
   curl -s 'localhost:$PORT/v1/trending?k=5'
+  curl -s localhost:$PORT/v1/users/$USER_ID/predictions
+  curl -s localhost:$PORT/v1/segments
+  curl -s 'localhost:$PORT/v1/forecast?period=hour&horizon=6'
   curl -s localhost:$PORT/metrics | grep persona_events_total
   API reference: docs/openapi.yaml
 EOT

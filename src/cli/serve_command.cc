@@ -65,19 +65,21 @@ int RunServe(ServeOptions& o) {
   // Recommenders see every event applied from here on; the log written before is replayed into
   // them in the background (requests are served meanwhile, trending/item-CF warming up).
   auto recommender = std::make_unique<Recommender>(engine->get(), rec_config, o.engine.data_dir);
-  const std::vector<uint64_t> seqs_before = (*engine)->LastSeqs();
-  (*engine)->SetEventObserver(recommender.get());
-  recommender->StartBackground(seqs_before, [quiet = o.engine.quiet](std::string_view line) {
-    if (!quiet) std::cerr << "persona: " << line << "\n";
-  });
   // Predictions: the newest artifacts under DATA/models are loaded (a refused one is reported and
-  // skipped); from here on every applied event is enriched (sentiment, segment, anomaly flags).
+  // skipped); from here on every applied event is enriched (sentiment, segment, anomaly flags),
+  // and the log replay warms its demand counters and keyword learner up too.
   auto predictor =
       std::make_unique<Predictor>(engine->get(), o.engine.data_dir, recommender.get());
   if (!o.engine.quiet) {
     for (const std::string& e : predictor->load_errors()) std::cerr << "persona: " << e << "\n";
   }
+  recommender->SetReplayListener([p = predictor.get()](const Event& e) { p->Replay(e); });
+  const std::vector<uint64_t> seqs_before = (*engine)->LastSeqs();
   (*engine)->SetProfileEnricher(predictor.get());
+  (*engine)->SetEventObserver(recommender.get());
+  recommender->StartBackground(seqs_before, [quiet = o.engine.quiet](std::string_view line) {
+    if (!quiet) std::cerr << "persona: " << line << "\n";
+  });
   auto api = serve::Api::Create(engine->get(), serve_config, o.engine.config_file,
                                 recommender.get(), predictor.get());
   if (!api.ok()) {

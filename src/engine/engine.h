@@ -98,6 +98,12 @@ class Engine {
   std::vector<PartitionStats> Stats() const;
   std::vector<Partition::Memory> MemoryUsage() const;
   // Visits every user id (partition by partition, shard by shard).
+  // Every profile, each read under its shard lock: fn must be quick and must not call back into
+  // the engine (ReadProfile from fn would deadlock). For scans (segment sizes, population stats).
+  void ForEachProfile(const std::function<void(std::string_view, const Profile&,
+                                               const ProfileContext&)>& fn) const {
+    for (const auto& p : partitions_) p->ForEachProfile(fn);
+  }
   void ForEachUser(const std::function<void(std::string_view)>& fn) const {
     for (const auto& p : partitions_) p->ForEachUser(fn);
   }

@@ -503,6 +503,15 @@ void Partition::ForEachUser(const std::function<void(std::string_view)>& fn) con
   }
 }
 
+void Partition::ForEachProfile(
+    const std::function<void(std::string_view, const Profile&, const ProfileContext&)>& fn)
+    const {
+  for (size_t s = 0; s < kShards; ++s) {
+    std::lock_guard<std::mutex> lock(shards_[s].mu);
+    for (const auto& [user, entry] : shards_[s].users) fn(user, entry->profile, ctx_);
+  }
+}
+
 absl::Status Partition::Checkpoint() {
   std::unique_lock<std::mutex> lock(queue_mu_);
   if (!thread_.joinable()) {

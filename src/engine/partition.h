@@ -141,6 +141,9 @@ class Partition {
   Memory MemoryUsage() const;
   // Visits every user id (shard by shard).
   void ForEachUser(const std::function<void(std::string_view)>& fn) const;
+  // Calls fn for every profile under its shard lock (fn must not call back into the engine).
+  void ForEachProfile(const std::function<void(std::string_view, const Profile&,
+                                               const ProfileContext&)>& fn) const;
   int64_t watermark_ms() const { return watermark_.load(std::memory_order_relaxed); }
   uint32_t id() const { return id_; }
   // The recorded events of a user's timeline, newest first, following the log chain.

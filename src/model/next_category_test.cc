@@ -124,8 +124,8 @@ TEST(NextCategoryTest, AlphaIsPickedOnValidationTowardsTheInformativeSignal) {
     e.interests = {{favourite, 5.0}, {"G", 4.0}, {"H", 3.0}};
     transition_driven.push_back(e);
   }
-  auto by_interest = NextCategoryModel::Train(seqs, interest_driven, {});
-  auto by_transition = NextCategoryModel::Train(seqs, transition_driven, {});
+  auto by_interest = NextCategoryModel::Train(seqs, interest_driven, Folded());
+  auto by_transition = NextCategoryModel::Train(seqs, transition_driven, Folded());
   ASSERT_TRUE(by_interest.ok() && by_transition.ok());
   // Any alpha that ranks the right answer first is optimal; the informative signal must weigh
   // more in the model tuned on it.

@@ -96,10 +96,8 @@ Predictor::Predictor(Engine* engine, std::string data_dir, const Recommender* re
       recommender_(recommender),
       demand_(ServingDemandConfig()) {
   // The anomaly population is derived state: rebuilt from the loaded profiles.
-  engine_->ForEachUser([&](std::string_view user) {
-    engine_->ReadProfile(user, [&](const Profile& p, const ProfileContext&) {
-      anomaly_.Add(AnomalyDetector::Snapshot(p));
-    });
+  engine_->ForEachProfile([&](std::string_view, const Profile& p, const ProfileContext&) {
+    anomaly_.Add(AnomalyDetector::Snapshot(p));
   });
   (void)Reload();
 }
@@ -177,6 +175,11 @@ void Predictor::Enrich(uint32_t, const Event& e, Profile& profile, ProfileContex
   }
 }
 
+void Predictor::Replay(const Event& e) {
+  demand_.Add(e);
+  keywords_.Observe(e);
+}
+
 // ---- read time ------------------------------------------------------------------------------------
 
 void Predictor::WritePredictions(JsonWriter& w, const Profile& p, const ProfileContext& ctx,
@@ -229,13 +232,16 @@ void Predictor::WritePredictionMembers(JsonWriter& w, const Profile& p, const Pr
   }
   w.EndArray();
 
+  // The segment is assigned at read time as well (~1 us): a profile not updated since the model
+  // changed (or loaded from a checkpoint written before) still gets the current model's segment,
+  // which equals what the next update would store (the assignment depends on the profile alone).
   w.Key("segment");
   const auto segments = segments_.load();
-  if (segments && p.segment() >= 0 &&
-      static_cast<size_t>(p.segment()) < segments->segments().size()) {
+  const int segment = segments ? segments->Assign(p, ctx) : -1;
+  if (segment >= 0 && static_cast<size_t>(segment) < segments->segments().size()) {
     w.BeginObject();
-    w.Key("id").Int(p.segment());
-    w.Key("description").String(segments->segments()[p.segment()].description);
+    w.Key("id").Int(segment);
+    w.Key("description").String(segments->segments()[segment].description);
     w.Key("model").String(segments->version());
     w.EndObject();
   } else {
@@ -297,19 +303,17 @@ std::shared_ptr<const Predictor::PopulationScan> Predictor::Scan() const {
   auto scan = std::make_shared<PopulationScan>();
   const auto model = segments_.load();
   if (model) scan->segment_sizes.assign(model->segments().size(), 0);
-  engine_->ForEachUser([&](std::string_view user) {
-    engine_->ReadProfile(user, [&](const Profile& p, const ProfileContext&) {
-      ++scan->profiles;
-      const int s = p.segment();
-      if (s >= 0 && static_cast<size_t>(s) < scan->segment_sizes.size()) {
-        ++scan->segment_sizes[s];
-      } else {
-        ++scan->unassigned;
-      }
-      for (int i = 0; i < kAnomalyFlagCount; ++i) {
-        if (p.anomaly_flags() & (1u << i)) ++scan->flagged[i];
-      }
-    });
+  engine_->ForEachProfile([&](std::string_view, const Profile& p, const ProfileContext& ctx) {
+    ++scan->profiles;
+    const int s = model ? model->Assign(p, ctx) : -1;
+    if (s >= 0 && static_cast<size_t>(s) < scan->segment_sizes.size()) {
+      ++scan->segment_sizes[s];
+    } else {
+      ++scan->unassigned;
+    }
+    for (int i = 0; i < kAnomalyFlagCount; ++i) {
+      if (p.anomaly_flags() & (1u << i)) ++scan->flagged[i];
+    }
   });
   scan->at_ms = now;
   std::lock_guard<std::mutex> lock(mu_);

@@ -61,6 +61,10 @@ class Predictor : public ProfileEnricher {
   void Enrich(uint32_t partition, const Event& event, Profile& profile,
               ProfileContext& ctx) override;
 
+  // Feeds one event replayed from the log at start (written before the enricher was attached) to
+  // the stream-wide learners: demand counters and keyword categories. Thread-safe.
+  void Replay(const Event& event);
+
   // Writes the predictions of one profile at `now_ms` as a JSON object (propensity, churn,
   // next_categories, segment, keyword categories, model versions). Reader-thread safe.
   void WritePredictions(JsonWriter& w, const Profile& profile, const ProfileContext& ctx,

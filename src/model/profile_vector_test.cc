@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <memory>
 #include <set>
 #include <string>
@@ -101,7 +102,8 @@ TEST_F(ProfileVectorTest, HandBuiltProfileGivesHandComputedFeatures) {
   EXPECT_EQ(Get(v, "active_hours"), 2);            // 11:xx and 12:xx UTC
   EXPECT_GT(Get(v, "rfm_r"), 0);                   // a buyer is ranked
   EXPECT_TRUE(std::isnan(Get(v, "price_index")));  // no prices
-  EXPECT_TRUE(std::isnan(Get(v, "aov")));          // no amount, no orders
+  EXPECT_EQ(Get(v, "orders"), 1);  // a purchase without order id is an order of its own
+  EXPECT_EQ(Get(v, "aov"), 0);     // ... worth nothing without a price
 }
 
 TEST_F(ProfileVectorTest, UndefinedValuesAreNaNAndNonBuyersHaveNoRecencyOrRfm) {
@@ -127,7 +129,10 @@ TEST_F(ProfileVectorTest, FeaturesAreAFunctionOfNowAndWindowsForgetOldDays) {
   EXPECT_EQ(Get(later, "events_7d"), 0);
   EXPECT_EQ(Get(later, "events_30d"), 1);
   EXPECT_EQ(Get(later, "active_days_7d"), 0);
-  EXPECT_EQ(Extract(p, kNow), today);  // deterministic (NaN-free here, so == is exact)
+  // Deterministic, bit for bit (NaN included).
+  const std::vector<float> again = Extract(p, kNow);
+  ASSERT_EQ(again.size(), today.size());
+  EXPECT_EQ(std::memcmp(again.data(), today.data(), today.size() * sizeof(float)), 0);
 }
 
 TEST_F(ProfileVectorTest, ShortOutputSpanIsFilledWithoutOverrun) {

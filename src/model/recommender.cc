@@ -226,7 +226,9 @@ void Recommender::RebuildFromLog(const std::vector<uint64_t>& log_seqs,
       if (!DecodeBatchRecord(it->record(), &recorded)) continue;  // recovery reported it already
       for (const RecordedEvent& r : recorded) {
         const Event& e = r.event;
-        if (IsRedacted(e) || e.item_id.empty()) continue;
+        if (IsRedacted(e)) continue;
+        if (replay_listener_) replay_listener_(e);
+        if (e.item_id.empty()) continue;
         const uint32_t item = catalog_.Intern(e.item_id, e.category_key());
         trending_.Add(item, e.type, e.ts_ms);
         ++events;

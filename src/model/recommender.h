@@ -56,6 +56,12 @@ class Recommender : public EventObserver {
   // newest model, and polls the model directory. `log` receives progress lines.
   void StartBackground(std::vector<uint64_t> log_seqs,
                        std::function<void(std::string_view)> log = {});
+  // Also hands every event of that log replay (redacted ones excepted) to `listener`, on the
+  // replay thread, so other stream-wide learners warm up from the same single pass. Set before
+  // StartBackground.
+  void SetReplayListener(std::function<void(const Event&)> listener) {
+    replay_listener_ = std::move(listener);
+  }
   // Stops background threads (idempotent; the destructor calls it).
   void Stop();
   // True once the log replay finished.
@@ -143,6 +149,7 @@ class Recommender : public EventObserver {
   std::unique_ptr<VariantCounters[]> counters_;
   std::atomic<uint64_t> rec_counter_{0};
   std::atomic<uint64_t> flagged_events_{0};
+  std::function<void(const Event&)> replay_listener_;
   std::mutex impressions_mu_;
   std::FILE* impressions_ = nullptr;  // append-only, flushed by the watcher thread and Stop
   std::atomic<bool> warmed_up_{false};

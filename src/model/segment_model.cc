@@ -339,7 +339,7 @@ void SegmentModel::Describe(const std::vector<size_t>& sizes) {
     s.train_size = c < sizes.size() ? sizes[c] : 0;
     for (size_t j = 0; j < dim; ++j) {
       double value = mean_[j] + z[j] * stddev_[j];
-      if (j < kLogScaled.size() && kLogScaled[j]) value = std::expm1(value);
+      if (j < kLogScaled.size() && kLogScaled[j]) value = std::max(0.0, std::expm1(value));
       s.centroid.emplace_back(names_[j], value);
     }
     // Spend and frequency lead when notable; the rest by how far they stand out; at most three
