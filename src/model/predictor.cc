@@ -112,10 +112,18 @@ absl::Status Predictor::Reload() {
   auto note = [&](std::string e) {
     if (!e.empty()) errors.push_back(std::move(e));
   };
-  note(LoadNewest(models + "propensity", ".pgbm", &paths.propensity, &propensity_,
-                  [](const std::string& f) { return GbdtModel::Load(f); }));
-  note(LoadNewest(models + "churn", ".pgbm", &paths.churn, &churn_,
-                  [](const std::string& f) { return GbdtModel::Load(f); }));
+  // A tree model indexes features by position: one trained on another feature list would read
+  // the wrong numbers, so it is refused.
+  auto load_gbdt = [](const std::string& f) -> absl::StatusOr<std::shared_ptr<const GbdtModel>> {
+    auto m = GbdtModel::Load(f);
+    if (m.ok() && (*m)->meta().feature_names != ProfileVectorNames()) {
+      return absl::InvalidArgumentError(
+          "its feature list differs from this build's profile features (retrain it)");
+    }
+    return m;
+  };
+  note(LoadNewest(models + "propensity", ".pgbm", &paths.propensity, &propensity_, load_gbdt));
+  note(LoadNewest(models + "churn", ".pgbm", &paths.churn, &churn_, load_gbdt));
   note(LoadNewest(models + "segments", ".pseg", &paths.segments, &segments_,
                   [](const std::string& f) { return SegmentModel::Load(f); }));
   note(LoadNewest(models + "next_category", ".pnc", &paths.next_category, &next_category_,
