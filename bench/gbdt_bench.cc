@@ -9,7 +9,10 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/container/flat_hash_map.h"
+#include "model/event_log.h"
 #include "model/gbdt_model.h"
+#include "model/profile_vector.h"
 
 namespace persona {
 namespace {
@@ -76,6 +79,37 @@ void BM_GbdtImportJson(benchmark::State& state) {
   state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(json.size()));
 }
 BENCHMARK(BM_GbdtImportJson)->Unit(benchmark::kMillisecond);
+
+
+// The other half of a live prediction: the feature vector of a real profile (the taobao slice's
+// 815 users, ~104 events each) at "now", which the trees then score.
+void BM_ProfileVectorExtract(benchmark::State& state) {
+  auto log = EventLog::FromFile(std::string(PERSONA_DATASETS) +
+                                    "/taobao/UserBehavior-by-user.csv",
+                                InputFormat::kTaobao);
+  if (!log.ok()) {
+    state.SkipWithError("taobao slice not found");
+    return;
+  }
+  ProfileConfig config;
+  Population population;
+  ProfileContext ctx;
+  ctx.config = &config;
+  ctx.population = &population;
+  absl::flat_hash_map<std::string, Profile> profiles;
+  for (const Event* e : log->events()) profiles[std::string(e->user_id)].Apply(*e, ctx);
+  std::vector<const Profile*> all;
+  for (const auto& [user, p] : profiles) all.push_back(&p);
+  std::vector<float> features(ProfileVectorNames().size());
+  const int64_t now = log->max_ts_ms();
+  size_t i = 0;
+  for (auto _ : state) {
+    ExtractProfileVector(*all[i++ % all.size()], ctx, now, features);
+    benchmark::DoNotOptimize(features.data());
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_ProfileVectorExtract);
 
 }  // namespace
 }  // namespace persona

@@ -23,8 +23,9 @@ namespace persona {
 namespace {
 
 constexpr std::array<std::string_view, SegmentObservation::kBaseFeatures> kBaseNames = {
-    "monetary",   "orders",           "days_since_purchase", "events_30d",
-    "sessions",   "events_per_session", "price_index",       "cart_rate"};
+    "monetary",    "orders",   "days_since_purchase",
+    "events_30d",  "sessions", "events_per_session",
+    "price_index", "cart_rate"};
 // Features stored as log1p(x): shown as expm1 in human units.
 constexpr std::array<bool, SegmentObservation::kBaseFeatures> kLogScaled = {
     true, true, false, true, true, true, false, false};
@@ -115,7 +116,8 @@ class Reader {
 absl::Status WriteAtomically(const std::string& path, std::string_view bytes) {
   const std::string tmp = absl::StrCat(path, ".tmp.", ::getpid());
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return absl::InternalError(absl::StrCat("cannot create ", tmp, ": ", strerror(errno)));
+  if (fd < 0)
+    return absl::InternalError(absl::StrCat("cannot create ", tmp, ": ", strerror(errno)));
   bool ok = true;
   while (ok && !bytes.empty()) {
     const ssize_t n = ::write(fd, bytes.data(), bytes.size());
@@ -234,9 +236,8 @@ int SegmentModel::Assign(const Profile& profile, const ProfileContext& ctx) cons
 absl::StatusOr<SegmentModel> SegmentModel::Train(std::span<const SegmentObservation> observations,
                                                  const SegmentTrainOptions& options) {
   if (options.top_categories > kMaxTopCategories) {
-    return absl::InvalidArgumentError(absl::StrCat("at most ", kMaxTopCategories,
-                                                   " top categories, got ",
-                                                   options.top_categories));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "at most ", kMaxTopCategories, " top categories, got ", options.top_categories));
   }
   if (options.k_min < 2 || options.k_min > options.k_max) {
     return absl::InvalidArgumentError(absl::StrCat("k range must satisfy 2 <= k_min <= k_max, got ",
@@ -318,10 +319,10 @@ absl::StatusOr<SegmentModel> SegmentModel::Train(std::span<const SegmentObservat
   w.Key("silhouette_by_k").BeginObject();
   for (const auto& [k, s] : model.silhouette_by_k_) w.Key(std::to_string(k)).Double(s);
   w.EndObject();
-  w.Key("trained_at").String(FormatIsoTime(
-      std::chrono::duration_cast<std::chrono::milliseconds>(
-          std::chrono::system_clock::now().time_since_epoch())
-          .count()));
+  w.Key("trained_at")
+      .String(FormatIsoTime(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                std::chrono::system_clock::now().time_since_epoch())
+                                .count()));
   w.EndObject();
   model.metadata_json_ = w.Take();
   return model;
@@ -366,7 +367,11 @@ void SegmentModel::Describe(const std::vector<size_t>& sizes) {
     }
     if (best_category < dim) {
       if (!s.description.empty()) s.description += ", ";
-      s.description += top_categories_[best_category - SegmentObservation::kBaseFeatures];
+      const std::string& name = top_categories_[best_category - SegmentObservation::kBaseFeatures];
+      // A bare id ("4801426", taobao) reads as a number unless it says what it is.
+      const bool numeric =
+          std::all_of(name.begin(), name.end(), [](char c) { return c >= '0' && c <= '9'; });
+      s.description += numeric ? "category " + name : name;
     }
     if (s.description.empty()) s.description = "average";
     segments_.push_back(std::move(s));
@@ -415,7 +420,8 @@ absl::StatusOr<std::shared_ptr<const SegmentModel>> SegmentModel::Load(const std
     return absl::DataLossError(absl::StrCat("segment model ", path, ": ", what));
   };
   if (bytes.size() < sizeof(kMagic) || std::memcmp(bytes.data(), kMagic, sizeof(kMagic)) != 0) {
-    return absl::InvalidArgumentError(absl::StrCat(path, " is not a Persona model file (bad magic)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, " is not a Persona model file (bad magic)"));
   }
   if (bytes.size() < kHeaderSize) return bad("truncated header");
   uint32_t format_version;
@@ -430,7 +436,8 @@ absl::StatusOr<std::shared_ptr<const SegmentModel>> SegmentModel::Load(const std
   const uint64_t available = bytes.size() - kHeaderSize;
   if (available < 8 || payload_size > available - 8) {
     return bad(absl::StrCat("truncated: header promises ", payload_size,
-                            " payload bytes + checksum, file has ", available, " after the header"));
+                            " payload bytes + checksum, file has ", available,
+                            " after the header"));
   }
   if (payload_size != available - 8) {
     return bad(absl::StrCat("trailing garbage: ", available - 8 - payload_size,
@@ -478,10 +485,10 @@ absl::StatusOr<std::shared_ptr<const SegmentModel>> SegmentModel::Load(const std
     if (!in.String(&m->names_[j]) || !in.F64(&m->mean_[j]) || !in.F64(&m->stddev_[j])) {
       return bad("payload ends inside the feature scaler");
     }
-    const std::string expected = j < SegmentObservation::kBaseFeatures
-                                     ? std::string(kBaseNames[j])
-                                     : absl::StrCat(kSharePrefix,
-                                                    m->top_categories_[j - kBaseNames.size()]);
+    const std::string expected =
+        j < SegmentObservation::kBaseFeatures
+            ? std::string(kBaseNames[j])
+            : absl::StrCat(kSharePrefix, m->top_categories_[j - kBaseNames.size()]);
     if (m->names_[j] != expected) {
       return bad(absl::StrCat("feature ", j, " is '", m->names_[j], "', this build computes '",
                               expected, "'"));
