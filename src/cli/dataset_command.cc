@@ -164,9 +164,10 @@ int RunDataset(const DatasetCli& o) {
   if (!o.quiet) {
     std::fprintf(stderr,
                  "persona: %zu events (%llu skipped) read in %.2f s; %zu rows x %zu features "
-                 "built in %.2f s (%llu excluded)\n",
+                 "built in %.2f s (%llu anomaly-flagged and %llu other rows excluded)\n",
                  log->events().size(), static_cast<unsigned long long>(log->skipped()),
                  read_seconds, set->rows.size(), set->feature_names.size(), build_seconds,
+                 static_cast<unsigned long long>(set->anomalous),
                  static_cast<unsigned long long>(set->excluded));
     struct Counts {
       uint64_t rows = 0, purchased = 0, churned = 0;

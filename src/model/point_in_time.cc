@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 #include <memory>
+#include <optional>
 #include <utility>
 
 #include "absl/container/flat_hash_map.h"
@@ -11,6 +12,7 @@
 #include "absl/strings/string_view.h"
 #include "common/csv_field.h"
 #include "common/time_util.h"
+#include "model/anomaly_detector.h"
 #include "model/profile_vector.h"
 #include "profile/population.h"
 
@@ -71,9 +73,20 @@ absl::StatusOr<PointInTimeSet> BuildPointInTime(
       users.emplace_back(user, &profile);
     }
     std::sort(users.begin(), users.end());
+    // The anomaly population of this cutoff: every profile seen so far, as the server's detector
+    // would hold it at that moment.
+    std::optional<AnomalyDetector> detector;
+    if (options.exclude_anomalous) {
+      detector.emplace();
+      for (const auto& [user, profile] : profiles) detector->Add(AnomalyDetector::Snapshot(profile));
+    }
     OpenWindow window{cutoff, {}};
     window.row_of_user.reserve(users.size());
     for (const auto& [user, profile] : users) {
+      if (detector && detector->Evaluate(*profile) != 0) {
+        ++set.anomalous;
+        continue;
+      }
       if (options.exclude && options.exclude(*profile, ctx, cutoff)) {
         ++set.excluded;
         continue;

@@ -28,6 +28,9 @@ struct PointInTimeOptions {
   // When set, a user for whom this returns true at the cutoff is left out of that cutoff's rows
   // (anomaly-flagged users are excluded from training).
   std::function<bool(const Profile&, const ProfileContext&, int64_t now_ms)> exclude;
+  // Leaves out users the AnomalyDetector (default settings) flags at the cutoff, judged against
+  // the population of all profiles at that cutoff: bots and scrapers do not teach the models.
+  bool exclude_anomalous = true;
 };
 
 struct LabeledRow {
@@ -43,6 +46,7 @@ struct PointInTimeSet {
   std::vector<std::string> feature_names;
   std::vector<LabeledRow> rows;  // by cutoff, then by user id
   uint64_t excluded = 0;         // rows left out by options.exclude
+  uint64_t anomalous = 0;        // rows left out as anomaly-flagged (options.exclude_anomalous)
 };
 
 // Replays `log` once in time order, snapshotting features at each cutoff. InvalidArgument when

@@ -269,3 +269,33 @@ TEST_F(PointInTimeTest, CsvHasHeaderOneLinePerRowAndEmptyCellsForMissingValues) 
 
 }  // namespace
 }  // namespace persona
+
+namespace persona {
+namespace {
+
+// A script viewing 100 items in under a minute is left out of the training rows (it would teach
+// the models what a bot does); a person browsing the same items at human intervals is kept.
+TEST_F(PointInTimeTest, AnomalyFlaggedUsersAreLeftOutOfTrainingRows) {
+  std::vector<Line> lines;
+  const int human_gaps[] = {3, 40, 7, 120, 15, 2, 66, 9, 31, 200};  // seconds, irregular
+  int64_t human_ts = kT - 3 * kHour;
+  for (int i = 0; i < 100; ++i) {
+    lines.push_back({"bot", "i" + std::to_string(i % 10), "pv", kT - kHour + i / 2});
+    lines.push_back({"human", "i" + std::to_string(i % 10), "pv", human_ts});
+    human_ts += human_gaps[i % 10];
+  }
+  lines.push_back({"human", "i1", "buy", kT + kHour});
+  const EventLog log = Log(lines);
+  const PointInTimeSet kept_out = *BuildPointInTime(log, Options({kTMs}, 2 * kHour * 1000));
+  EXPECT_EQ(Row(kept_out, "bot", kTMs), nullptr);
+  ASSERT_NE(Row(kept_out, "human", kTMs), nullptr);
+  EXPECT_EQ(kept_out.anomalous, 1u);
+  PointInTimeOptions all = Options({kTMs}, 2 * kHour * 1000);
+  all.exclude_anomalous = false;
+  const PointInTimeSet everyone = *BuildPointInTime(log, all);
+  EXPECT_NE(Row(everyone, "bot", kTMs), nullptr);
+  EXPECT_EQ(everyone.anomalous, 0u);
+}
+
+}  // namespace
+}  // namespace persona

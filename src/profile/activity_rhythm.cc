@@ -6,19 +6,17 @@ namespace persona {
 
 void ActivityRhythm::Observe(EventType type, int64_t ts_ms, int64_t session_gap_ms) {
   if (ts_ms < 0) return;
-  const uint32_t ts_s = static_cast<uint32_t>(std::min<int64_t>(ts_ms / 1000, UINT32_MAX));
-  if (last_event_s != 0 && ts_s < last_event_s) return;  // late arrival: the rhythm is in-order
-  if (last_event_s != 0) {
-    const uint32_t gap = ts_s - last_event_s;
-    if (static_cast<int64_t>(gap) * 1000 < session_gap_ms) {
-      // Welford in float: a mean of gaps below the session gap needs no more precision.
-      ++gaps;
-      const float delta = static_cast<float>(gap) - gap_mean_s;
-      gap_mean_s += delta / static_cast<float>(gaps);
-      gap_m2 += delta * (static_cast<float>(gap) - gap_mean_s);
-    }
+  if (last_event_ms != 0 && ts_ms < last_event_ms) return;  // late arrival: the rhythm is in-order
+  if (last_event_ms != 0 && ts_ms - last_event_ms < session_gap_ms) {
+    // Welford in float: a mean of gaps below the session gap needs no more precision.
+    const float gap = static_cast<float>(ts_ms - last_event_ms) / 1000.0f;
+    ++gaps;
+    const float delta = gap - gap_mean_s;
+    gap_mean_s += delta / static_cast<float>(gaps);
+    gap_m2 += delta * (gap - gap_mean_s);
   }
-  last_event_s = ts_s;
+  last_event_ms = ts_ms;
+  const uint32_t ts_s = static_cast<uint32_t>(std::min<int64_t>(ts_ms / 1000, UINT32_MAX));
   if (minute_events == 0 || ts_s >= minute_start_s + 60) {
     minute_start_s = ts_s;
     minute_events = 0;

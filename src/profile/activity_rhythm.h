@@ -1,12 +1,13 @@
 // Per-user rate statistics behind the anomaly (bot) flags: how fast, how regularly and how
 // one-sidedly a user acts. Updated by Profile::Apply from in-order events only (an event older
 // than the latest one seen is a late arrival and leaves the rhythm unchanged, so these statistics
-// depend on arrival order). 28 bytes inline in every profile.
+// depend on arrival order). 32 bytes inline in every profile.
 //
 //   events per minute   events in the current 60-second window (from the window's first event)
 //                       and the largest such count ever seen
-//   timing regularity   Welford mean and M2 of the gaps (seconds) between consecutive in-order
-//                       events less than the session gap apart: scripts act at near-constant
+//   timing regularity   Welford mean and M2 of the gaps (seconds, at millisecond resolution)
+//                       between consecutive in-order events less than the session gap apart:
+//                       scripts act at near-constant
 //                       intervals, people do not, so a low coefficient of variation is suspect
 //   view streaks        consecutive views/clicks without a cart, fav or purchase, and the longest
 #pragma once
@@ -19,8 +20,8 @@
 namespace persona {
 
 struct ActivityRhythm {
-  uint32_t last_event_s = 0;    // epoch seconds of the latest in-order event, 0 before any
-  uint32_t minute_start_s = 0;  // start of the current 60-second window
+  int64_t last_event_ms = 0;    // event time of the latest in-order event, 0 before any
+  uint32_t minute_start_s = 0;  // start of the current 60-second window (epoch seconds)
   uint16_t minute_events = 0;
   uint16_t max_minute_events = 0;
   uint16_t view_streak = 0;

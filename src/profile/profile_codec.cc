@@ -17,7 +17,7 @@
 //       [version 2: double sentiment sum, varint sentiment count, varint n categories,
 //        n x (varint string ref, varint count, float sum)]
 // Version 2 appends (version 1 blobs decode with these at their defaults):
-//   rhythm: varint last event s, varint minute start s, 4 x varint (minute events, max minute
+//   rhythm: zigzag last event ms, varint minute start s, 4 x varint (minute events, max minute
 //       events, view streak, max view streak), varint gaps, float gap mean, float gap M2
 //   zigzag segment, byte anomaly flags
 #include "profile/profile_codec.h"
@@ -236,7 +236,7 @@ void EncodeProfile(const Profile& p, const ProfileContext& ctx, std::string* out
     body.push_back(0);
   }
   const ActivityRhythm& rh = p.rhythm_;
-  AppendVarint(&body, rh.last_event_s);
+  AppendSigned(&body, rh.last_event_ms);
   AppendVarint(&body, rh.minute_start_s);
   AppendVarint(&body, rh.minute_events);
   AppendVarint(&body, rh.max_minute_events);
@@ -424,7 +424,8 @@ absl::Status DecodeProfile(std::string_view in, ProfileContext& ctx, Profile* p)
     uint64_t v[6];
     int64_t segment;
     std::string_view flags;
-    if (!r.Varint32(&rh.last_event_s) || !r.Varint32(&rh.minute_start_s) || !r.Varint(&v[0]) ||
+    if (!r.Signed(&rh.last_event_ms) || !PlausibleTime(rh.last_event_ms) ||
+        !r.Varint32(&rh.minute_start_s) || !r.Varint(&v[0]) ||
         !r.Varint(&v[1]) || !r.Varint(&v[2]) || !r.Varint(&v[3]) || !r.Varint32(&rh.gaps) ||
         !r.Float(&rh.gap_mean_s) || !r.Float(&rh.gap_m2) || !r.Signed(&segment) ||
         !r.Bytes(1, &flags)) {

@@ -189,11 +189,11 @@ TEST_F(ProfileCodecTest, Version1BlobDecodesWithSignalsAtDefaults) {
   // Version 2 appends, after the (absent) extras byte: rhythm (7 varints, 2 floats), the
   // zigzag segment and the flags byte. Cut them off and relabel the blob as version 1.
   const ActivityRhythm& r = p.rhythm();
-  ASSERT_EQ(r.last_event_s, static_cast<uint32_t>(kT0 / 1000));
+  ASSERT_EQ(r.last_event_ms, kT0);
   std::string body = blob.substr(0, blob.size() - 4);
-  // varints: last_event_s (5 bytes for a 2019+ time), minute_start_s (5), 1, 1, 1, 1, 0 -> 15
-  // bytes; two floats 8; segment -1 zigzag 1; flags 1.
-  body.resize(body.size() - (15 + 8 + 1 + 1));
+  // last_event_ms zigzag (6 bytes for a 2019+ time in ms), varints minute_start_s (5), 1, 1,
+  // 1, 1, 0 -> 16 bytes; two floats 8; segment -1 zigzag 1; flags 1.
+  body.resize(body.size() - (16 + 8 + 1 + 1));
   body[3] = 1;
   const uint32_t sum = static_cast<uint32_t>(Hash64(body));
   for (int b = 0; b < 4; ++b) body.push_back(static_cast<char>(sum >> (8 * b)));
