@@ -1,19 +1,16 @@
 #include "model/gbdt_model.h"
 
-#include <fcntl.h>
 #include <simdjson.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <bit>
 #include <cerrno>
 #include <cmath>
-#include <cstdio>
 #include <cstring>
 #include <limits>
 
 #include "absl/strings/str_cat.h"
-#include "common/hash.h"
+#include "model/model_artifact.h"
 
 namespace persona {
 namespace {
@@ -159,14 +156,11 @@ absl::Status AppendTree(const XgbTree& x, size_t t, std::vector<GbdtModel::Node>
 }
 
 // ---------------------------------------------------------------------------------------------
-// Artifact encoding (docs/model_format.md): the container SasRecModel uses, kind "gbdt".
+// Payload encoding (docs/model_format.md), kind "gbdt"; model_artifact.h wraps it in the
+// envelope.
 
-constexpr char kMagic[8] = {'P', 'E', 'R', 'S', 'O', 'N', 'A', 'M'};
-constexpr uint32_t kFormatVersion = 1;
 constexpr std::string_view kKindGbdt = "gbdt";
 constexpr uint32_t kGbdtLayoutVersion = 1;
-constexpr size_t kHeaderSize = sizeof(kMagic) + 4 + 8;
-constexpr size_t kTrailerSize = 8;
 constexpr size_t kNodeBytes = 20;
 
 void PutU32(std::string* out, uint32_t v) { out->append(reinterpret_cast<const char*>(&v), 4); }
@@ -226,61 +220,6 @@ absl::Status ReadNamedValues(PayloadReader& in, absl::string_view what,
   for (auto& [name, value] : *out) {
     if (auto s = in.String(what, &name); !s.ok()) return s;
     if (auto s = in.F64(what, &value); !s.ok()) return s;
-  }
-  return absl::OkStatus();
-}
-
-absl::StatusOr<std::string> ReadWholeFile(const std::string& path) {
-  FILE* f = std::fopen(path.c_str(), "rb");
-  if (f == nullptr) {
-    return absl::NotFoundError(
-        absl::StrCat("cannot open model ", path, ": ", std::strerror(errno)));
-  }
-  std::string bytes;
-  char buf[1 << 16];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof(buf), f)) > 0) bytes.append(buf, n);
-  const bool failed = std::ferror(f) != 0;
-  std::fclose(f);
-  if (failed) return absl::DataLossError(absl::StrCat("cannot read model ", path));
-  return bytes;
-}
-
-absl::Status WriteFileAtomically(const std::string& path, std::string_view bytes) {
-  const std::string tmp = absl::StrCat(path, ".tmp.", ::getpid());
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) {
-    return absl::InternalError(absl::StrCat("cannot create ", tmp, ": ", std::strerror(errno)));
-  }
-  bool ok = true;
-  while (ok && !bytes.empty()) {
-    const ssize_t n = ::write(fd, bytes.data(), bytes.size());
-    if (n < 0) {
-      ok = errno == EINTR;
-      continue;
-    }
-    bytes.remove_prefix(static_cast<size_t>(n));
-  }
-  ok = ok && ::fsync(fd) == 0;
-  const int saved_errno = errno;
-  ::close(fd);
-  if (!ok) {
-    ::unlink(tmp.c_str());
-    return absl::InternalError(
-        absl::StrCat("cannot write ", tmp, ": ", std::strerror(saved_errno)));
-  }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    const int e = errno;
-    ::unlink(tmp.c_str());
-    return absl::InternalError(
-        absl::StrCat("cannot rename ", tmp, " to ", path, ": ", std::strerror(e)));
-  }
-  // Make the rename itself durable.
-  const size_t slash = path.rfind('/');
-  const std::string dir = slash == std::string::npos ? "." : path.substr(0, slash + 1);
-  if (const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); dfd >= 0) {
-    ::fsync(dfd);
-    ::close(dfd);
   }
   return absl::OkStatus();
 }
@@ -473,53 +412,19 @@ absl::Status GbdtModel::Save(const std::string& path) const {
     PutU32(&payload, n.default_left ? 1 : 0);
   }
 
-  std::string file(kMagic, sizeof(kMagic));
-  PutU32(&file, kFormatVersion);
-  PutU64(&file, payload.size());
-  file += payload;
-  PutU64(&file, Hash64(payload));
-  return WriteFileAtomically(path, file);
+  return WriteModelArtifact(path, payload);
 }
 
 absl::StatusOr<std::shared_ptr<const GbdtModel>> GbdtModel::Load(const std::string& path) {
-  auto file = ReadWholeFile(path);
-  if (!file.ok()) return file.status();
-  const std::string_view bytes = *file;
+  auto payload = ReadModelArtifact(path);
+  if (!payload.ok()) return payload.status();
   auto bad = [&path](absl::string_view what) {
     return absl::DataLossError(absl::StrCat("model ", path, ": ", what));
   };
-  if (bytes.size() < sizeof(kMagic) || std::memcmp(bytes.data(), kMagic, sizeof(kMagic)) != 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(path, " is not a Persona model file (bad magic)"));
-  }
-  if (bytes.size() < kHeaderSize) return bad("truncated header");
-  uint32_t format_version;
-  uint64_t payload_size;
-  std::memcpy(&format_version, bytes.data() + sizeof(kMagic), 4);
-  std::memcpy(&payload_size, bytes.data() + sizeof(kMagic) + 4, 8);
-  if (format_version != kFormatVersion) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("model ", path, ": format version ", format_version,
-                     " is not supported (this build reads version ", kFormatVersion, ")"));
-  }
-  const uint64_t available = bytes.size() - kHeaderSize;
-  if (available < kTrailerSize || payload_size > available - kTrailerSize) {
-    return bad(absl::StrCat("truncated: header promises ", payload_size,
-                            " payload bytes + checksum, file has ", available,
-                            " after the header"));
-  }
-  if (payload_size != available - kTrailerSize) {
-    return bad(absl::StrCat("trailing garbage: ", available - kTrailerSize - payload_size,
-                            " bytes after the checksum"));
-  }
-  const std::string_view payload = bytes.substr(kHeaderSize, payload_size);
-  uint64_t checksum;
-  std::memcpy(&checksum, bytes.data() + kHeaderSize + payload_size, 8);
-  if (checksum != Hash64(payload)) return bad("checksum mismatch (file is corrupt)");
 
   // The checksum matched, so a failure below means a writer bug or a foreign file; every link
   // is still checked, because a bad child index would walk out of the node array.
-  PayloadReader in(payload);
+  PayloadReader in(*payload);
   std::string kind;
   if (auto s = in.String("model kind", &kind); !s.ok()) return bad(s.message());
   if (kind != kKindGbdt) return bad(absl::StrCat("model kind is '", kind, "', not gbdt"));

@@ -1,19 +1,15 @@
 #include "model/sasrec_model.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <bit>
 #include <cmath>
-#include <cstdio>
 #include <cstring>
 #include <limits>
 #include <utility>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
-#include "common/hash.h"
+#include "model/model_artifact.h"
 
 namespace persona {
 namespace {
@@ -134,17 +130,11 @@ struct EncodeScratch {
 };
 
 // ---------------------------------------------------------------------------------------------
-// Artifact encoding (docs/model_format.md).
+// Payload encoding (docs/model_format.md); model_artifact.h wraps it in the envelope.
 
-constexpr char kMagic[8] = {'P', 'E', 'R', 'S', 'O', 'N', 'A', 'M'};
-constexpr uint32_t kFormatVersion = 1;
 constexpr std::string_view kKindSasRec = "sasrec";
-// magic + format version + payload length; the payload follows, then its XXH64.
-constexpr size_t kHeaderSize = sizeof(kMagic) + 4 + 8;
-constexpr size_t kTrailerSize = 8;
 
 void PutU32(std::string* out, uint32_t v) { out->append(reinterpret_cast<const char*>(&v), 4); }
-void PutU64(std::string* out, uint64_t v) { out->append(reinterpret_cast<const char*>(&v), 8); }
 void PutString(std::string* out, std::string_view s) {
   PutU32(out, static_cast<uint32_t>(s.size()));
   out->append(s);
@@ -237,22 +227,6 @@ absl::Status ReadTensor(PayloadReader& in, const std::string& expected_name,
     count *= dim;
   }
   return in.Floats(expected_name, count, dest);
-}
-
-absl::StatusOr<std::string> ReadWholeFile(const std::string& path) {
-  FILE* f = std::fopen(path.c_str(), "rb");
-  if (f == nullptr) {
-    return absl::NotFoundError(
-        absl::StrCat("cannot open model ", path, ": ", std::strerror(errno)));
-  }
-  std::string bytes;
-  char buf[1 << 16];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof(buf), f)) > 0) bytes.append(buf, n);
-  const bool failed = std::ferror(f) != 0;
-  std::fclose(f);
-  if (failed) return absl::DataLossError(absl::StrCat("cannot read model ", path));
-  return bytes;
 }
 
 }  // namespace
@@ -413,93 +387,19 @@ absl::Status SasRecModel::Save(const std::string& path) const {
       });
   if (!shape_error.ok()) return shape_error;
 
-  std::string header(kMagic, sizeof(kMagic));
-  PutU32(&header, kFormatVersion);
-  PutU64(&header, payload.size());
-  std::string trailer;
-  PutU64(&trailer, Hash64(payload));
-
-  const std::string tmp = absl::StrCat(path, ".tmp.", ::getpid());
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) {
-    return absl::InternalError(absl::StrCat("cannot create ", tmp, ": ", std::strerror(errno)));
-  }
-  auto write_all = [fd](std::string_view bytes) {
-    while (!bytes.empty()) {
-      const ssize_t n = ::write(fd, bytes.data(), bytes.size());
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        return false;
-      }
-      bytes.remove_prefix(static_cast<size_t>(n));
-    }
-    return true;
-  };
-  const bool ok = write_all(header) && write_all(payload) && write_all(trailer) && ::fsync(fd) == 0;
-  const int saved_errno = errno;
-  ::close(fd);
-  if (!ok) {
-    ::unlink(tmp.c_str());
-    return absl::InternalError(
-        absl::StrCat("cannot write ", tmp, ": ", std::strerror(saved_errno)));
-  }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    const int e = errno;
-    ::unlink(tmp.c_str());
-    return absl::InternalError(
-        absl::StrCat("cannot rename ", tmp, " to ", path, ": ", std::strerror(e)));
-  }
-  // Make the rename itself durable.
-  const size_t slash = path.rfind('/');
-  const std::string dir = slash == std::string::npos ? "." : path.substr(0, slash + 1);
-  if (const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); dfd >= 0) {
-    ::fsync(dfd);
-    ::close(dfd);
-  }
-  return absl::OkStatus();
+  return WriteModelArtifact(path, payload);
 }
 
 absl::StatusOr<std::shared_ptr<const SasRecModel>> SasRecModel::Load(const std::string& path) {
-  auto file = ReadWholeFile(path);
-  if (!file.ok()) return file.status();
-  const std::string_view bytes = *file;
+  auto payload = ReadModelArtifact(path);
+  if (!payload.ok()) return payload.status();
   auto bad = [&path](absl::string_view what) {
     return absl::DataLossError(absl::StrCat("model ", path, ": ", what));
   };
-  if (bytes.size() < sizeof(kMagic) || std::memcmp(bytes.data(), kMagic, sizeof(kMagic)) != 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(path, " is not a Persona model file (bad magic)"));
-  }
-  if (bytes.size() < kHeaderSize) return bad("truncated header");
-  uint32_t format_version;
-  uint64_t payload_size;
-  std::memcpy(&format_version, bytes.data() + sizeof(kMagic), 4);
-  std::memcpy(&payload_size, bytes.data() + sizeof(kMagic) + 4, 8);
-  if (format_version != kFormatVersion) {
-    return absl::InvalidArgumentError(absl::StrCat("model ", path, ": format version ",
-                                                   format_version,
-                                                   " is not supported (this build "
-                                                   "reads version ",
-                                                   kFormatVersion, ")"));
-  }
-  const uint64_t available = bytes.size() - kHeaderSize;
-  if (available < kTrailerSize || payload_size > available - kTrailerSize) {
-    return bad(absl::StrCat("truncated: header promises ", payload_size,
-                            " payload bytes + checksum, file has ", available,
-                            " after the header"));
-  }
-  if (payload_size != available - kTrailerSize) {
-    return bad(absl::StrCat("trailing garbage: ", available - kTrailerSize - payload_size,
-                            " bytes after the checksum"));
-  }
-  const std::string_view payload = bytes.substr(kHeaderSize, payload_size);
-  uint64_t checksum;
-  std::memcpy(&checksum, bytes.data() + kHeaderSize + payload_size, 8);
-  if (checksum != Hash64(payload)) return bad("checksum mismatch (file is corrupt)");
 
   // The checksum matched, so a parse failure below means a writer bug or a foreign file; the
   // checks still run so that nothing is trusted blindly.
-  PayloadReader in(payload);
+  PayloadReader in(*payload);
   std::string kind;
   if (auto s = in.String("model kind", &kind); !s.ok()) return bad(s.message());
   if (kind != kKindSasRec) return bad(absl::StrCat("model kind is '", kind, "', not sasrec"));

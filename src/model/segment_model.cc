@@ -1,23 +1,19 @@
 #include "model/segment_model.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <bit>
 #include <cerrno>
 #include <chrono>
 #include <cmath>
-#include <cstdio>
 #include <cstring>
 #include <ctime>
 #include <limits>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
-#include "common/hash.h"
 #include "common/json_writer.h"
 #include "common/time_util.h"
+#include "model/model_artifact.h"
 
 namespace persona {
 namespace {
@@ -71,12 +67,9 @@ void FillBase(const Profile& p, std::span<double> out) {
   out[7] = std::isfinite(cart) ? cart : 0.0;
 }
 
-// ---- artifact container (docs/model_format.md): magic, format version, payload, XXH64.
-constexpr char kMagic[8] = {'P', 'E', 'R', 'S', 'O', 'N', 'A', 'M'};
-constexpr uint32_t kFormatVersion = 1;
+// ---- payload encoding (docs/model_format.md); model_artifact.h wraps it in the envelope.
 constexpr char kKind[] = "segments";
 constexpr uint32_t kLayoutVersion = 1;
-constexpr size_t kHeaderSize = sizeof(kMagic) + 4 + 8;
 
 void PutU32(std::string* out, uint32_t v) { out->append(reinterpret_cast<const char*>(&v), 4); }
 void PutU64(std::string* out, uint64_t v) { out->append(reinterpret_cast<const char*>(&v), 8); }
@@ -112,53 +105,6 @@ class Reader {
  private:
   std::string_view rest_;
 };
-
-absl::Status WriteAtomically(const std::string& path, std::string_view bytes) {
-  const std::string tmp = absl::StrCat(path, ".tmp.", ::getpid());
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0)
-    return absl::InternalError(absl::StrCat("cannot create ", tmp, ": ", strerror(errno)));
-  bool ok = true;
-  while (ok && !bytes.empty()) {
-    const ssize_t n = ::write(fd, bytes.data(), bytes.size());
-    if (n < 0) {
-      ok = errno == EINTR;
-      continue;
-    }
-    bytes.remove_prefix(static_cast<size_t>(n));
-  }
-  ok = ok && ::fsync(fd) == 0;
-  const int saved = errno;
-  ::close(fd);
-  if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0) {
-    const int e = ok ? errno : saved;
-    ::unlink(tmp.c_str());
-    return absl::InternalError(absl::StrCat("cannot write ", path, ": ", strerror(e)));
-  }
-  // The rename is durable once the directory is synced.
-  const size_t slash = path.rfind('/');
-  const std::string dir = slash == std::string::npos ? "." : path.substr(0, slash + 1);
-  if (const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); dfd >= 0) {
-    ::fsync(dfd);
-    ::close(dfd);
-  }
-  return absl::OkStatus();
-}
-
-absl::StatusOr<std::string> ReadFile(const std::string& path) {
-  FILE* f = std::fopen(path.c_str(), "rb");
-  if (f == nullptr) {
-    return absl::NotFoundError(absl::StrCat("cannot open model ", path, ": ", strerror(errno)));
-  }
-  std::string bytes;
-  char buf[1 << 16];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof(buf), f)) > 0) bytes.append(buf, n);
-  const bool failed = std::ferror(f) != 0;
-  std::fclose(f);
-  if (failed) return absl::DataLossError(absl::StrCat("cannot read model ", path));
-  return bytes;
-}
 
 std::string VersionNow() {
   const std::time_t t = std::time(nullptr);
@@ -404,52 +350,18 @@ absl::Status SegmentModel::Save(const std::string& path) const {
     PutU64(&payload, segments_[c].train_size);
     for (size_t j = 0; j < dim(); ++j) PutF64(&payload, centroids_[c * dim() + j]);
   }
-  std::string file(kMagic, sizeof(kMagic));
-  PutU32(&file, kFormatVersion);
-  PutU64(&file, payload.size());
-  file += payload;
-  PutU64(&file, Hash64(payload));
-  return WriteAtomically(path, file);
+  return WriteModelArtifact(path, payload);
 }
 
 absl::StatusOr<std::shared_ptr<const SegmentModel>> SegmentModel::Load(const std::string& path) {
-  auto file = ReadFile(path);
-  if (!file.ok()) return file.status();
-  const std::string_view bytes = *file;
+  auto payload = ReadModelArtifact(path);
+  if (!payload.ok()) return payload.status();
   auto bad = [&path](absl::string_view what) {
     return absl::DataLossError(absl::StrCat("segment model ", path, ": ", what));
   };
-  if (bytes.size() < sizeof(kMagic) || std::memcmp(bytes.data(), kMagic, sizeof(kMagic)) != 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(path, " is not a Persona model file (bad magic)"));
-  }
-  if (bytes.size() < kHeaderSize) return bad("truncated header");
-  uint32_t format_version;
-  uint64_t payload_size;
-  std::memcpy(&format_version, bytes.data() + sizeof(kMagic), 4);
-  std::memcpy(&payload_size, bytes.data() + sizeof(kMagic) + 4, 8);
-  if (format_version != kFormatVersion) {
-    return absl::InvalidArgumentError(absl::StrCat("segment model ", path, ": format version ",
-                                                   format_version, " is not supported (this ",
-                                                   "build reads version ", kFormatVersion, ")"));
-  }
-  const uint64_t available = bytes.size() - kHeaderSize;
-  if (available < 8 || payload_size > available - 8) {
-    return bad(absl::StrCat("truncated: header promises ", payload_size,
-                            " payload bytes + checksum, file has ", available,
-                            " after the header"));
-  }
-  if (payload_size != available - 8) {
-    return bad(absl::StrCat("trailing garbage: ", available - 8 - payload_size,
-                            " bytes after the checksum"));
-  }
-  const std::string_view payload = bytes.substr(kHeaderSize, payload_size);
-  uint64_t checksum;
-  std::memcpy(&checksum, bytes.data() + kHeaderSize + payload_size, 8);
-  if (checksum != Hash64(payload)) return bad("checksum mismatch (file is corrupt)");
 
   // The checksum matched: a failure below is a writer bug or a foreign layout.
-  Reader in(payload);
+  Reader in(*payload);
   std::string kind;
   uint32_t layout = 0;
   if (!in.String(&kind) || kind != kKind) return bad(absl::StrCat("model kind is not ", kKind));

@@ -1,9 +1,7 @@
 #include "model/sentiment_model.h"
 
 #include <fasttext/fasttext.h>
-#include <fcntl.h>
 #include <simdjson.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -20,6 +18,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/hash.h"
+#include "model/model_artifact.h"
 
 namespace persona {
 namespace {
@@ -410,12 +409,8 @@ absl::StatusOr<std::vector<SentimentExample>> LoadReviewJsonl(const std::string&
 }
 
 // ---------------------------------------------------------------------------------------------
-// Artifact
+// Artifact payload; model_artifact.h wraps it in the envelope.
 
-constexpr char kMagic[8] = {'P', 'E', 'R', 'S', 'O', 'N', 'A', 'M'};
-constexpr uint32_t kFormatVersion = 1;
-constexpr size_t kHeaderSize = sizeof(kMagic) + 4 + 8;
-constexpr size_t kTrailerSize = 8;
 constexpr std::string_view kKindSentiment = "sentiment";
 // Bumped whenever SentimentTokens changes: a model only understands the tokens it was trained on.
 constexpr uint32_t kTokenizerVersion = 1;
@@ -484,49 +479,6 @@ class PayloadReader {
   }
   std::string_view in_;
 };
-
-absl::Status WriteFileAtomically(const std::string& path, std::string_view bytes) {
-  const std::string tmp = absl::StrCat(path, ".tmp.", ::getpid());
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) {
-    return absl::InternalError(absl::StrCat("cannot create ", tmp, ": ", std::strerror(errno)));
-  }
-  bool ok = true;
-  int saved_errno = 0;
-  for (size_t done = 0; done < bytes.size();) {
-    const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      ok = false;
-      saved_errno = errno;
-      break;
-    }
-    done += static_cast<size_t>(n);
-  }
-  if (ok && ::fsync(fd) != 0) {
-    ok = false;
-    saved_errno = errno;
-  }
-  ::close(fd);
-  if (!ok) {
-    ::unlink(tmp.c_str());
-    return absl::InternalError(
-        absl::StrCat("cannot write ", tmp, ": ", std::strerror(saved_errno)));
-  }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    const int e = errno;
-    ::unlink(tmp.c_str());
-    return absl::InternalError(
-        absl::StrCat("cannot rename ", tmp, " to ", path, ": ", std::strerror(e)));
-  }
-  const size_t slash = path.rfind('/');
-  const std::string dir = slash == std::string::npos ? "." : path.substr(0, slash + 1);
-  if (const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); dfd >= 0) {
-    ::fsync(dfd);
-    ::close(dfd);
-  }
-  return absl::OkStatus();
-}
 
 // A private temporary directory, removed with everything in it when the object dies: fastText
 // trains from and saves to files only.
@@ -855,60 +807,18 @@ absl::Status SentimentModel::Save(const std::string& path) const {
     p.Blob(bytes);
   }
 
-  const std::string& payload = p.str();
-  std::string file;
-  file.reserve(kHeaderSize + payload.size() + kTrailerSize);
-  file.append(kMagic, sizeof(kMagic));
-  const uint32_t format_version = kFormatVersion;
-  const uint64_t payload_size = payload.size();
-  file.append(reinterpret_cast<const char*>(&format_version), 4);
-  file.append(reinterpret_cast<const char*>(&payload_size), 8);
-  file.append(payload);
-  const uint64_t checksum = Hash64(payload);
-  file.append(reinterpret_cast<const char*>(&checksum), 8);
-  return WriteFileAtomically(path, file);
+  return WriteModelArtifact(path, p.str());
 }
 
 absl::StatusOr<std::shared_ptr<const SentimentModel>> SentimentModel::Load(
     const std::string& path) {
-  auto file = ReadWholeFile(path);
-  if (!file.ok()) return file.status();
-  const std::string_view bytes = *file;
+  auto payload = ReadModelArtifact(path);
+  if (!payload.ok()) return payload.status();
   auto bad = [&path](absl::string_view what) {
     return absl::DataLossError(absl::StrCat("model ", path, ": ", what));
   };
-  if (bytes.size() < sizeof(kMagic) || std::memcmp(bytes.data(), kMagic, sizeof(kMagic)) != 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(path, " is not a Persona model file (bad magic)"));
-  }
-  if (bytes.size() < kHeaderSize) return bad("truncated header");
-  uint32_t format_version;
-  uint64_t payload_size;
-  std::memcpy(&format_version, bytes.data() + sizeof(kMagic), 4);
-  std::memcpy(&payload_size, bytes.data() + sizeof(kMagic) + 4, 8);
-  if (format_version != kFormatVersion) {
-    return absl::InvalidArgumentError(absl::StrCat("model ", path, ": format version ",
-                                                   format_version,
-                                                   " is not supported (this "
-                                                   "build reads version ",
-                                                   kFormatVersion, ")"));
-  }
-  const uint64_t available = bytes.size() - kHeaderSize;
-  if (available < kTrailerSize || payload_size > available - kTrailerSize) {
-    return bad(absl::StrCat("truncated: header promises ", payload_size,
-                            " payload bytes + checksum, file has ", available,
-                            " after the header"));
-  }
-  if (payload_size != available - kTrailerSize) {
-    return bad(absl::StrCat("trailing garbage: ", available - kTrailerSize - payload_size,
-                            " bytes after the checksum"));
-  }
-  const std::string_view payload = bytes.substr(kHeaderSize, payload_size);
-  uint64_t checksum;
-  std::memcpy(&checksum, bytes.data() + kHeaderSize + payload_size, 8);
-  if (checksum != Hash64(payload)) return bad("checksum mismatch (file is corrupt)");
 
-  PayloadReader in(payload);
+  PayloadReader in(*payload);
   std::string kind;
   if (auto s = in.String("model kind", &kind); !s.ok()) return bad(s.message());
   if (kind != kKindSentiment) {
