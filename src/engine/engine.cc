@@ -264,6 +264,37 @@ void Engine::SetProfileEnricher(ProfileEnricher* enricher) {
   for (auto& p : partitions_) p->SetProfileEnricher(enricher);
 }
 
+void Engine::SetProfileChangeListener(ProfileChangeListener* listener) {
+  for (auto& p : partitions_) p->SetProfileChangeListener(listener);
+}
+
+uint32_t Engine::ScanThreads(uint32_t threads) const {
+  if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
+  return std::min<uint32_t>(threads, 64);
+}
+
+void Engine::ScanProfiles(
+    uint32_t threads, const std::function<void(uint32_t, const ProfileScanItem&)>& fn) {
+  const uint32_t n = ScanThreads(threads);
+  // Work units of 8 shards: small enough to balance, large enough that taking one is cheap.
+  constexpr size_t kShardsPerUnit = 8;
+  constexpr size_t kUnitsPerPartition = Partition::kShards / kShardsPerUnit;
+  const size_t units = partitions_.size() * kUnitsPerPartition;
+  std::atomic<size_t> next{0};
+  auto work = [&](uint32_t thread_index) {
+    for (size_t u = next.fetch_add(1); u < units; u = next.fetch_add(1)) {
+      Partition& p = *partitions_[u / kUnitsPerPartition];
+      const size_t begin = (u % kUnitsPerPartition) * kShardsPerUnit;
+      p.ScanShards(begin, begin + kShardsPerUnit,
+                   [&](const ProfileScanItem& item) { fn(thread_index, item); });
+    }
+  };
+  std::vector<std::thread> helpers;
+  for (uint32_t t = 1; t < n; ++t) helpers.emplace_back(work, t);
+  work(0);
+  for (auto& t : helpers) t.join();
+}
+
 void Engine::SetEventObserver(EventObserver* observer) {
   for (auto& p : partitions_) p->SetEventObserver(observer);
 }

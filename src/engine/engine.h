@@ -81,6 +81,9 @@ class Engine {
   // Makes `enricher` (null detaches) enrich every profile an event is applied to from now on
   // (see engine/profile_enricher.h). It must outlive its attachment.
   void SetProfileEnricher(ProfileEnricher* enricher);
+  // Makes `listener` (null detaches) see every profile change from now on (see
+  // engine/profile_change_listener.h). It must outlive its attachment.
+  void SetProfileChangeListener(ProfileChangeListener* listener);
   // The last log seq of each partition: the records written before an observer attached now.
   std::vector<uint64_t> LastSeqs() const;
 
@@ -104,6 +107,15 @@ class Engine {
                                                const ProfileContext&)>& fn) const {
     for (const auto& p : partitions_) p->ForEachProfile(fn);
   }
+  // Calls fn for every profile, each under its shard lock, on up to `threads` threads at once
+  // (0 = one per core): the partitions' shards are split into ranges that the threads take in
+  // turn, so one partition still uses every thread. fn runs concurrently on different threads
+  // (never for the same profile at once), must be quick and must not call back into the engine.
+  // `thread_index` (0..ScanThreads(threads)-1) lets fn keep per-thread state without locking.
+  void ScanProfiles(uint32_t threads,
+                    const std::function<void(uint32_t thread_index, const ProfileScanItem&)>& fn);
+  // The thread count ScanProfiles(threads, ...) will use.
+  uint32_t ScanThreads(uint32_t threads) const;
   void ForEachUser(const std::function<void(std::string_view)>& fn) const {
     for (const auto& p : partitions_) p->ForEachUser(fn);
   }

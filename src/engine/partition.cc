@@ -141,7 +141,11 @@ absl::StatusOr<std::string> Partition::SetAttributes(const PartitionControl& con
     }
     return status;
   }
-  if (auto rules = tag_rules_.load(); rules && rules->size() > 0) EvaluateTags(*rules, entry);
+  {
+    auto rules = tag_rules_.load();
+    AfterChange(rules && rules->size() > 0 ? rules.get() : nullptr,
+                listener_.load(std::memory_order_acquire), entry);
+  }
   const uint64_t label = next_seq_ - 1;
   const std::pair<std::string_view, std::string_view> one{entry->user_id, blob};
   if (absl::Status s = store_->PutProfiles(id_, label, {&one, 1}); !s.ok()) return s;
@@ -196,6 +200,9 @@ absl::StatusOr<UserErasure> Partition::EraseUser(std::string_view user_id) {
     if (ctx_.population != nullptr) ctx_.population->Remove(entry->profile);
     {
       std::lock_guard<std::mutex> lock(shard.mu);
+      if (ProfileChangeListener* l = listener_.load(std::memory_order_acquire)) {
+        l->OnProfileErased(id_, entry->user_id, entry->membership);
+      }
       shard.users.erase(it);  // destroys the entry (and the key it owned)
     }
     profiles_.fetch_sub(1, std::memory_order_relaxed);
@@ -451,8 +458,13 @@ void Partition::ProcessBatch(std::vector<PartitionWork>& works) {
   }
   watermark_.store(wm, std::memory_order_relaxed);
   dedup_entries_.store(dedup_.size(), std::memory_order_relaxed);
-  if (auto rules = tag_rules_.load(); rules && rules->size() > 0) {
-    for (Entry* e : touched_scratch_) EvaluateTags(*rules, e);
+  {
+    auto rules = tag_rules_.load();
+    const TagRules* r = rules && rules->size() > 0 ? rules.get() : nullptr;
+    ProfileChangeListener* const listener = listener_.load(std::memory_order_acquire);
+    if (r != nullptr || listener != nullptr) {
+      for (Entry* e : touched_scratch_) AfterChange(r, listener, e);
+    }
   }
   events_since_checkpoint_ += accepted_scratch_.size();
 
@@ -480,6 +492,29 @@ void Partition::EvaluateTags(const TagRules& rules, Entry* entry) {
   std::lock_guard<std::mutex> lock(shards_[entry->shard].mu);
   ProfileFeatures features(entry->profile, ctx_, now_ms_());
   entry->profile.tag_bits = rules.Evaluate(features);
+}
+
+void Partition::AfterChange(const TagRules* rules, ProfileChangeListener* listener,
+                            Entry* entry) {
+  std::lock_guard<std::mutex> lock(shards_[entry->shard].mu);
+  const int64_t now = now_ms_();
+  if (rules != nullptr) {
+    ProfileFeatures features(entry->profile, ctx_, now);
+    entry->profile.tag_bits = rules->Evaluate(features);
+  }
+  if (listener != nullptr) {
+    listener->OnProfileChanged(id_, entry->user_id, entry->profile, ctx_, now, entry->membership);
+  }
+}
+
+void Partition::ScanShards(size_t shard_begin, size_t shard_end,
+                           const std::function<void(const ProfileScanItem&)>& fn) {
+  for (size_t s = shard_begin; s < shard_end && s < kShards; ++s) {
+    std::lock_guard<std::mutex> lock(shards_[s].mu);
+    for (auto& [user, entry] : shards_[s].users) {
+      fn(ProfileScanItem{id_, user, entry->profile, ctx_, entry->membership});
+    }
+  }
 }
 
 void Partition::SetTagRules(std::shared_ptr<const TagRules> rules) {

@@ -22,6 +22,7 @@
 #include "engine/config.h"
 #include "engine/dedup_window.h"
 #include "engine/event_observer.h"
+#include "engine/profile_change_listener.h"
 #include "engine/profile_enricher.h"
 #include "engine/ingest_outcome.h"
 #include "event/event.h"
@@ -129,6 +130,9 @@ class Partition {
   void SetEventObserver(EventObserver* observer) {
     observer_.store(observer, std::memory_order_release);
   }
+  void SetProfileChangeListener(ProfileChangeListener* listener) {
+    listener_.store(listener, std::memory_order_release);
+  }
   uint64_t last_seq() const { return last_seq_.load(std::memory_order_acquire); }
   std::shared_ptr<const TagRules> tag_rules() const { return tag_rules_.load(); }
 
@@ -144,6 +148,10 @@ class Partition {
   // Calls fn for every profile under its shard lock (fn must not call back into the engine).
   void ForEachProfile(const std::function<void(std::string_view, const Profile&,
                                                const ProfileContext&)>& fn) const;
+  // Calls fn for every profile of shards [shard_begin, shard_end) under its shard lock, with the
+  // listener-owned membership bits (a scan may rewrite them; see ProfileChangeListener).
+  void ScanShards(size_t shard_begin, size_t shard_end,
+                  const std::function<void(const ProfileScanItem&)>& fn);
   int64_t watermark_ms() const { return watermark_.load(std::memory_order_relaxed); }
   uint32_t id() const { return id_; }
   // The recorded events of a user's timeline, newest first, following the log chain.
@@ -156,10 +164,15 @@ class Partition {
     Profile profile;
     uint64_t label_seq = 0;  // log seq the checkpointed state of this profile reflects
     uint64_t touched = 0;    // last batch number that touched it (tags, dirty tracking)
+    uint64_t membership = 0;  // owned by the ProfileChangeListener (saved audiences)
     bool dirty = false;
     uint8_t shard = 0;  // index into shards_, fixed at creation
   };
+
+ public:
   static constexpr size_t kShards = 64;
+
+ private:
   static_assert(kShards <= 256, "Entry::shard is one byte");
   struct Shard {
     mutable std::mutex mu;
@@ -176,6 +189,8 @@ class Partition {
   absl::StatusOr<uint64_t> RedactLogChain(uint64_t head);
   Entry* FindOrCreate(std::string_view user_id, size_t* shard_index);
   void EvaluateTags(const TagRules& rules, Entry* entry);
+  // Tag rules (when any) and the change listener (when attached) for one changed entry.
+  void AfterChange(const TagRules* rules, ProfileChangeListener* listener, Entry* entry);
   void FailWorks(std::vector<PartitionWork>& works, const absl::Status& status);
   absl::Status WriteCheckpoint();
   // WAL sync (unless every write synced already) and the closing checkpoint.
@@ -205,6 +220,7 @@ class Partition {
   std::atomic<std::shared_ptr<const TagRules>> tag_rules_;
   std::atomic<EventObserver*> observer_{nullptr};
   std::atomic<ProfileEnricher*> enricher_{nullptr};
+  std::atomic<ProfileChangeListener*> listener_{nullptr};
 
   // Queue (producers: any thread; consumer: the writer).
   mutable std::mutex queue_mu_;

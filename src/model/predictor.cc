@@ -197,6 +197,25 @@ void Predictor::WritePredictions(JsonWriter& w, const Profile& p, const ProfileC
   w.EndObject();
 }
 
+Predictor::Scores Predictor::Score(const Profile& p, const ProfileContext& ctx,
+                                   int64_t now_ms) const {
+  Scores out;
+  const auto propensity = propensity_.load();
+  const auto churn = churn_.load();
+  if (!propensity && !churn) return out;
+  std::vector<float> features(ProfileVectorNames().size());
+  ExtractProfileVector(p, ctx, now_ms, features);
+  if (propensity) out.propensity = propensity->Probability(features);
+  if (churn) out.churn = churn->Probability(features);
+  return out;
+}
+
+int Predictor::Segment(const Profile& p, const ProfileContext& ctx, int64_t now_ms) const {
+  (void)now_ms;  // segment features depend on the profile alone
+  const auto model = segments_.load();
+  return model ? model->Assign(p, ctx) : -1;
+}
+
 void Predictor::WritePredictionMembers(JsonWriter& w, const Profile& p, const ProfileContext& ctx,
                                        int64_t now_ms) const {
   const auto propensity = propensity_.load();

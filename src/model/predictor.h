@@ -69,6 +69,15 @@ class Predictor : public ProfileEnricher {
   // next_categories, segment, keyword categories, model versions). Reader-thread safe.
   void WritePredictions(JsonWriter& w, const Profile& profile, const ProfileContext& ctx,
                         int64_t now_ms) const;
+  // The calibrated purchase propensity and churn risk of one profile at `now_ms` (one feature
+  // vector for both), each nullopt when its model is not loaded. Reader-thread safe; ~2 us.
+  struct Scores {
+    std::optional<double> propensity;
+    std::optional<double> churn;
+  };
+  Scores Score(const Profile& profile, const ProfileContext& ctx, int64_t now_ms) const;
+  // The loaded segment model's segment of `profile` (-1 without a model), computed now.
+  int Segment(const Profile& profile, const ProfileContext& ctx, int64_t now_ms) const;
   // {"user_id", "as_of", ...predictions}; nullopt for an unknown user.
   std::optional<std::string> PredictionsJson(std::string_view user_id) const;
   // Segments with descriptions, centroids and current sizes (counted over all live profiles at
