@@ -3,8 +3,12 @@
 #include <pthread.h>
 #include <signal.h>
 
+#include <condition_variable>
 #include <iostream>
+#include <mutex>
+#include <thread>
 
+#include "audience/saved_audiences.h"
 #include "cli/commands.h"
 #include "model/recommend_config.h"
 #include "model/predictor.h"
@@ -80,10 +84,49 @@ int RunServe(ServeOptions& o) {
   recommender->StartBackground(seqs_before, [quiet = o.engine.quiet](std::string_view line) {
     if (!quiet) std::cerr << "persona: " << line << "\n";
   });
+  // Saved audiences: definitions from DATA/audiences.json; membership is computed by one scan
+  // now and kept incrementally from here on (every changed profile is re-evaluated).
+  auto audiences = SavedAudiences::Open(engine->get(), predictor.get(),
+                                        o.engine.data_dir + "/audiences.json");
+  if (!audiences.ok()) {
+    std::cerr << "persona: " << audiences.status().message() << "\n";
+    (void)(*engine)->Close();
+    return 2;
+  }
+  (*audiences)->Attach();
+  for (const SavedAudienceInfo& a : (*audiences)->List()) {
+    if (!a.active && !o.engine.quiet) {
+      std::cerr << "persona: saved audience '" << a.id << "' is inactive: " << a.error << "\n";
+    }
+  }
+  // Membership that changes with time alone (lifecycle, windows, recency) is caught up by a
+  // periodic full re-evaluation.
+  std::mutex reconcile_mu;
+  std::condition_variable reconcile_cv;
+  bool reconcile_stop = false;
+  std::thread reconciler([&] {
+    std::unique_lock<std::mutex> lock(reconcile_mu);
+    while (!reconcile_cv.wait_for(lock, serve_config.audience_reconcile_interval,
+                                  [&] { return reconcile_stop; })) {
+      lock.unlock();
+      (*audiences)->Reconcile();
+      lock.lock();
+    }
+  });
+  auto stop_reconciler = [&] {
+    {
+      std::lock_guard<std::mutex> lock(reconcile_mu);
+      reconcile_stop = true;
+    }
+    reconcile_cv.notify_all();
+    if (reconciler.joinable()) reconciler.join();
+  };
   auto api = serve::Api::Create(engine->get(), serve_config, o.engine.config_file,
-                                recommender.get(), predictor.get());
+                                recommender.get(), predictor.get(), audiences->get());
   if (!api.ok()) {
     std::cerr << "persona: " << api.status().message() << "\n";
+    stop_reconciler();
+    (*audiences)->Detach();
     (void)(*engine)->Close();
     return 2;
   }
@@ -96,6 +139,8 @@ int RunServe(ServeOptions& o) {
   if (!server.ok()) {
     std::cerr << "persona: cannot serve on " << serve_config.http.bind_address << ":"
               << serve_config.http.port << ": " << server.status().message() << "\n";
+    stop_reconciler();
+    (*audiences)->Detach();
     (void)(*engine)->Close();
     return 1;
   }
@@ -116,13 +161,17 @@ int RunServe(ServeOptions& o) {
   std::cerr << "persona: " << (signal_number == SIGTERM ? "SIGTERM" : "SIGINT")
             << ": draining requests, then checkpointing\n";
   a->SetReady(false);
+  stop_reconciler();
+  // Long-polls on the change stream are answered now rather than held through the drain.
+  (*audiences)->Detach();
   srv->Stop(serve_config.drain_timeout);
   server->reset();
   recommender->Stop();  // its log replay reads the store: finish before the engine closes
   absl::Status closed = (*engine)->Close();
   (*engine)->SetEventObserver(nullptr);
   (*engine)->SetProfileEnricher(nullptr);
-  api->reset();
+  api->reset();  // finishes queued audience scans
+  audiences->reset();
   if (!closed.ok()) return Fail(closed);
   std::cerr << "persona: stopped cleanly\n";
   return 0;

@@ -19,6 +19,10 @@
 #include "model/predictor.h"
 #include "model/recommender.h"
 #include "profile/profile_json.h"
+#include "audience/saved_audiences.h"
+#include "serve/audience_routes.h"
+#include "serve/json_response.h"
+#include "serve/static_files.h"
 #include "serve/request_target.h"
 
 namespace persona::serve {
@@ -27,53 +31,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 constexpr uint8_t kScopeNone = 0;
-
-HttpResponse JsonError(int status, std::string_view error, std::string_view detail,
-                       std::string_view field = {}) {
-  JsonWriter w;
-  w.BeginObject();
-  w.Key("error").String(error);
-  w.Key("detail").String(detail);
-  if (!field.empty()) w.Key("field").String(field);
-  w.EndObject();
-  HttpResponse r;
-  r.status = status;
-  r.body = w.Take();
-  return r;
-}
-
-HttpResponse JsonOk(int status, std::string body) {
-  HttpResponse r;
-  r.status = status;
-  r.body = std::move(body);
-  return r;
-}
-
-// Maps an engine status to the HTTP answer a client can act on.
-HttpResponse StatusError(const absl::Status& s) {
-  switch (s.code()) {
-    case absl::StatusCode::kInvalidArgument:
-      return JsonError(400, "invalid_argument", std::string(s.message()));
-    case absl::StatusCode::kNotFound:
-      return JsonError(404, "not_found", std::string(s.message()));
-    case absl::StatusCode::kResourceExhausted: {
-      HttpResponse r = JsonError(429, "overloaded", std::string(s.message()));
-      r.headers.emplace_back("Retry-After", "1");
-      return r;
-    }
-    case absl::StatusCode::kFailedPrecondition:
-    case absl::StatusCode::kUnavailable: {
-      HttpResponse r = JsonError(503, "unavailable", std::string(s.message()));
-      r.headers.emplace_back("Retry-After", "5");
-      return r;
-    }
-    default: {
-      HttpResponse r = JsonError(503, "unavailable", "storage error: " + std::string(s.message()));
-      r.headers.emplace_back("Retry-After", "5");
-      return r;
-    }
-  }
-}
 
 // The media type of a Content-Type header, lower-cased, without parameters.
 std::string MediaType(std::string_view content_type) {
@@ -118,6 +75,8 @@ struct Api::Routes {
   Engine* engine;
   Recommender* recommender = nullptr;  // null: recommendation routes answer 503
   Predictor* predictor = nullptr;      // null: prediction routes answer 503
+  std::unique_ptr<AudienceRoutes> audiences;
+  StaticFiles dashboard = StaticFiles::NotBuilt();
   std::vector<Route> routes;
   RoutePatterns patterns;
   std::atomic<std::shared_ptr<const ApiKeys>> keys;
@@ -145,6 +104,20 @@ struct Api::Routes {
       : api(a), engine(e), recommender(rec), predictor(pred) {
     // Routes. Audiences (/v1/audiences...) join this table when their issue lands.
     routes = {
+        {"GET", "/v1/audiences:fields", kScopeRead, &Routes::AudienceFields},
+        {"POST", "/v1/audiences:query", kScopeRead, &Routes::AudienceQuery},
+        {"POST", "/v1/audiences:report", kScopeRead, &Routes::AudienceReport},
+        {"GET", "/v1/audiences:export", kScopeRead, &Routes::AudienceExport},
+        {"POST", "/v1/audiences", kScopeAdmin, &Routes::AudienceCreate},
+        {"GET", "/v1/audiences", kScopeRead, &Routes::AudienceList},
+        {"GET", "/v1/audiences/{id}", kScopeRead, &Routes::AudienceGet},
+        {"DELETE", "/v1/audiences/{id}", kScopeAdmin, &Routes::AudienceDelete},
+        {"GET", "/v1/audiences/{id}/members", kScopeRead, &Routes::AudienceMembers},
+        {"GET", "/v1/audiences/{id}/export", kScopeRead, &Routes::AudienceExportSaved},
+        {"GET", "/v1/audiences/{id}/report", kScopeRead, &Routes::AudienceReportSaved},
+        {"GET", "/v1/audiences/{id}/changes", kScopeRead, &Routes::AudienceChanges},
+        {"GET", "/", kScopeNone, &Routes::Dashboard},
+        {"GET", "/assets/{id}", kScopeNone, &Routes::Dashboard},
         {"GET", "/v1/users/{id}/predictions", kScopeRead, &Routes::GetPredictions},
         {"GET", "/v1/segments", kScopeRead, &Routes::GetSegments},
         {"GET", "/v1/forecast", kScopeRead, &Routes::GetForecast},
@@ -600,6 +573,66 @@ struct Api::Routes {
   }
 
   // ---- recommendations ---------------------------------------------------------------------
+
+  // -- audiences (serve/audience_routes.h) and the dashboard --
+
+#define PERSONA_AUDIENCE_ROUTE(name, method)                                          \
+  void name(const HttpRequest& req, const RouteMatch& m, Responder& respond) {        \
+    audiences->method(req, m, respond);                                                \
+  }
+  PERSONA_AUDIENCE_ROUTE(AudienceFields, Fields)
+  PERSONA_AUDIENCE_ROUTE(AudienceQuery, Query)
+  PERSONA_AUDIENCE_ROUTE(AudienceReport, Report)
+  PERSONA_AUDIENCE_ROUTE(AudienceExport, ExportCondition)
+  PERSONA_AUDIENCE_ROUTE(AudienceCreate, Create)
+  PERSONA_AUDIENCE_ROUTE(AudienceList, List)
+  PERSONA_AUDIENCE_ROUTE(AudienceGet, Get)
+  PERSONA_AUDIENCE_ROUTE(AudienceDelete, Delete)
+  PERSONA_AUDIENCE_ROUTE(AudienceMembers, Members)
+  PERSONA_AUDIENCE_ROUTE(AudienceExportSaved, ExportSaved)
+  PERSONA_AUDIENCE_ROUTE(AudienceReportSaved, ReportSaved)
+  PERSONA_AUDIENCE_ROUTE(AudienceChanges, Changes)
+#undef PERSONA_AUDIENCE_ROUTE
+
+  void Dashboard(const HttpRequest& req, const RouteMatch&, Responder& respond) {
+    std::optional<HttpResponse> r = dashboard.Get(req.path, req.header("if-none-match"));
+    if (!r) {
+      respond(JsonError(404, "not_found", "no file " + std::string(req.path)));
+      return;
+    }
+    respond(std::move(*r));
+  }
+
+  void CollectAudiences(MetricsWriter& w) {
+    const AudienceRoutes::Counters c = audiences->counters();
+    w.Counter("persona_audience_scans_total", "Audience scans (queries, exports, reports)", {},
+              static_cast<double>(c.scans));
+    w.Counter("persona_audience_scan_seconds_total", "Time spent in audience scans", {},
+              c.scan_seconds);
+    w.Counter("persona_audience_profiles_scanned_total", "Profiles visited by audience scans", {},
+              static_cast<double>(c.profiles_scanned));
+    w.Counter("persona_audience_invalid_conditions_total",
+              "Audience conditions refused with a parse or type error", {},
+              static_cast<double>(c.invalid_conditions));
+    w.Gauge("persona_audience_long_polls", "Change-stream long-polls waiting", {},
+            static_cast<double>(c.long_polls_waiting));
+    if (SavedAudiences* saved = audiences->saved()) {
+      // Prometheus text keeps a family's samples together: one loop per family.
+      const std::vector<SavedAudienceInfo> list = saved->List();
+      for (const SavedAudienceInfo& a : list) {
+        w.Gauge("persona_audience_size", "Members of a saved audience", {{"audience", a.id}},
+                static_cast<double>(a.size));
+      }
+      for (const SavedAudienceInfo& a : list) {
+        for (const bool enter : {true, false}) {
+          w.Counter("persona_audience_changes_total",
+                    "Enter/exit transitions of a saved audience since start",
+                    {{"audience", a.id}, {"change", enter ? "enter" : "exit"}},
+                    static_cast<double>(enter ? a.entered : a.exited));
+        }
+      }
+    }
+  }
 
   bool PredictorReady(Responder& respond) {
     if (predictor != nullptr) return true;
@@ -1079,6 +1112,7 @@ struct Api::Routes {
   void Collect(MetricsWriter& w) {
     if (recommender != nullptr) CollectRecommendations(w);
     if (predictor != nullptr) CollectPredictions(w);
+    CollectAudiences(w);
     const std::vector<PartitionStats> stats = engine->Stats();
     for (int t = 0; t < kEventTypeCount; ++t) {
       uint64_t acc = 0, dup = 0, rej = 0;
@@ -1164,9 +1198,22 @@ Api::~Api() = default;
 
 absl::StatusOr<std::unique_ptr<Api>> Api::Create(Engine* engine, const ServeConfig& config,
                                                  std::string config_path,
-                                                 Recommender* recommender, Predictor* predictor) {
+                                                 Recommender* recommender, Predictor* predictor,
+                                                 SavedAudiences* audiences) {
   std::unique_ptr<Api> api(new Api(config, std::move(config_path)));
   api->routes_ = std::make_unique<Routes>(api.get(), engine, recommender, predictor);
+  api->routes_->audiences = std::make_unique<AudienceRoutes>(engine, predictor, audiences);
+  const std::string web_root =
+      config.web_root.empty() ? FindWebRoot("/proc/self/exe") : config.web_root;
+  if (!web_root.empty()) {
+    auto files = StaticFiles::Load(web_root);
+    // A configured root that cannot be served is an error; a missing default is not.
+    if (!files.ok() && !config.web_root.empty()) {
+      return absl::InvalidArgumentError("server.web_root '" + web_root +
+                                        "': " + std::string(files.status().message()));
+    }
+    if (files.ok()) api->routes_->dashboard = std::move(*files);
+  }
   auto keys = Routes::BuildKeys(config);
   if (!keys.ok()) return keys.status();
   api->routes_->keys.store(std::move(*keys));

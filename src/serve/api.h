@@ -7,8 +7,8 @@
 // is a few microseconds under its shard lock); ingest answers from the partition thread once the
 // events are durable and applied, which is what makes read-your-writes hold.
 //
-// Recommendation and prediction routes belong to their own issues: they are added to the route
-// table in api.cc (see "Routes") next to the profile routes, with their own handler files.
+// Audience routes live in serve/audience_routes.h and the dashboard's files in
+// serve/static_files.h; the route table in api.cc (see "Routes") lists every route.
 #pragma once
 
 #include <atomic>
@@ -26,6 +26,7 @@
 namespace persona {
 class Predictor;
 class Recommender;
+class SavedAudiences;
 }
 
 namespace persona::serve {
@@ -35,11 +36,14 @@ class Api {
   // `engine` must outlive the Api. `config_path` ("" = none) is re-read by POST /v1/admin/reload.
   // `recommender` (may be null: the recommendation routes then answer 503) must outlive the Api;
   // so must `predictor` (may be null: the prediction routes answer 503 and profiles carry no
-  // `predictions`).
+  // `predictions`), and `audiences` (may be null: the saved-audience routes answer 503; ad-hoc
+  // audience queries work regardless). The dashboard is served from config.web_root, or from
+  // the web/dist found next to the binary (serve/static_files.h).
   static absl::StatusOr<std::unique_ptr<Api>> Create(Engine* engine, const ServeConfig& config,
                                                      std::string config_path,
                                                      Recommender* recommender = nullptr,
-                                                     Predictor* predictor = nullptr);
+                                                     Predictor* predictor = nullptr,
+                                                     SavedAudiences* audiences = nullptr);
   ~Api();
 
   // The HttpHandler of the server.

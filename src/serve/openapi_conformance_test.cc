@@ -66,6 +66,20 @@ const std::vector<ContractRoute>& ContractRoutes() {
       {"GET", "/metrics", "none"},
       {"POST", "/v1/admin/checkpoint", "admin"},
       {"POST", "/v1/admin/reload", "admin"},
+      {"GET", "/v1/audiences:fields", "read"},
+      {"POST", "/v1/audiences:query", "read"},
+      {"POST", "/v1/audiences:report", "read"},
+      {"GET", "/v1/audiences:export", "read"},
+      {"GET", "/v1/audiences", "read"},
+      {"POST", "/v1/audiences", "admin"},
+      {"GET", "/v1/audiences/{id}", "read"},
+      {"DELETE", "/v1/audiences/{id}", "admin"},
+      {"GET", "/v1/audiences/{id}/members", "read"},
+      {"GET", "/v1/audiences/{id}/export", "read"},
+      {"GET", "/v1/audiences/{id}/report", "read"},
+      {"GET", "/v1/audiences/{id}/changes", "read"},
+      {"GET", "/", "none"},
+      {"GET", "/assets/{file}", "none"},
   };
   return *routes;
 }
@@ -660,8 +674,9 @@ TEST_F(ServeIntegrationOpenApiServerTest, UndocumentedMethodsAre405AndAllowLists
 TEST_F(ServeIntegrationOpenApiServerTest, RoutesOutsideTheSpecAre404) {
   HttpClient c = server()->Client();
   for (const std::string target :
-       {"/v1/users/u1/predictions/x", "/v1/items/i1", "/v1/trending/x", "/v1/audiences", "/v1/admin",
-        "/v1/admin/compact", "/openapi.yaml"}) {
+       {"/v1/users/u1/predictions/x", "/v1/items/i1", "/v1/trending/x", "/v1/audiences/x/unknown",
+        "/v1/audiences:unknown", "/v1/admin", "/v1/admin/compact", "/openapi.yaml", "/index.html",
+        "/assets", "/assets/x/y.js"}) {
     SCOPED_TRACE(target);
     auto r = c.Request("GET", target, "", {{"Authorization", "Bearer k-all"}});
     ASSERT_TRUE(r.ok()) << r.status();

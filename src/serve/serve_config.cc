@@ -44,6 +44,8 @@ class ServerTableReader {
     Bool("strict", &c->strict);
     Bool("metrics_public", &c->metrics_public);
     Str("access_log", &c->access_log);
+    Str("web_root", &c->web_root);
+    Duration("audience_reconcile_interval", &c->audience_reconcile_interval);
     ApiKeys(c);
     if (!error_.ok()) return error_;
     for (auto&& [name, node] : table_) {

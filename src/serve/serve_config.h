@@ -27,6 +27,11 @@ struct ServeConfig {
   bool strict = false;                // default for ?strict= on POST /v1/events
   bool metrics_public = true;         // /metrics without a key
   std::string access_log = "-";       // "-" stderr, "" off, else a file path
+  // The built dashboard (web/dist); "" = found next to the binary (serve/static_files.h).
+  std::string web_root;
+  // Saved audiences are re-evaluated over every profile this often, so that membership that
+  // changes with time alone (lifecycle, windows, recency) is caught up.
+  std::chrono::milliseconds audience_reconcile_interval{60000};
   std::vector<ApiKeyConfig> api_keys;
 };
 

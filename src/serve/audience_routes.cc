@@ -1,0 +1,713 @@
+#include "serve/audience_routes.h"
+
+#include <algorithm>
+#include <charconv>
+#include <chrono>
+
+#include "common/json_writer.h"
+#include "common/time_util.h"
+#include "serve/json_response.h"
+#include "simdjson.h"
+
+namespace persona::serve {
+namespace {
+
+constexpr size_t kMaxSample = AudienceScanner::kMaxSample;
+constexpr size_t kMaxPageSize = AudienceScanner::kMaxPageSize;
+constexpr size_t kMaxChangesLimit = 10'000;
+constexpr int64_t kMaxWaitMs = 30'000;
+
+// A condition that does not compile: 400 invalid_condition with the column of the problem, so
+// that an editor can point at it.
+HttpResponse ConditionError(const absl::Status& s) {
+  const std::string message(s.message());
+  int64_t column = 0;
+  if (message.rfind("column ", 0) == 0) {
+    const char* begin = message.data() + 7;
+    std::from_chars(begin, message.data() + message.size(), column);
+  }
+  JsonWriter w;
+  w.BeginObject();
+  w.Key("error").String("invalid_condition");
+  w.Key("detail").String(message);
+  w.Key("field").String("condition");
+  if (column > 0) w.Key("column").Int(column);
+  w.EndObject();
+  HttpResponse r;
+  r.status = 400;
+  r.body = w.Take();
+  return r;
+}
+
+HttpResponse BadRequest(std::string_view detail, std::string_view field = {}) {
+  return JsonError(400, "invalid_argument", detail, field);
+}
+
+// Parses a non-negative integer query parameter bounded by `max`; nullopt (with `respond`
+// called) when malformed.
+std::optional<uint64_t> UintParam(const QueryParams& params, std::string_view key,
+                                  uint64_t fallback, uint64_t max, Responder& respond) {
+  std::optional<std::string> v = params.Get(key);
+  if (!v) return fallback;
+  uint64_t out = 0;
+  auto [end, ec] = std::from_chars(v->data(), v->data() + v->size(), out);
+  if (ec != std::errc() || end != v->data() + v->size() || out > max) {
+    respond(BadRequest(std::string(key) + " must be an integer in [0, " + std::to_string(max) +
+                           "], not '" + *v + "'",
+                       key));
+    return std::nullopt;
+  }
+  return out;
+}
+
+std::vector<std::string> SplitFields(std::string_view list) {
+  std::vector<std::string> out;
+  // Commas inside a call argument (attribute("a,b")) belong to the argument.
+  std::string current;
+  bool quoted = false;
+  for (char c : list) {
+    if (c == '"') quoted = !quoted;
+    if (c == ',' && !quoted) {
+      if (!current.empty()) out.push_back(std::move(current));
+      current.clear();
+      continue;
+    }
+    if (!(c == ' ' && current.empty())) current.push_back(c);
+  }
+  while (!current.empty() && current.back() == ' ') current.pop_back();
+  if (!current.empty()) out.push_back(std::move(current));
+  return out;
+}
+
+void WriteInfo(JsonWriter& w, const SavedAudienceInfo& a) {
+  w.BeginObject();
+  w.Key("id").String(a.id);
+  w.Key("name").String(a.name);
+  w.Key("description").String(a.description);
+  w.Key("condition").String(a.condition);
+  w.Key("created_at").String(FormatIsoTime(a.created_ms));
+  w.Key("created_at_ms").Int(a.created_ms);
+  w.Key("size").Uint(a.size);
+  w.Key("entered").Uint(a.entered);
+  w.Key("exited").Uint(a.exited);
+  w.Key("active").Bool(a.active);
+  if (!a.error.empty()) w.Key("error").String(a.error);
+  w.EndObject();
+}
+
+std::string InfoJson(const SavedAudienceInfo& a) {
+  JsonWriter w;
+  WriteInfo(w, a);
+  return w.Take();
+}
+
+// The members of a JSON request body, parsed once.
+struct Body {
+  simdjson::dom::parser parser;
+  simdjson::dom::object object;
+};
+
+// Parses `body` as a JSON object; on failure responds 400 and returns false.
+bool ParseObject(std::string_view text, Body& body, Responder& respond) {
+  simdjson::dom::element doc;
+  if (auto error = body.parser.parse(text.data(), text.size()).get(doc); error) {
+    respond(JsonError(400, "malformed_json", simdjson::error_message(error)));
+    return false;
+  }
+  if (doc.get_object().get(body.object)) {
+    respond(BadRequest("expected a JSON object"));
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+AudienceRoutes::AudienceRoutes(Engine* engine, const Predictor* predictor,
+                               SavedAudiences* saved)
+    : engine_(engine), predictor_(predictor), saved_(saved), scanner_(engine, predictor) {
+  worker_ = std::thread([this] { WorkLoop(); });
+}
+
+AudienceRoutes::~AudienceRoutes() {
+  {
+    std::lock_guard<std::mutex> lock(work_mu_);
+    stopping_ = true;
+  }
+  work_cv_.notify_all();
+  worker_.join();
+}
+
+void AudienceRoutes::RunScan(std::function<void()> fn) {
+  {
+    std::lock_guard<std::mutex> lock(work_mu_);
+    work_.push_back(std::move(fn));
+  }
+  work_cv_.notify_one();
+}
+
+void AudienceRoutes::WorkLoop() {
+  while (true) {
+    std::function<void()> fn;
+    {
+      std::unique_lock<std::mutex> lock(work_mu_);
+      work_cv_.wait(lock, [&] { return stopping_ || !work_.empty(); });
+      if (work_.empty()) return;  // stopping and drained
+      fn = std::move(work_.front());
+      work_.pop_front();
+    }
+    fn();
+  }
+}
+
+void AudienceRoutes::CountScan(double seconds, uint64_t scanned) {
+  scans_.fetch_add(1, std::memory_order_relaxed);
+  scan_micros_.fetch_add(static_cast<uint64_t>(seconds * 1e6), std::memory_order_relaxed);
+  profiles_scanned_.fetch_add(scanned, std::memory_order_relaxed);
+}
+
+AudienceRoutes::Counters AudienceRoutes::counters() const {
+  Counters c;
+  c.scans = scans_.load(std::memory_order_relaxed);
+  c.scan_seconds = static_cast<double>(scan_micros_.load(std::memory_order_relaxed)) / 1e6;
+  c.profiles_scanned = profiles_scanned_.load(std::memory_order_relaxed);
+  c.invalid_conditions = invalid_conditions_.load(std::memory_order_relaxed);
+  c.long_polls_waiting = long_polls_waiting_.load(std::memory_order_relaxed);
+  return c;
+}
+
+bool AudienceRoutes::SavedReady(Responder& respond) {
+  if (saved_ != nullptr) return true;
+  respond(JsonError(503, "unavailable", "saved audiences are not enabled on this server"));
+  return false;
+}
+
+void AudienceRoutes::Fields(const HttpRequest&, const RouteMatch&, Responder& respond) {
+  JsonWriter w;
+  w.BeginObject();
+  w.Key("fields").BeginArray();
+  for (const AudienceFieldInfo& f : AudienceFieldList()) {
+    w.BeginObject();
+    w.Key("name").String(f.name);
+    w.Key("type").String(VarTypeName(f.type));
+    w.Key("group").String(f.group);
+    w.Key("description").String(f.description);
+    w.EndObject();
+  }
+  w.EndArray();
+  w.Key("functions").BeginArray();
+  for (const AudienceFunctionInfo& f : AudienceFunctionList()) {
+    w.BeginObject();
+    w.Key("name").String(f.name);
+    w.Key("argument").String(f.argument);
+    w.Key("type").String(VarTypeName(f.type));
+    w.Key("description").String(f.description);
+    w.EndObject();
+  }
+  w.EndArray();
+  w.Key("tags").BeginArray();
+  if (auto rules = engine_->tag_rules()) {
+    for (const std::string& name : rules->names()) w.String(name);
+  }
+  w.EndArray();
+  w.Key("operators").BeginArray();
+  for (std::string_view op : {"and", "or", "not", "<", "<=", ">", ">=", "=", "!=", "in",
+                              "not in", "+", "-", "*", "/"}) {
+    w.String(op);
+  }
+  w.EndArray();
+  w.Key("example").String(
+      "interest.category(\"electronics\") > 0.3 and rfm.monetary_30d >= 500 and "
+      "lifecycle = \"dormant\" and predictions.churn > 0.7 and not tag(\"bot\")");
+  w.EndObject();
+  respond(JsonOk(200, w.Take()));
+}
+
+void AudienceRoutes::Query(const HttpRequest& req, const RouteMatch&, Responder& respond) {
+  Body body;
+  if (!ParseObject(req.body, body, respond)) return;
+  std::string condition_text;
+  AudienceQueryOptions options;
+  bool have_condition = false;
+  for (auto field : body.object) {
+    const std::string_view key = field.key;
+    if (key == "condition") {
+      std::string_view text;
+      if (field.value.get_string().get(text)) {
+        respond(BadRequest("condition must be a string", "condition"));
+        return;
+      }
+      condition_text = std::string(text);
+      have_condition = true;
+    } else if (key == "sample" || key == "page_size") {
+      uint64_t v = 0;
+      const uint64_t max = key == "sample" ? kMaxSample : kMaxPageSize;
+      if (field.value.get_uint64().get(v) || v > max) {
+        respond(BadRequest(std::string(key) + " must be an integer in [0, " +
+                               std::to_string(max) + "]",
+                           key));
+        return;
+      }
+      (key == "sample" ? options.sample : options.page_size) = v;
+    } else if (key == "cursor") {
+      std::string_view cursor;
+      if (field.value.get_string().get(cursor)) {
+        respond(BadRequest("cursor must be a string (next_cursor of the previous page)", "cursor"));
+        return;
+      }
+      options.cursor = std::string(cursor);
+    } else if (key == "seed") {
+      if (field.value.get_uint64().get(options.seed)) {
+        respond(BadRequest("seed must be a non-negative integer", "seed"));
+        return;
+      }
+    } else if (key == "fields") {
+      simdjson::dom::array list;
+      if (field.value.get_array().get(list)) {
+        respond(BadRequest("fields must be an array of field names", "fields"));
+        return;
+      }
+      for (auto item : list) {
+        std::string_view name;
+        if (item.get_string().get(name)) {
+          respond(BadRequest("fields must be an array of field names", "fields"));
+          return;
+        }
+        options.fields.emplace_back(name);
+      }
+    } else {
+      respond(BadRequest("unknown member '" + std::string(key) +
+                             "' (expected condition, sample, page_size, cursor, fields, seed)",
+                         key));
+      return;
+    }
+  }
+  if (!have_condition) {
+    respond(BadRequest("condition is required", "condition"));
+    return;
+  }
+  auto condition = AudienceCondition::Compile(condition_text);
+  if (!condition.ok()) {
+    invalid_conditions_.fetch_add(1, std::memory_order_relaxed);
+    respond(ConditionError(condition.status()));
+    return;
+  }
+  if (auto fields = AudienceField::ParseAll(options.fields); !fields.ok()) {
+    respond(BadRequest(std::string(fields.status().message()), "fields"));
+    return;
+  }
+  auto shared = std::make_shared<AudienceCondition>(std::move(*condition));
+  RunScan([this, shared, options = std::move(options), respond]() {
+    AudienceSelector selector;
+    selector.condition = shared.get();
+    auto result = scanner_.Query(selector, options);
+    if (!result.ok()) {
+      respond(result.status().code() == absl::StatusCode::kInvalidArgument
+                  ? BadRequest(std::string(result.status().message()))
+                  : StatusError(result.status()));
+      return;
+    }
+    CountScan(result->took_ms / 1000.0, result->scanned);
+    JsonWriter w;
+    w.BeginObject();
+    w.Key("condition").String(shared->text());
+    result->WriteMembers(w);
+    w.EndObject();
+    respond(JsonOk(200, w.Take()));
+  });
+}
+
+void AudienceRoutes::ReportOf(std::shared_ptr<AudienceCondition> condition, int saved_bit,
+                              ReportOptions options, Responder& respond) {
+  RunScan([this, condition, saved_bit, options, respond]() {
+    AudienceSelector selector;
+    selector.condition = condition.get();
+    selector.saved_bit = saved_bit;
+    const auto start = std::chrono::steady_clock::now();
+    auto report = scanner_.Report(selector, options);
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (!report.ok()) {
+      respond(report.status().code() == absl::StatusCode::kInvalidArgument
+                  ? BadRequest(std::string(report.status().message()))
+                  : StatusError(report.status()));
+      return;
+    }
+    CountScan(seconds, report->scanned);
+    JsonWriter w;
+    report->WriteJson(w);
+    respond(JsonOk(200, w.Take()));
+  });
+}
+
+// Reads the report options of a body or a query string into `options`; false after responding.
+static bool ReportOptionFromText(std::string_view key, std::string_view value,
+                                 ReportOptions& options, Responder& respond) {
+  double number = 0;
+  auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), number);
+  const bool ok = ec == std::errc() && end == value.data() + value.size();
+  if (key == "epsilon") {
+    if (!ok || !(number > 0) || number > 100) {
+      respond(BadRequest("epsilon must be a number in (0, 100]", "epsilon"));
+      return false;
+    }
+    options.epsilon = number;
+  } else if (key == "spend_clip") {
+    if (!ok || !(number > 0)) {
+      respond(BadRequest("spend_clip must be a positive number", "spend_clip"));
+      return false;
+    }
+    options.spend_clip = number;
+  } else if (key == "top") {
+    if (!ok || number < 1 || number > 100 || number != static_cast<double>(static_cast<int>(number))) {
+      respond(BadRequest("top must be an integer in [1, 100]", "top"));
+      return false;
+    }
+    options.top_categories = static_cast<size_t>(number);
+  } else if (key == "seed") {
+    if (!ok || number < 0) {
+      respond(BadRequest("seed must be a non-negative integer", "seed"));
+      return false;
+    }
+    options.seed = static_cast<uint64_t>(number);
+  } else {
+    respond(BadRequest("unknown parameter '" + std::string(key) +
+                           "' (expected epsilon, spend_clip, top, seed)",
+                       key));
+    return false;
+  }
+  return true;
+}
+
+void AudienceRoutes::Report(const HttpRequest& req, const RouteMatch&, Responder& respond) {
+  Body body;
+  if (!ParseObject(req.body, body, respond)) return;
+  std::string condition_text;
+  bool have_condition = false;
+  ReportOptions options;
+  for (auto field : body.object) {
+    const std::string_view key = field.key;
+    if (key == "condition") {
+      std::string_view text;
+      if (field.value.get_string().get(text)) {
+        respond(BadRequest("condition must be a string", "condition"));
+        return;
+      }
+      condition_text = std::string(text);
+      have_condition = true;
+      continue;
+    }
+    double number = 0;
+    if (field.value.get_double().get(number)) {
+      respond(BadRequest(std::string(key) + " must be a number", key));
+      return;
+    }
+    if (!ReportOptionFromText(key, std::to_string(number), options, respond)) return;
+  }
+  if (!have_condition) {
+    respond(BadRequest("condition is required", "condition"));
+    return;
+  }
+  auto condition = AudienceCondition::Compile(condition_text);
+  if (!condition.ok()) {
+    invalid_conditions_.fetch_add(1, std::memory_order_relaxed);
+    respond(ConditionError(condition.status()));
+    return;
+  }
+  ReportOf(std::make_shared<AudienceCondition>(std::move(*condition)), -1, options, respond);
+}
+
+void AudienceRoutes::ExportRows(const HttpRequest& req,
+                                std::shared_ptr<AudienceCondition> condition, int saved_bit,
+                                std::string filename, Responder& respond) {
+  auto params = ParseQuery(req.query);
+  if (!params.ok()) {
+    respond(BadRequest(std::string(params.status().message())));
+    return;
+  }
+  std::string format = params->Get("format").value_or("csv");
+  if (format != "csv" && format != "ndjson") {
+    respond(BadRequest("format must be csv or ndjson, not '" + format + "'", "format"));
+    return;
+  }
+  std::vector<std::string> fields = SplitFields(params->Get("fields").value_or(""));
+  std::erase(fields, "user_id");  // always the first column
+  if (auto parsed = AudienceField::ParseAll(fields); !parsed.ok()) {
+    respond(BadRequest(std::string(parsed.status().message()), "fields"));
+    return;
+  }
+  auto limit = UintParam(*params, "limit", 0, 10'000'000, respond);
+  if (!limit) return;
+  std::string cursor = params->Get("cursor").value_or("");
+  filename += format == "csv" ? ".csv" : ".ndjson";
+  RunScan([this, condition, saved_bit, format, fields = std::move(fields), limit = *limit,
+           cursor = std::move(cursor), filename = std::move(filename), respond]() {
+    AudienceSelector selector;
+    selector.condition = condition.get();
+    selector.saved_bit = saved_bit;
+    std::string next_cursor;
+    const auto start = std::chrono::steady_clock::now();
+    auto rows = scanner_.Export(selector, fields, format, limit, cursor, &next_cursor);
+    if (!rows.ok()) {
+      respond(rows.status().code() == absl::StatusCode::kInvalidArgument
+                  ? BadRequest(std::string(rows.status().message()))
+                  : StatusError(rows.status()));
+      return;
+    }
+    CountScan(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(),
+              0);
+    HttpResponse r;
+    r.status = 200;
+    r.content_type = format == "csv" ? "text/csv; charset=utf-8" : "application/x-ndjson";
+    r.body = std::move(*rows);
+    r.headers.emplace_back("Content-Disposition", "attachment; filename=\"" + filename + "\"");
+    if (!next_cursor.empty()) r.headers.emplace_back("X-Persona-Next-Cursor", next_cursor);
+    respond(std::move(r));
+  });
+}
+
+void AudienceRoutes::ExportCondition(const HttpRequest& req, const RouteMatch&,
+                                     Responder& respond) {
+  auto params = ParseQuery(req.query);
+  if (!params.ok()) {
+    respond(BadRequest(std::string(params.status().message())));
+    return;
+  }
+  std::optional<std::string> text = params->Get("condition");
+  if (!text || text->empty()) {
+    respond(BadRequest("condition is required", "condition"));
+    return;
+  }
+  auto condition = AudienceCondition::Compile(*text);
+  if (!condition.ok()) {
+    invalid_conditions_.fetch_add(1, std::memory_order_relaxed);
+    respond(ConditionError(condition.status()));
+    return;
+  }
+  ExportRows(req, std::make_shared<AudienceCondition>(std::move(*condition)), -1, "audience",
+             respond);
+}
+
+void AudienceRoutes::Create(const HttpRequest& req, const RouteMatch&, Responder& respond) {
+  if (!SavedReady(respond)) return;
+  Body body;
+  if (!ParseObject(req.body, body, respond)) return;
+  std::string name, condition, description;
+  for (auto field : body.object) {
+    const std::string_view key = field.key;
+    std::string_view value;
+    if (key != "name" && key != "condition" && key != "description") {
+      respond(BadRequest("unknown member '" + std::string(key) +
+                             "' (expected name, condition, description)",
+                         key));
+      return;
+    }
+    if (field.value.get_string().get(value)) {
+      respond(BadRequest(std::string(key) + " must be a string", key));
+      return;
+    }
+    (key == "name" ? name : key == "condition" ? condition : description) = std::string(value);
+  }
+  if (name.empty()) {
+    respond(BadRequest("name is required", "name"));
+    return;
+  }
+  if (condition.empty()) {
+    respond(BadRequest("condition is required", "condition"));
+    return;
+  }
+  // Compile here too, so that a typo gets the same positioned answer as a query.
+  if (auto compiled = AudienceCondition::Compile(condition); !compiled.ok()) {
+    invalid_conditions_.fetch_add(1, std::memory_order_relaxed);
+    respond(ConditionError(compiled.status()));
+    return;
+  }
+  // Creating scans every profile once to set the initial membership.
+  RunScan([this, name = std::move(name), condition = std::move(condition),
+           description = std::move(description), respond]() {
+    auto info = saved_->Create(name, condition, description);
+    if (!info.ok()) {
+      respond(StatusError(info.status()));
+      return;
+    }
+    HttpResponse r = JsonOk(201, InfoJson(*info));
+    r.headers.emplace_back("Location", "/v1/audiences/" + info->id);
+    respond(std::move(r));
+  });
+}
+
+void AudienceRoutes::List(const HttpRequest&, const RouteMatch&, Responder& respond) {
+  if (!SavedReady(respond)) return;
+  JsonWriter w;
+  w.BeginObject();
+  w.Key("audiences").BeginArray();
+  for (const SavedAudienceInfo& a : saved_->List()) WriteInfo(w, a);
+  w.EndArray();
+  w.Key("limit").Uint(SavedAudiences::kMaxAudiences);
+  w.Key("epoch").String(saved_->epoch());
+  w.EndObject();
+  respond(JsonOk(200, w.Take()));
+}
+
+void AudienceRoutes::Get(const HttpRequest&, const RouteMatch& m, Responder& respond) {
+  if (!SavedReady(respond)) return;
+  std::optional<SavedAudienceInfo> info = saved_->Get(m.id);
+  if (!info) {
+    respond(JsonError(404, "not_found", "no saved audience '" + m.id + "'"));
+    return;
+  }
+  respond(JsonOk(200, InfoJson(*info)));
+}
+
+void AudienceRoutes::Delete(const HttpRequest&, const RouteMatch& m, Responder& respond) {
+  if (!SavedReady(respond)) return;
+  // Deleting clears the audience's bit in every profile: a scan.
+  RunScan([this, id = m.id, respond]() {
+    if (absl::Status s = saved_->Delete(id); !s.ok()) {
+      respond(StatusError(s));
+      return;
+    }
+    JsonWriter w;
+    w.BeginObject();
+    w.Key("deleted").String(id);
+    w.EndObject();
+    respond(JsonOk(200, w.Take()));
+  });
+}
+
+void AudienceRoutes::Members(const HttpRequest& req, const RouteMatch& m, Responder& respond) {
+  if (!SavedReady(respond)) return;
+  std::optional<int> bit = saved_->BitOf(m.id);
+  if (!bit) {
+    respond(JsonError(404, "not_found", "no saved audience '" + m.id + "'"));
+    return;
+  }
+  auto params = ParseQuery(req.query);
+  if (!params.ok()) {
+    respond(BadRequest(std::string(params.status().message())));
+    return;
+  }
+  auto limit = UintParam(*params, "limit", 1000, kMaxPageSize, respond);
+  if (!limit) return;
+  AudienceQueryOptions options;
+  options.sample = 0;
+  options.page_size = *limit;
+  options.cursor = params->Get("cursor").value_or("");
+  RunScan([this, id = m.id, bit = *bit, options = std::move(options), respond]() {
+    AudienceSelector selector;
+    selector.saved_bit = bit;
+    auto result = scanner_.Query(selector, options);
+    if (!result.ok()) {
+      respond(result.status().code() == absl::StatusCode::kInvalidArgument
+                  ? BadRequest(std::string(result.status().message()))
+                  : StatusError(result.status()));
+      return;
+    }
+    CountScan(result->took_ms / 1000.0, result->scanned);
+    JsonWriter w;
+    w.BeginObject();
+    w.Key("id").String(id);
+    w.Key("size").Uint(result->count);
+    w.Key("ids").BeginArray();
+    for (const std::string& user : result->ids) w.String(user);
+    w.EndArray();
+    w.Key("next_cursor");
+    if (result->next_cursor.empty()) {
+      w.Null();
+    } else {
+      w.String(result->next_cursor);
+    }
+    w.EndObject();
+    respond(JsonOk(200, w.Take()));
+  });
+}
+
+void AudienceRoutes::ExportSaved(const HttpRequest& req, const RouteMatch& m, Responder& respond) {
+  if (!SavedReady(respond)) return;
+  std::optional<int> bit = saved_->BitOf(m.id);
+  if (!bit) {
+    respond(JsonError(404, "not_found", "no saved audience '" + m.id + "'"));
+    return;
+  }
+  ExportRows(req, nullptr, *bit, "audience-" + m.id, respond);
+}
+
+void AudienceRoutes::ReportSaved(const HttpRequest& req, const RouteMatch& m, Responder& respond) {
+  if (!SavedReady(respond)) return;
+  std::optional<int> bit = saved_->BitOf(m.id);
+  if (!bit) {
+    respond(JsonError(404, "not_found", "no saved audience '" + m.id + "'"));
+    return;
+  }
+  auto params = ParseQuery(req.query);
+  if (!params.ok()) {
+    respond(BadRequest(std::string(params.status().message())));
+    return;
+  }
+  ReportOptions options;
+  for (const auto& [key, value] : params->pairs) {
+    if (!ReportOptionFromText(key, value, options, respond)) return;
+  }
+  ReportOf(nullptr, *bit, options, respond);
+}
+
+void AudienceRoutes::Changes(const HttpRequest& req, const RouteMatch& m, Responder& respond) {
+  if (!SavedReady(respond)) return;
+  auto params = ParseQuery(req.query);
+  if (!params.ok()) {
+    respond(BadRequest(std::string(params.status().message())));
+    return;
+  }
+  auto after = UintParam(*params, "after", 0, UINT64_MAX, respond);
+  if (!after) return;
+  auto limit = UintParam(*params, "limit", 1000, kMaxChangesLimit, respond);
+  if (!limit) return;
+  auto wait = UintParam(*params, "wait_ms", 0, kMaxWaitMs, respond);
+  if (!wait) return;
+  if (*limit == 0) *limit = 1;
+  // Writes the page available now as NDJSON; the answer of both the immediate and the
+  // long-poll path.
+  auto answer = [saved = saved_, id = m.id, after = *after, limit = *limit](Responder& r) {
+    auto page = saved->Changes(id, after, limit);
+    if (!page.ok()) {
+      r(StatusError(page.status()));
+      return;
+    }
+    HttpResponse out;
+    out.content_type = "application/x-ndjson";
+    JsonWriter w;
+    for (const MembershipChange& c : page->changes) {
+      w.Clear();
+      w.BeginObject();
+      w.Key("seq").Uint(c.seq);
+      w.Key("user_id").String(c.user_id);
+      w.Key("change").String(c.entered ? "enter" : "exit");
+      w.Key("at").String(FormatIsoTime(c.at_ms));
+      w.Key("at_ms").Int(c.at_ms);
+      w.EndObject();
+      out.body += w.str();
+      out.body += '\n';
+    }
+    out.headers.emplace_back("X-Persona-Next-After", std::to_string(page->next_after));
+    out.headers.emplace_back("X-Persona-Epoch", page->epoch);
+    if (page->truncated) out.headers.emplace_back("X-Persona-Truncated", "true");
+    r(std::move(out));
+  };
+  auto now = saved_->Changes(m.id, *after, 1);
+  if (!now.ok()) {
+    respond(StatusError(now.status()));
+    return;
+  }
+  if (!now->changes.empty() || *wait == 0) {
+    answer(respond);
+    return;
+  }
+  long_polls_waiting_.fetch_add(1, std::memory_order_relaxed);
+  saved_->WaitForChanges(m.id, *after, std::chrono::milliseconds(*wait),
+                         [this, answer, respond]() mutable {
+                           long_polls_waiting_.fetch_sub(1, std::memory_order_relaxed);
+                           answer(respond);
+                         });
+}
+
+}  // namespace persona::serve
