@@ -42,6 +42,7 @@ fi
 USER_ID=$(head -1 "$DATA/truth.jsonl" | sed -E 's/.*"user_id":"([^"]+)".*/\1/')
 cat <<EOT
 --- demo data loaded: $DATA/db (ground truth of planted users: $DATA/truth.jsonl)
+--- dashboard: open http://127.0.0.1:$PORT/ in a browser
 --- try, in another terminal:
   curl -s localhost:$PORT/v1/users/$USER_ID/profile
   curl -s 'localhost:$PORT/v1/users/$USER_ID/timeline?limit=5'
@@ -52,6 +53,8 @@ cat <<EOT
   curl -s localhost:$PORT/v1/users/$USER_ID/predictions
   curl -s localhost:$PORT/v1/segments
   curl -s 'localhost:$PORT/v1/forecast?period=hour&horizon=6'
+  curl -s -XPOST localhost:$PORT/v1/audiences:query -d '{"condition":"buyer and lifecycle = \\"active\\" and interest.category(\\"c1\\") > 0.2","sample":3}'
+  curl -s -XPOST localhost:$PORT/v1/audiences -d '{"name":"Big spenders","condition":"rfm.monetary_30d >= 500"}'
   curl -s localhost:$PORT/metrics | grep persona_events_total
   API reference: docs/openapi.yaml
 EOT

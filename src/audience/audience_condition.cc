@@ -4,6 +4,7 @@
 #include <array>
 #include <atomic>
 #include <bitset>
+#include <cctype>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -12,6 +13,7 @@
 #include <utility>
 
 #include "absl/container/flat_hash_map.h"
+#include "common/time_util.h"
 #include "model/predictor.h"
 #include "simdjson.h"
 
@@ -135,6 +137,38 @@ bool ProfileNameDependsOnTime(std::string_view name) {
          name == "rfm_r" || name == "rfm_f" || name == "rfm_m";
 }
 
+// Relative cost of reading a profile feature in a scan, where the profile is not in cache: 1 for
+// fields inside the profile object, more for those behind another heap block (day buckets,
+// interest tables, extras), most for model scores. Used only to order the conjuncts of a
+// condition; any order gives the same result.
+uint32_t ProfileNameCost(std::string_view name) {
+  auto ends_with = [&](std::string_view suffix) {
+    return name.size() >= suffix.size() && name.substr(name.size() - suffix.size()) == suffix;
+  };
+  if (ends_with("_1d") || ends_with("_7d") || ends_with("_30d")) return 10;
+  if (name.starts_with("top_")) return 20;
+  if (name == "avg_rating" || name == "ratings" || name == "refund_amount" ||
+      name == "net_monetary") {
+    return 5;
+  }
+  return 1;
+}
+
+// The base names of window features, in EventType order, then all events and purchase amount.
+constexpr std::string_view kWindowMetrics[] = {"views",        "clicks", "searches",  "carts",
+                                               "remove_carts", "favs",   "purchases", "reviews",
+                                               "refunds",      "events", "monetary"};
+constexpr uint8_t kEventsMetric = kEventTypeCount;
+constexpr uint8_t kAmountMetric = kEventTypeCount + 1;
+static_assert(std::size(kWindowMetrics) == kEventTypeCount + 2);
+
+uint8_t WindowDaysOf(std::string_view name) {
+  auto ends_with = [&](std::string_view suffix) {
+    return name.size() >= suffix.size() && name.substr(name.size() - suffix.size()) == suffix;
+  };
+  return ends_with("_1d") ? 1 : ends_with("_7d") ? 7 : ends_with("_30d") ? 30 : 0;
+}
+
 class AudienceCatalogImpl : public VariableCatalog {
  public:
   AudienceCatalogImpl() : profile_(ProfileFeatureCatalog()) {
@@ -155,7 +189,24 @@ class AudienceCatalogImpl : public VariableCatalog {
       if (info && info->id < time_ids_.size() && ProfileNameDependsOnTime(name)) {
         time_ids_.set(info->id);
       }
+      if (info && info->id < costs_.size()) costs_[info->id] = ProfileNameCost(name);
+      if (info && info->id < window_days_.size() && info->type == VarType::kNumber) {
+        window_days_[info->id] = WindowDaysOf(name);
+        if (window_days_[info->id] > 0) {
+          // "views_7d" -> "views": the all-time total that bounds the window from above, and
+          // what the window sums.
+          const std::string base = name.substr(0, name.rfind('_'));
+          if (std::optional<VarInfo> all_time = profile_.Lookup(base)) {
+            window_totals_[info->id] = static_cast<uint8_t>(all_time->id);
+          }
+          for (uint8_t m = 0; m < std::size(kWindowMetrics); ++m) {
+            if (base == kWindowMetrics[m]) window_metrics_[info->id] = m;
+          }
+        }
+      }
     }
+    costs_[kSatisfactionId] = 5;
+    costs_[kPropensityId] = costs_[kChurnId] = costs_[kPredictedSegmentId] = 1000;
     time_ids_.set(kPropensityId);
     time_ids_.set(kChurnId);
     time_ids_.set(kPredictedSegmentId);
@@ -205,12 +256,42 @@ class AudienceCatalogImpl : public VariableCatalog {
 
   const CallRegistry& calls() const { return calls_; }
   bool DependsOnTime(uint32_t id) const { return id < time_ids_.size() && time_ids_.test(id); }
+  // 1, 7 or 30 for a profile feature summed over a day window, else 0.
+  int WindowDays(uint32_t id) const { return id < window_days_.size() ? window_days_[id] : 0; }
+  // The id of the all-time total of a window feature (views for views_7d, monetary for
+  // monetary_30d), or 0xff when unknown.
+  uint32_t WindowTotal(uint32_t id) const { return window_totals_[id]; }
+  // What a window feature sums: an EventType (0..8), kEventsMetric or kAmountMetric; 0xff when
+  // not a window feature this source knows how to sum itself.
+  uint8_t WindowMetric(uint32_t id) const { return window_metrics_[id]; }
+  uint32_t Cost(uint32_t id) const {
+    if (id < costs_.size()) return costs_[id] == 0 ? 1 : costs_[id];
+    if (id < kCallBase) return 20;  // a profile feature call: interest shares
+    switch (calls_.Get(id - kCallBase).kind) {
+      case CallKind::kInterest:
+        return 20;
+      case CallKind::kTag:
+        return 1;
+      case CallKind::kAttribute:
+        return 40;
+    }
+    return 20;
+  }
 
  private:
   const VariableCatalog& profile_;
   absl::flat_hash_map<std::string, VarInfo> own_;
   std::vector<std::string> names_;
   std::bitset<256> time_ids_;
+  std::array<uint32_t, 256> costs_{};
+  std::array<uint8_t, 256> window_days_{};
+  std::array<uint8_t, 256> window_totals_ = MakeFilled(0xff);
+  std::array<uint8_t, 256> window_metrics_ = MakeFilled(0xff);
+  static std::array<uint8_t, 256> MakeFilled(uint8_t value) {
+    std::array<uint8_t, 256> a;
+    a.fill(value);
+    return a;
+  }
   mutable CallRegistry calls_;
 };
 
@@ -453,8 +534,29 @@ double AudienceSource::ComputeNumber(uint32_t id) const {
     case kPredictedSegmentId:
       return env_.predictor != nullptr ? env_.predictor->Segment(profile_, ctx_, now_ms_) : -1;
     default:
-      return features_.Number(id);
+      break;
   }
+  if (const int days = Catalog().WindowDays(id); days > 0) {
+    // Windows are sums over the day buckets, a heap block of its own and most of the cost of a
+    // window in a scan. Two cases are known without it: every bucket is older than the window
+    // (a lapsed user), or the all-time total is 0 (nothing of the kind ever happened; counts
+    // and purchase amounts are never negative).
+    const DailyActivity& daily = profile_.daily();
+    if (daily.bucket_count() == 0 || daily.latest_day() <= FloorDiv(now_ms_, kDayMs) - days) {
+      return 0;
+    }
+    if (const uint32_t total = Catalog().WindowTotal(id);
+        total != 0xff && features_.Number(total) == 0) {
+      return 0;
+    }
+    if (const uint8_t metric = Catalog().WindowMetric(id); metric != 0xff) {
+      const ActivityTotals& t = Window(days == 1 ? 0 : days == 7 ? 1 : 2);
+      if (metric == kAmountMetric) return t.purchase_amount;
+      if (metric == kEventsMetric) return static_cast<double>(t.events());
+      return static_cast<double>(t.counts[metric]);
+    }
+  }
+  return features_.Number(id);
 }
 
 std::string_view AudienceSource::ComputeString(uint32_t id) const {
@@ -483,6 +585,29 @@ void AudienceSource::EnsureScores() const {
   Predictor::Scores scores = env_.predictor->Score(profile_, ctx_, now_ms_);
   if (scores.propensity) propensity_ = *scores.propensity;
   if (scores.churn) churn_ = *scores.churn;
+}
+
+const ActivityTotals& AudienceSource::Window(int index) const {
+  if (!windows_) {
+    // One pass over the day buckets for all three windows (1 <= 7 <= 30 days ending today).
+    // Each bucket's counts go to the smallest window holding it and are prefix-summed after,
+    // a third of the additions; amounts are added to every window in bucket order, so the sums
+    // equal ProfileFeatures' to the last bit.
+    std::array<ActivityTotals, 3>& w = windows_.emplace();
+    const int64_t today = FloorDiv(now_ms_, kDayMs);
+    profile_.daily().ForEach([&](const DayBucket& b) {
+      const int64_t age = today - b.day;
+      if (age < 0 || age >= 30) return;
+      const int smallest = age < 1 ? 0 : age < 7 ? 1 : 2;
+      for (int t = 0; t < kEventTypeCount; ++t) w[smallest].counts[t] += b.counts[t];
+      for (int i = smallest; i < 3; ++i) w[i].purchase_amount += b.purchase_amount;
+    });
+    for (int t = 0; t < kEventTypeCount; ++t) {
+      w[1].counts[t] += w[0].counts[t];
+      w[2].counts[t] += w[1].counts[t];
+    }
+  }
+  return (*windows_)[index];
 }
 
 double AudienceSource::InterestShare(uint32_t call_index, int kind, std::string_view key) const {
@@ -570,6 +695,64 @@ std::string_view AudienceSource::Attribute(std::string_view key) const {
 
 // ---- AudienceCondition
 
+namespace {
+
+bool IsNameStart(char c) { return std::isalpha(static_cast<unsigned char>(c)) || c == '_'; }
+bool IsTokenChar(char c) {
+  return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.';
+}
+
+// The operands of a top-level conjunction ("a and b and (c or d)" -> a, b, (c or d)), or
+// nothing when the text is not one (a top-level "or" binds looser than "and"). Follows the
+// condition lexer: double-quoted strings with backslash escapes, case-insensitive keywords,
+// names and numbers as runs of name characters. Only called on text that compiled.
+std::vector<std::string_view> TopLevelConjuncts(std::string_view text) {
+  std::vector<std::string_view> parts;
+  int depth = 0;
+  size_t start = 0;
+  size_t i = 0;
+  auto split = [&](size_t at, size_t next) {
+    parts.push_back(text.substr(start, at - start));
+    start = next;
+  };
+  while (i < text.size()) {
+    const char c = text[i];
+    if (c == '"') {
+      for (++i; i < text.size() && text[i] != '"'; ++i) {
+        if (text[i] == '\\') ++i;
+      }
+      ++i;
+    } else if (c == '(' || c == '[') {
+      ++depth;
+      ++i;
+    } else if (c == ')' || c == ']') {
+      --depth;
+      ++i;
+    } else if ((c == '&' || c == '|') && i + 1 < text.size() && text[i + 1] == c) {
+      if (depth == 0 && c == '|') return {};
+      if (depth == 0) split(i, i + 2);
+      i += 2;
+    } else if (IsTokenChar(c)) {
+      size_t j = i;
+      while (j < text.size() && IsTokenChar(text[j])) ++j;
+      if (depth == 0 && IsNameStart(c) && j - i <= 3) {
+        std::string word(text.substr(i, j - i));
+        for (char& ch : word) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+        if (word == "or") return {};
+        if (word == "and") split(i, j);
+      }
+      i = j;
+    } else {
+      ++i;
+    }
+  }
+  if (parts.empty()) return {};
+  parts.push_back(text.substr(start));
+  return parts;
+}
+
+}  // namespace
+
 AudienceCondition::AudienceCondition(Condition condition) : condition_(std::move(condition)) {
   const AudienceCatalogImpl& catalog = Catalog();
   for (uint32_t id : condition_.variables()) {
@@ -578,6 +761,29 @@ AudienceCondition::AudienceCondition(Condition condition) : condition_(std::move
     }
     if (catalog.DependsOnTime(id)) uses_time_ = true;
   }
+  // A conjunction is evaluated cheapest operand first: in a scan most profiles are rejected by
+  // a field of the profile object itself before any condition on day buckets, interest tables
+  // or model scores has to fetch another block from memory. Operands have no side effects and
+  // every value is defined (NaN at worst), so the order cannot change the result.
+  std::vector<std::pair<uint64_t, Condition>> ranked;
+  for (std::string_view part : TopLevelConjuncts(condition_.text())) {
+    absl::StatusOr<Condition> c = Condition::Compile(part, catalog);
+    if (!c.ok()) return;  // cannot happen for text that compiled; keep the plain program
+    uint64_t cost = 0;
+    for (uint32_t id : c->variables()) cost += catalog.Cost(id);
+    ranked.emplace_back(cost, *std::move(c));
+  }
+  std::stable_sort(ranked.begin(), ranked.end(),
+                   [](const auto& a, const auto& b) { return a.first < b.first; });
+  for (auto& [cost, c] : ranked) conjuncts_.push_back(std::move(c));
+}
+
+bool AudienceCondition::Evaluate(const VariableSource& source) const {
+  if (conjuncts_.empty()) return condition_.Evaluate(source);
+  for (const Condition& c : conjuncts_) {
+    if (!c.Evaluate(source)) return false;
+  }
+  return true;
 }
 
 absl::StatusOr<AudienceCondition> AudienceCondition::Compile(std::string_view text) {
@@ -589,7 +795,7 @@ absl::StatusOr<AudienceCondition> AudienceCondition::Compile(std::string_view te
 bool AudienceCondition::Matches(const Profile& profile, const ProfileContext& ctx, int64_t now_ms,
                                 const AudienceEnv& env) const {
   AudienceSource source(profile, ctx, now_ms, env);
-  return condition_.Evaluate(source);
+  return Evaluate(source);
 }
 
 uint64_t MatchAll(std::span<const AudienceCondition* const> conditions, const Profile& profile,

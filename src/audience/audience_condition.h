@@ -19,6 +19,7 @@
 //   if (c.ok() && c->Matches(profile, ctx, now_ms, env)) ...
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <forward_list>
 #include <memory>
@@ -122,6 +123,8 @@ class AudienceSource final : public VariableSource {
   bool Tag(uint32_t call_index, uint8_t anomaly_mask, bool bot, std::string_view name) const;
   std::string_view Attribute(std::string_view key) const;
   void EnsureScores() const;
+  // Sums over the 1, 7 and 30 UTC days ending at now (index 0, 1, 2), computed once.
+  const ActivityTotals& Window(int index) const;
 
   ProfileFeatures features_;
   const Profile& profile_;
@@ -137,6 +140,7 @@ class AudienceSource final : public VariableSource {
     std::string_view text;
     Value() {}  // left uninitialised: a slot is read only after it was written
   } memo_values_[kMemoSlots];
+  mutable std::optional<std::array<ActivityTotals, 3>> windows_;
   mutable bool scored_ = false;
   mutable double propensity_ = 0;
   mutable double churn_ = 0;
@@ -154,7 +158,7 @@ class AudienceCondition {
   bool Matches(const Profile& profile, const ProfileContext& ctx, int64_t now_ms,
                const AudienceEnv& env) const;
   // The same against a source the caller built (scans reuse its memo for export fields).
-  bool Evaluate(const VariableSource& source) const { return condition_.Evaluate(source); }
+  bool Evaluate(const VariableSource& source) const;
 
   const std::string& text() const { return condition_.text(); }
   // Reads predictions.* (costs ~2 us per profile).
@@ -169,6 +173,8 @@ class AudienceCondition {
   explicit AudienceCondition(Condition condition);
 
   Condition condition_;
+  // A top-level conjunction's operands, cheapest first (empty: evaluate condition_ as is).
+  std::vector<Condition> conjuncts_;
   bool uses_predictions_ = false;
   bool uses_time_ = false;
 };

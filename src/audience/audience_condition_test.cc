@@ -124,6 +124,28 @@ TEST_F(AudienceConditionTest, RfmAliasesAnswerLikeTheProfileNames) {
   EXPECT_FALSE(Matches("rfm.monetary_30d > 600", p));
 }
 
+TEST_F(AudienceConditionTest, WindowsAgreeWithProfileFeaturesForLapsedAndRecentUsers) {
+  // Windows of a user whose last active day is older than the window are answered without the
+  // day buckets; every combination must still equal the profile's own window sums.
+  for (int last_days_ago = 0; last_days_ago <= 45; last_days_ago += 3) {
+    Profile p;
+    if (last_days_ago % 2 == 0) {  // half the users never bought: all-time totals of 0
+      Apply(p, EventType::kPurchase, now_ - (last_days_ago + 2) * kDayMs, "c1", 40);
+    }
+    Apply(p, EventType::kView, now_ - last_days_ago * kDayMs, "c1");
+    const AudienceEnv env;
+    AudienceSource source(p, ctx_, now_, env);
+    ProfileFeatures features(p, ctx_, now_);
+    for (std::string_view name :
+         {"views_1d", "views_7d", "views_30d", "purchases_7d", "purchases_30d", "events_30d",
+          "monetary_7d", "monetary_30d", "rfm.monetary_30d"}) {
+      const VarInfo info = *AudienceCatalog().Lookup(name);
+      EXPECT_EQ(source.Number(info.id), features.Number(info.id))
+          << name << " " << last_days_ago << " days ago";
+    }
+  }
+}
+
 TEST_F(AudienceConditionTest, SegmentSatisfactionAndAnomalyNames) {
   Profile p;
   Apply(p, EventType::kView, kT0, "books");
@@ -244,7 +266,7 @@ std::string RandomCondition(std::mt19937& rng) {
   return out;
 }
 
-TEST_F(AudienceConditionTest, MatchAllEqualsOneMatchesPerCondition) {
+TEST_F(AudienceConditionTest, MatchAllAndReorderedConjunctionsEqualTheWrittenProgram) {
   std::mt19937 rng(7);
   env_.tags = *TagRules::Parse("browser: views > 1\n", "test", ProfileFeatureCatalog());
   std::vector<Profile> profiles(60);
@@ -267,11 +289,22 @@ TEST_F(AudienceConditionTest, MatchAllEqualsOneMatchesPerCondition) {
     }
   }
   std::vector<AudienceCondition> conditions;
-  for (int i = 0; i < 64; ++i) {
-    const std::string text = RandomCondition(rng);
+  // The plain compiled programs, evaluated in written order: AudienceCondition reorders the
+  // operands of a conjunction by cost, which must not change any result.
+  std::vector<Condition> programs;
+  std::vector<std::string> texts = {
+      "lifecycle = \"active\" AND (views > 1 or carts > 0) && not tag(\"bot\")",
+      "attribute(\"city\") = \"Lyon and Paris\" or interest.category(\"c1\") > 0.2",
+      "attribute(\"android\") = \"\" and orders >= 0 and top_brand = \"\"",
+      "interest.category(\"c2\") > 0.1 and buyer and views_7d >= 1 and segment in [1, 2]",
+      "(purchases >= 1 and monetary > 100) or (views_30d > 2 and not buyer)",
+  };
+  while (texts.size() < 64) texts.push_back(RandomCondition(rng));
+  for (const std::string& text : texts) {
     absl::StatusOr<AudienceCondition> c = AudienceCondition::Compile(text);
     ASSERT_TRUE(c.ok()) << text << ": " << c.status();
     conditions.push_back(*std::move(c));
+    programs.push_back(*Condition::Compile(text, AudienceCatalog()));
   }
   std::vector<const AudienceCondition*> pointers;
   for (const AudienceCondition& c : conditions) pointers.push_back(&c);
@@ -280,7 +313,9 @@ TEST_F(AudienceConditionTest, MatchAllEqualsOneMatchesPerCondition) {
   for (const Profile& p : profiles) {
     uint64_t expected = 0;
     for (size_t i = 0; i < conditions.size(); ++i) {
-      if (conditions[i].Matches(p, ctx_, now_, env_)) expected |= uint64_t{1} << i;
+      const bool written_order = programs[i].Evaluate(AudienceSource(p, ctx_, now_, env_));
+      EXPECT_EQ(conditions[i].Matches(p, ctx_, now_, env_), written_order) << texts[i];
+      if (written_order) expected |= uint64_t{1} << i;
     }
     EXPECT_EQ(MatchAll(pointers, p, ctx_, now_, env_), expected);
     EXPECT_EQ(MatchAll(pointers, p, ctx_, now_, env_, &cache), expected);

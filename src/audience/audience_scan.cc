@@ -147,21 +147,27 @@ std::vector<AudienceValue> FieldValues(const std::vector<AudienceField>& fields,
   return values;
 }
 
-// Uniform in [0, n) (Lemire's multiply-shift; the bias for n far below 2^64 is negligible).
-uint64_t UniformBelow(std::mt19937_64& rng, uint64_t n) {
-  return static_cast<uint64_t>((static_cast<unsigned __int128>(rng()) * n) >> 64);
-}
-
 uint64_t SeedOrRandom(uint64_t seed) {
   if (seed != 0) return seed;
   std::random_device device;
   return (uint64_t{device()} << 32) ^ device();
 }
 
+// A member's place in the random sample: its id hash mixed with the query's seed (the
+// splitmix64 finaliser), so that for a random seed every member is equally likely to be among
+// the k smallest.
+uint64_t SamplePriority(uint64_t id_hash, uint64_t seed) {
+  uint64_t z = id_hash ^ (seed * 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
 struct QueryThread : ScanThreadBase {
   uint64_t count = 0;
-  std::mt19937_64 rng;
-  std::vector<AudienceRow> reservoir;
+  // The sample: the members with the smallest priorities (a bounded page ordered by priority
+  // instead of id hash), with their field values.
+  std::optional<BoundedPage<std::vector<AudienceValue>>> sample;
   std::optional<BoundedPage<int>> page;
 };
 
@@ -240,7 +246,7 @@ absl::StatusOr<AudienceQueryResult> AudienceScanner::Query(
   std::vector<std::unique_ptr<QueryThread>> states;
   for (uint32_t t = 0; t < engine_->ScanThreads(options.threads); ++t) {
     auto s = std::make_unique<QueryThread>();
-    s->rng.seed(seed + 0x9e3779b97f4a7c15ull * (t + 1));
+    s->sample.emplace(k, std::nullopt);
     s->page.emplace(page_capacity, after);
     states.push_back(std::move(s));
   }
@@ -248,62 +254,37 @@ absl::StatusOr<AudienceQueryResult> AudienceScanner::Query(
       engine_, options.threads, selector, env, now_ms, states,
       [&](QueryThread& s, const ProfileScanItem& item, const AudienceSource& source) {
         ++s.count;
-        if (k > 0) {
-          // Reservoir sampling (Algorithm R): member n replaces a random slot with
-          // probability k / n.
-          if (s.reservoir.size() < k) {
-            s.reservoir.push_back({std::string(item.user_id), FieldValues(*fields, source)});
-          } else if (const uint64_t j = UniformBelow(s.rng, s.count); j < k) {
-            s.reservoir[j] = {std::string(item.user_id), FieldValues(*fields, source)};
-          }
+        if (k == 0 && page_capacity == 0) return;
+        const uint64_t hash = Hash64(item.user_id);
+        // Bottom-k sampling: each thread keeps the k smallest priorities it saw, and the k
+        // smallest of their union are the k smallest overall whichever thread saw which
+        // member, so the merged sample is uniform and a seed reproduces it exactly.
+        if (const uint64_t priority = SamplePriority(hash, seed);
+            s.sample->Wants(priority, item.user_id)) {
+          s.sample->Insert({priority, std::string(item.user_id), FieldValues(*fields, source)});
         }
-        if (page_capacity > 0) {
-          const uint64_t hash = Hash64(item.user_id);
-          if (s.page->Wants(hash, item.user_id)) {
-            s.page->Insert({hash, std::string(item.user_id), 0});
-          }
+        if (s.page->Wants(hash, item.user_id)) {
+          s.page->Insert({hash, std::string(item.user_id), 0});
         }
       });
 
   AudienceQueryResult result;
   result.as_of_ms = now_ms;
   result.fields = options.fields;
-  // Merge the reservoirs into a uniform sample of the union: draw members one at a time without
-  // replacement, from thread t with probability (t's members not yet drawn) / (all not yet
-  // drawn), taking a uniformly random unused entry of t's reservoir (itself a uniform subset of
-  // t's members, and never exhausted because no thread gives more than min(k, its count)).
-  std::vector<uint64_t> remaining;
-  uint64_t total = 0;
+  std::vector<BoundedPage<std::vector<AudienceValue>>::Entry> sample;
   for (const auto& s : states) {
     result.count += s->count;
     result.scanned += s->scanned;
-    remaining.push_back(s->count);
-    total += s->count;
+    for (auto& e : s->sample->entries()) sample.push_back(std::move(e));
   }
-  std::mt19937_64 merge_rng(seed);
-  while (result.sample.size() < k && total > 0) {
-    uint64_t r = UniformBelow(merge_rng, total);
-    size_t t = 0;
-    while (r >= remaining[t]) r -= remaining[t++];
-    std::vector<AudienceRow>& pool = states[t]->reservoir;
-    const size_t pick = UniformBelow(merge_rng, pool.size());
-    result.sample.push_back(std::move(pool[pick]));
-    pool[pick] = std::move(pool.back());
-    pool.pop_back();
-    --remaining[t];
-    --total;
-  }
-  std::vector<std::pair<uint64_t, size_t>> sample_order;
-  for (size_t i = 0; i < result.sample.size(); ++i) {
-    sample_order.emplace_back(Hash64(result.sample[i].user_id), i);
-  }
-  std::sort(sample_order.begin(), sample_order.end(), [&](const auto& a, const auto& b) {
-    return OrderKey{a.first, result.sample[a.second].user_id} <
-           OrderKey{b.first, result.sample[b.second].user_id};
+  std::sort(sample.begin(), sample.end(),
+            [](const auto& a, const auto& b) { return a.key() < b.key(); });
+  if (sample.size() > k) sample.resize(k);
+  // Rows in id order, like the ids.
+  std::sort(sample.begin(), sample.end(), [](const auto& a, const auto& b) {
+    return OrderKey{Hash64(a.id), a.id} < OrderKey{Hash64(b.id), b.id};
   });
-  std::vector<AudienceRow> ordered;
-  for (const auto& [hash, i] : sample_order) ordered.push_back(std::move(result.sample[i]));
-  result.sample = std::move(ordered);
+  for (auto& e : sample) result.sample.push_back({std::move(e.id), std::move(e.payload)});
 
   if (page_capacity > 0) {
     std::vector<BoundedPage<int>::Entry> page;

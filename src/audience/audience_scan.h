@@ -40,8 +40,8 @@ struct AudienceQueryOptions {
   size_t page_size = 100;           // at most kMaxPageSize; 0 = no ids
   std::string cursor;               // "" = first page; else a next_cursor of an earlier result
   std::vector<std::string> fields;  // columns of the sample rows
-  uint64_t seed = 0;                // sample randomness; 0 = random
-  uint32_t threads = 0;             // 0 = one per core
+  uint64_t seed = 0;     // sample randomness, 0 = random; a seed gives the same sample every time
+  uint32_t threads = 0;  // 0 = one per core
 };
 
 // One profile as a row: its id and the requested fields' values, in field order.
@@ -73,10 +73,10 @@ class AudienceScanner {
   // `engine` must outlive the scanner; `predictor` may be null (predictions.* are then NaN).
   AudienceScanner(Engine* engine, const Predictor* predictor);
 
-  // One parallel pass: count, a uniform random sample of min(sample, count) members (reservoir
-  // per thread, merged) with the requested fields, and the page of ids after `cursor` in the
-  // stable order. InvalidArgument for an empty selector, a bad cursor, an unknown field or
-  // limits above kMaxSample / kMaxPageSize.
+  // One parallel pass: count, a uniform random sample of min(sample, count) members with the
+  // requested fields (bottom-k by a seeded hash of the id: each thread keeps its k smallest,
+  // merged), and the page of ids after `cursor` in the stable order. InvalidArgument for an empty
+  // selector, a bad cursor, an unknown field or limits above kMaxSample / kMaxPageSize.
   absl::StatusOr<AudienceQueryResult> Query(const AudienceSelector& selector,
                                             const AudienceQueryOptions& options) const;
 

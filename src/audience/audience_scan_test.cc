@@ -262,10 +262,18 @@ TEST_F(AudienceScanTest, SampleIsAUniformSubsetWithFields) {
     EXPECT_GT(n, 55) << id;
     EXPECT_LT(n, 145) << id;
   }
-  // The same seed gives the same sample.
+  // A seed gives the same sample whatever the thread count (and so whichever thread saw whom).
+  auto ids = [](const AudienceQueryResult& r) {
+    std::vector<std::string> out;
+    for (const AudienceRow& row : r.sample) out.push_back(row.user_id);
+    return out;
+  };
   options.seed = 77;
-  EXPECT_EQ(scanner.Query({&c}, options)->sample.front().user_id,
-            scanner.Query({&c}, options)->sample.front().user_id);
+  const std::vector<std::string> two_threads = ids(*scanner.Query({&c}, options));
+  options.threads = 1;
+  EXPECT_EQ(ids(*scanner.Query({&c}, options)), two_threads);
+  options.seed = 78;
+  EXPECT_NE(ids(*scanner.Query({&c}, options)), two_threads);
 }
 
 TEST_F(AudienceScanTest, SavedBitSelectsByMembership) {

@@ -35,7 +35,7 @@ struct SavedAudiences::Audience {
   std::atomic<uint64_t> exited{0};
 
   // The change ring and the long-poll waiters. Taken only when a membership changes.
-  std::mutex mu;
+  mutable std::mutex mu;
   std::deque<MembershipChange> ring;
   uint64_t next_seq = 1;
   std::vector<std::shared_ptr<Waiter>> waiters;
@@ -175,15 +175,24 @@ SavedAudiences::~SavedAudiences() {
   Detach();
   timer_.request_stop();
   if (timer_.joinable()) timer_.join();
+  ReleaseWaiters();
+}
+
+void SavedAudiences::ReleaseWaiters() {
   std::multimap<Clock::time_point, std::shared_ptr<Waiter>> left;
   {
     std::lock_guard<std::mutex> lock(timer_mu_);
     left.swap(timers_);
   }
   for (auto& [deadline, w] : left) Fire(w);
-  // Waiters whose registration with the timer raced with destruction.
+  // Waiters whose registration with the timer raced with this call.
+  std::vector<std::shared_ptr<Audience>> audiences;
+  {
+    std::lock_guard<std::mutex> lock(list_mu_);
+    audiences = audiences_;
+  }
   std::vector<std::shared_ptr<Waiter>> stray;
-  for (auto& a : audiences_) {
+  for (auto& a : audiences) {
     std::lock_guard<std::mutex> lock(a->mu);
     for (auto& w : a->waiters) stray.push_back(std::move(w));
     a->waiters.clear();
@@ -337,7 +346,17 @@ void SavedAudiences::Detach() {
 
 absl::StatusOr<SavedAudienceInfo> SavedAudiences::Create(std::string_view name,
                                                          std::string_view condition,
-                                                         std::string_view description) {
+                                                         std::string_view description,
+                                                         std::string_view id) {
+  if (!id.empty()) {
+    const bool valid = id.size() <= 64 && std::all_of(id.begin(), id.end(), [](char c) {
+      return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
+    });
+    if (!valid) {
+      return absl::InvalidArgumentError(
+          "id must be 1..64 characters of lowercase letters, digits and '-'");
+    }
+  }
   while (!name.empty() && absl::ascii_isspace(static_cast<unsigned char>(name.front()))) {
     name.remove_prefix(1);
   }
@@ -373,12 +392,15 @@ absl::StatusOr<SavedAudienceInfo> SavedAudiences::Create(std::string_view name,
           absl::StrCat("an audience named '", a->name, "' exists (id ", a->id, ")"));
     }
   }
+  if (!id.empty() && FindLocked(id) != nullptr) {
+    return absl::AlreadyExistsError("an audience with id '" + std::string(id) + "' exists");
+  }
   if (audiences_.size() >= kMaxAudiences || used_bits_ == ~uint64_t{0}) {
     return absl::ResourceExhaustedError(absl::StrCat(
         "at most ", kMaxAudiences, " saved audiences (one membership bit each); delete one first"));
   }
   auto a = std::make_shared<Audience>();
-  a->id = NewIdLocked(name);
+  a->id = id.empty() ? NewIdLocked(name) : std::string(id);
   a->name = std::string(name);
   a->description = std::string(description);
   a->text = std::string(condition);
@@ -496,9 +518,19 @@ SavedAudienceInfo SavedAudiences::InfoOf(const Audience& a) const {
   info.size = attached_.load() ? a.size.load(std::memory_order_relaxed) : 0;
   info.entered = a.entered.load(std::memory_order_relaxed);
   info.exited = a.exited.load(std::memory_order_relaxed);
+  {
+    std::lock_guard<std::mutex> lock(a.mu);
+    info.last_seq = a.next_seq - 1;
+  }
   info.active = a.condition.has_value();
   info.error = a.error;
   return info;
+}
+
+uint64_t SavedAudiences::evaluations() const {
+  uint64_t n = 0;
+  for (const auto& p : partitions_) n += p->evaluations.load(std::memory_order_relaxed);
+  return n;
 }
 
 // --- The ingest path -------------------------------------------------------------------------
@@ -523,11 +555,12 @@ void SavedAudiences::OnProfileChanged(uint32_t partition, std::string_view user_
   if (state.version != version) {
     state.snapshot = snapshot_.load();
     state.version = version;
-    state.calls_since_tag_check = kTagCheckInterval;
   }
   if (state.snapshot == nullptr) return;
-  if (state.snapshot->reads_tags && ++state.calls_since_tag_check >= kTagCheckInterval) {
+  if (state.snapshot->reads_tags &&
+      (now_ms != state.tags_checked_now_ms || ++state.calls_since_tag_check >= kTagCheckEvery)) {
     // tag("x") resolves x against the rules that evaluated profile.tag_bits: follow reloads.
+    state.tags_checked_now_ms = now_ms;
     state.calls_since_tag_check = 0;
     std::shared_ptr<const TagRules> current = engine_->tag_rules();
     if (current != state.snapshot->env.tags) {
@@ -537,6 +570,8 @@ void SavedAudiences::OnProfileChanged(uint32_t partition, std::string_view user_
       if (state.snapshot == nullptr) return;
     }
   }
+  state.evaluations.store(state.evaluations.load(std::memory_order_relaxed) + 1,
+                          std::memory_order_relaxed);
   const Snapshot& snap = *state.snapshot;
   const uint64_t next = Evaluate(snap.conditions, snap.bit_of, snap.dense, snap.env, profile, ctx,
                                  now_ms, &state.cache);
@@ -633,6 +668,8 @@ SavedAudiences::ReconcileStats SavedAudiences::Reconcile() {
   ReconcileStats stats;
   std::lock_guard<std::mutex> admin(admin_mu_);
   if (!attached_.load()) return stats;
+  // Evaluate with the current tag rules even when no profile changed since they were reloaded.
+  RefreshTagRules(engine_->tag_rules());
   if (std::shared_ptr<const Snapshot> snap = snapshot_.load()) {
     ScanEvaluate(*snap, &stats.entered, &stats.exited, &stats.scanned);
   }
@@ -656,6 +693,8 @@ absl::StatusOr<SavedAudiences::ChangesPage> SavedAudiences::Changes(std::string_
   page.epoch = epoch_;
   page.next_after = after;
   std::lock_guard<std::mutex> lock(a->mu);
+  const uint64_t last = a->next_seq - 1;
+  if (after >= last) return page;  // caught up (or ahead: a consumer of an earlier epoch)
   const uint64_t oldest = a->ring.empty() ? a->next_seq : a->ring.front().seq;
   page.truncated = after + 1 < oldest;
   const uint64_t first = std::max(after + 1, oldest);

@@ -65,8 +65,9 @@ class SavedAudiencesTest : public ::testing::Test {
  protected:
   void SetUp() override { OpenEngine(); }
 
-  void OpenEngine() {
+  void OpenEngine(const std::string& tag_rules_file = "") {
     EngineConfig c;
+    c.tag_rules_file = tag_rules_file;
     c.data_dir = dir_.path() + "/data";
     c.partitions = 2;
     c.sync = SyncPolicy::kNone;
@@ -251,6 +252,38 @@ TEST_F(SavedAudiencesTest, CorruptFileFailsOpen) {
   EXPECT_EQ(s.status().code(), absl::StatusCode::kDataLoss);
 }
 
+TEST_F(SavedAudiencesTest, UnwritableFileFailsCreateAndKeepsNothing) {
+  auto s = SavedAudiences::Open(engine_.get(), nullptr, dir_.path() + "/no/such/dir/a.json");
+  ASSERT_TRUE(s.ok());
+  auto a = (*s)->Create("x", "views > 1", "");
+  EXPECT_EQ(a.status().code(), absl::StatusCode::kInternal);
+  EXPECT_TRUE((*s)->List().empty());
+}
+
+TEST_F(SavedAudiencesTest, TagConditionsFollowATagRuleReloadAtOnce) {
+  const std::string rules = dir_.path() + "/tags.rules";
+  std::ofstream(rules) << "vip: monetary > 100\n";
+  engine_.reset();
+  OpenEngine(rules);
+  auto saved = OpenSaved();
+  saved->Attach();
+  auto vips = saved->Create("vips", "tag(\"vip\")", "");
+  auto browsers = saved->Create("browsers", "tag(\"browser\")", "");  // no such rule yet
+  ASSERT_TRUE(vips.ok() && browsers.ok());
+  Ingest(Event("a", "purchase", kT0, 150) + Event("b", "view", kT0 + 1));
+  EXPECT_EQ(saved->Get(vips->id)->size, 1u);
+  EXPECT_EQ(saved->Get(browsers->id)->size, 0u);
+  // Rules are appended (bits of existing rules keep their meaning); the next change of b is
+  // evaluated with the new rules by the engine, so the audience must resolve "browser" too.
+  std::ofstream(rules) << "vip: monetary > 100\nbrowser: views >= 1\n";
+  ASSERT_TRUE(engine_->ReloadTagRules().ok());
+  Ingest(Event("b", "view", kT0 + 2));
+  EXPECT_EQ(saved->Get(browsers->id)->size, 1u);
+  ASSERT_EQ(AllChanges(*saved, browsers->id).size(), 1u);
+  EXPECT_EQ(AllChanges(*saved, browsers->id)[0].user_id, "b");
+  EXPECT_EQ(saved->Get(vips->id)->size, 1u);
+}
+
 TEST_F(SavedAudiencesTest, CrossingAThresholdEmitsEnterThenExitWithIncreasingSeqs) {
   auto saved = OpenSaved();
   saved->Attach();
@@ -279,6 +312,7 @@ TEST_F(SavedAudiencesTest, CrossingAThresholdEmitsEnterThenExitWithIncreasingSeq
   EXPECT_EQ(info->size, 1u);
   EXPECT_EQ(info->entered, 2u);
   EXPECT_EQ(info->exited, 1u);
+  EXPECT_EQ(info->last_seq, 3u);
 }
 
 TEST_F(SavedAudiencesTest, AttributeChangesMoveMembership) {

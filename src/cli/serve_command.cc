@@ -164,14 +164,15 @@ int RunServe(ServeOptions& o) {
   stop_reconciler();
   // Long-polls on the change stream are answered now rather than held through the drain.
   (*audiences)->Detach();
+  (*audiences)->ReleaseWaiters();
   srv->Stop(serve_config.drain_timeout);
   server->reset();
   recommender->Stop();  // its log replay reads the store: finish before the engine closes
   absl::Status closed = (*engine)->Close();
   (*engine)->SetEventObserver(nullptr);
   (*engine)->SetProfileEnricher(nullptr);
-  api->reset();  // finishes queued audience scans
-  audiences->reset();
+  api->reset();  // finishes queued audience scans (which may use the saved audiences)
+  audiences->reset();  // answers long-polls still waiting
   if (!closed.ok()) return Fail(closed);
   std::cerr << "persona: stopped cleanly\n";
   return 0;

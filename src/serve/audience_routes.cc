@@ -172,7 +172,7 @@ AudienceRoutes::Counters AudienceRoutes::counters() const {
   c.scan_seconds = static_cast<double>(scan_micros_.load(std::memory_order_relaxed)) / 1e6;
   c.profiles_scanned = profiles_scanned_.load(std::memory_order_relaxed);
   c.invalid_conditions = invalid_conditions_.load(std::memory_order_relaxed);
-  c.long_polls_waiting = long_polls_waiting_.load(std::memory_order_relaxed);
+  c.long_polls_waiting = long_polls_waiting_->load(std::memory_order_relaxed);
   return c;
 }
 
@@ -492,13 +492,13 @@ void AudienceRoutes::Create(const HttpRequest& req, const RouteMatch&, Responder
   if (!SavedReady(respond)) return;
   Body body;
   if (!ParseObject(req.body, body, respond)) return;
-  std::string name, condition, description;
+  std::string name, condition, description, id;
   for (auto field : body.object) {
     const std::string_view key = field.key;
     std::string_view value;
-    if (key != "name" && key != "condition" && key != "description") {
+    if (key != "name" && key != "condition" && key != "description" && key != "id") {
       respond(BadRequest("unknown member '" + std::string(key) +
-                             "' (expected name, condition, description)",
+                             "' (expected name, condition, description, id)",
                          key));
       return;
     }
@@ -506,7 +506,10 @@ void AudienceRoutes::Create(const HttpRequest& req, const RouteMatch&, Responder
       respond(BadRequest(std::string(key) + " must be a string", key));
       return;
     }
-    (key == "name" ? name : key == "condition" ? condition : description) = std::string(value);
+    (key == "name"        ? name
+     : key == "condition" ? condition
+     : key == "id"        ? id
+                          : description) = std::string(value);
   }
   if (name.empty()) {
     respond(BadRequest("name is required", "name"));
@@ -524,8 +527,8 @@ void AudienceRoutes::Create(const HttpRequest& req, const RouteMatch&, Responder
   }
   // Creating scans every profile once to set the initial membership.
   RunScan([this, name = std::move(name), condition = std::move(condition),
-           description = std::move(description), respond]() {
-    auto info = saved_->Create(name, condition, description);
+           description = std::move(description), id = std::move(id), respond]() {
+    auto info = saved_->Create(name, condition, description, id);
     if (!info.ok()) {
       respond(StatusError(info.status()));
       return;
@@ -702,10 +705,14 @@ void AudienceRoutes::Changes(const HttpRequest& req, const RouteMatch& m, Respon
     answer(respond);
     return;
   }
-  long_polls_waiting_.fetch_add(1, std::memory_order_relaxed);
+  long_polls_waiting_->fetch_add(1, std::memory_order_relaxed);
+  // `ready` may run on a partition writer (holding a shard lock) right after the first new
+  // change, so the page it builds is small. It may run after this object is gone (SavedAudiences
+  // answers what is left when it is destroyed), so it holds nothing of this object but the
+  // shared gauge.
   saved_->WaitForChanges(m.id, *after, std::chrono::milliseconds(*wait),
-                         [this, answer, respond]() mutable {
-                           long_polls_waiting_.fetch_sub(1, std::memory_order_relaxed);
+                         [waiting = long_polls_waiting_, answer, respond]() mutable {
+                           waiting->fetch_sub(1, std::memory_order_relaxed);
                            answer(respond);
                          });
 }

@@ -82,7 +82,8 @@ class AudienceRoutes {
   std::atomic<uint64_t> scan_micros_{0};
   std::atomic<uint64_t> profiles_scanned_{0};
   std::atomic<uint64_t> invalid_conditions_{0};
-  std::atomic<uint64_t> long_polls_waiting_{0};
+  std::shared_ptr<std::atomic<uint64_t>> long_polls_waiting_ =
+      std::make_shared<std::atomic<uint64_t>>(0);
 
   std::mutex work_mu_;
   std::condition_variable work_cv_;

@@ -426,10 +426,11 @@ TEST_F(ServeIntegrationTest, UnknownUserIs404) {
   ExpectError(Call(client_, "DELETE", "/v1/users/nobody-404"), 404, "not_found");
 }
 
-TEST_F(ServeIntegrationTest, UnknownAndReservedRoutesAre404) {
+TEST_F(ServeIntegrationTest, UnknownRoutesAre404) {
   for (const std::string target :
-       {"/", "/v1", "/v2/events", "/v1/nothing", "/v1/users", "/v1/users/u1/nothing",
-        "/v1/users/u1/predictions/x", "/v1/items/i1", "/v1/items/i1/similar/x", "/v1/audiences",
+       {"/v1", "/v2/events", "/v1/nothing", "/v1/users", "/v1/users/u1/nothing",
+        "/v1/users/u1/predictions/x", "/v1/items/i1", "/v1/items/i1/similar/x",
+        "/v1/audiences/a/unknown", "/v1/audiences:unknown", "/assets/x/y.js", "/assets/..%2fx",
         "/healthz/extra"}) {
     SCOPED_TRACE(target);
     ExpectError(Call(client_, "GET", target), 404, "not_found");
@@ -452,6 +453,9 @@ TEST_F(ServeIntegrationTest, WrongMethodIs405WithAllow) {
       {"POST", "/metrics", "GET"},
       {"GET", "/v1/admin/checkpoint", "POST"},
       {"GET", "/v1/admin/reload", "POST"},
+      {"GET", "/v1/audiences:query", "POST"},
+      {"PUT", "/v1/audiences", "POST, GET"},
+      {"POST", "/v1/audiences/a1", "GET, DELETE"},
       {"GET", "/v1/users/u1", "DELETE"},
   };
   for (const auto& c : cases) {
