@@ -509,11 +509,25 @@ void Partition::AfterChange(const TagRules* rules, ProfileChangeListener* listen
 
 void Partition::ScanShards(size_t shard_begin, size_t shard_end,
                            const std::function<void(const ProfileScanItem&)>& fn) {
+  constexpr size_t kBatch = 16;
+  Entry* batch[kBatch];
   for (size_t s = shard_begin; s < shard_end && s < kShards; ++s) {
     std::lock_guard<std::mutex> lock(shards_[s].mu);
+    size_t n = 0;
+    auto flush = [&] {
+      for (size_t i = 0; i < n; ++i) {
+        Entry* e = batch[i];
+        fn(ProfileScanItem{id_, e->user_id, e->profile, ctx_, e->membership});
+      }
+      n = 0;
+    };
     for (auto& [user, entry] : shards_[s].users) {
-      fn(ProfileScanItem{id_, user, entry->profile, ctx_, entry->membership});
+      const char* p = reinterpret_cast<const char*>(entry.get());
+      for (size_t line = 0; line < sizeof(Entry); line += 64) __builtin_prefetch(p + line);
+      batch[n++] = entry.get();
+      if (n == kBatch) flush();
     }
+    flush();
   }
 }
 
