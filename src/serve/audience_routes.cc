@@ -43,6 +43,12 @@ HttpResponse BadRequest(std::string_view detail, std::string_view field = {}) {
   return JsonError(400, "invalid_argument", detail, field);
 }
 
+// A scan's failure: 400 for input it refused (a bad cursor, field or limit), else the engine's.
+HttpResponse ScanError(const absl::Status& s) {
+  return s.code() == absl::StatusCode::kInvalidArgument ? BadRequest(std::string(s.message()))
+                                                        : StatusError(s);
+}
+
 // Parses a non-negative integer query parameter bounded by `max`; nullopt (with `respond`
 // called) when malformed.
 std::optional<uint64_t> UintParam(const QueryParams& params, std::string_view key,
@@ -90,6 +96,7 @@ void WriteInfo(JsonWriter& w, const SavedAudienceInfo& a) {
   w.Key("size").Uint(a.size);
   w.Key("entered").Uint(a.entered);
   w.Key("exited").Uint(a.exited);
+  w.Key("last_seq").Uint(a.last_seq);
   w.Key("active").Bool(a.active);
   if (!a.error.empty()) w.Key("error").String(a.error);
   w.EndObject();
@@ -174,6 +181,13 @@ AudienceRoutes::Counters AudienceRoutes::counters() const {
   c.invalid_conditions = invalid_conditions_.load(std::memory_order_relaxed);
   c.long_polls_waiting = long_polls_waiting_->load(std::memory_order_relaxed);
   return c;
+}
+
+std::optional<int> AudienceRoutes::SavedBit(const RouteMatch& m, Responder& respond) {
+  if (!SavedReady(respond)) return std::nullopt;
+  std::optional<int> bit = saved_->BitOf(m.id);
+  if (!bit) respond(JsonError(404, "not_found", "no saved audience '" + m.id + "'"));
+  return bit;
 }
 
 bool AudienceRoutes::SavedReady(Responder& respond) {
@@ -302,9 +316,7 @@ void AudienceRoutes::Query(const HttpRequest& req, const RouteMatch&, Responder&
     selector.condition = shared.get();
     auto result = scanner_.Query(selector, options);
     if (!result.ok()) {
-      respond(result.status().code() == absl::StatusCode::kInvalidArgument
-                  ? BadRequest(std::string(result.status().message()))
-                  : StatusError(result.status()));
+      respond(ScanError(result.status()));
       return;
     }
     CountScan(result->took_ms / 1000.0, result->scanned);
@@ -328,9 +340,7 @@ void AudienceRoutes::ReportOf(std::shared_ptr<AudienceCondition> condition, int 
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     if (!report.ok()) {
-      respond(report.status().code() == absl::StatusCode::kInvalidArgument
-                  ? BadRequest(std::string(report.status().message()))
-                  : StatusError(report.status()));
+      respond(ScanError(report.status()));
       return;
     }
     CountScan(seconds, report->scanned);
@@ -449,9 +459,7 @@ void AudienceRoutes::ExportRows(const HttpRequest& req,
     const auto start = std::chrono::steady_clock::now();
     auto rows = scanner_.Export(selector, fields, format, limit, cursor, &next_cursor);
     if (!rows.ok()) {
-      respond(rows.status().code() == absl::StatusCode::kInvalidArgument
-                  ? BadRequest(std::string(rows.status().message()))
-                  : StatusError(rows.status()));
+      respond(ScanError(rows.status()));
       return;
     }
     CountScan(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(),
@@ -579,12 +587,8 @@ void AudienceRoutes::Delete(const HttpRequest&, const RouteMatch& m, Responder& 
 }
 
 void AudienceRoutes::Members(const HttpRequest& req, const RouteMatch& m, Responder& respond) {
-  if (!SavedReady(respond)) return;
-  std::optional<int> bit = saved_->BitOf(m.id);
-  if (!bit) {
-    respond(JsonError(404, "not_found", "no saved audience '" + m.id + "'"));
-    return;
-  }
+  std::optional<int> bit = SavedBit(m, respond);
+  if (!bit) return;
   auto params = ParseQuery(req.query);
   if (!params.ok()) {
     respond(BadRequest(std::string(params.status().message())));
@@ -601,9 +605,7 @@ void AudienceRoutes::Members(const HttpRequest& req, const RouteMatch& m, Respon
     selector.saved_bit = bit;
     auto result = scanner_.Query(selector, options);
     if (!result.ok()) {
-      respond(result.status().code() == absl::StatusCode::kInvalidArgument
-                  ? BadRequest(std::string(result.status().message()))
-                  : StatusError(result.status()));
+      respond(ScanError(result.status()));
       return;
     }
     CountScan(result->took_ms / 1000.0, result->scanned);
@@ -626,22 +628,14 @@ void AudienceRoutes::Members(const HttpRequest& req, const RouteMatch& m, Respon
 }
 
 void AudienceRoutes::ExportSaved(const HttpRequest& req, const RouteMatch& m, Responder& respond) {
-  if (!SavedReady(respond)) return;
-  std::optional<int> bit = saved_->BitOf(m.id);
-  if (!bit) {
-    respond(JsonError(404, "not_found", "no saved audience '" + m.id + "'"));
-    return;
-  }
+  std::optional<int> bit = SavedBit(m, respond);
+  if (!bit) return;
   ExportRows(req, nullptr, *bit, "audience-" + m.id, respond);
 }
 
 void AudienceRoutes::ReportSaved(const HttpRequest& req, const RouteMatch& m, Responder& respond) {
-  if (!SavedReady(respond)) return;
-  std::optional<int> bit = saved_->BitOf(m.id);
-  if (!bit) {
-    respond(JsonError(404, "not_found", "no saved audience '" + m.id + "'"));
-    return;
-  }
+  std::optional<int> bit = SavedBit(m, respond);
+  if (!bit) return;
   auto params = ParseQuery(req.query);
   if (!params.ok()) {
     respond(BadRequest(std::string(params.status().message())));

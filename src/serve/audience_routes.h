@@ -67,6 +67,8 @@ class AudienceRoutes {
   void WorkLoop();
   void CountScan(double seconds, uint64_t scanned);
   bool SavedReady(Responder& respond);
+  // The membership bit of the saved audience m.id; nullopt after answering 503 or 404.
+  std::optional<int> SavedBit(const RouteMatch& m, Responder& respond);
   // Export rows of `selector` as the response (format/fields/limit/cursor from the query).
   void ExportRows(const HttpRequest& req, std::shared_ptr<AudienceCondition> condition,
                   int saved_bit, std::string filename, Responder& respond);
