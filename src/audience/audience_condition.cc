@@ -389,7 +389,8 @@ constexpr KnownField kKnownFields[] = {
     {"top_item", "strings", "Highest-scoring item (\"\" when none)."},
     {"top_keyword", "strings", "Highest-scoring search keyword (\"\" when none)."},
     {"buyer", "booleans", "At least one purchase."},
-    {"segment", "model", "Segment stored at the latest update (-1 when none)."},
+    {"segment", "model",
+     "Segment of the loaded segment model (else the one stored at the latest update; -1 none)."},
     {"satisfaction", "model", "Mean review sentiment in [0, 1] (NaN without scored reviews)."},
     {"anomalous", "model", "Any anomaly flag is set (bot-like behaviour)."},
     {"predictions.propensity", "predictions",
@@ -514,6 +515,12 @@ bool AudienceSource::Bool(uint32_t id) const {
   return value.flag;
 }
 
+int CurrentSegment(const Profile& profile, const ProfileContext& ctx, int64_t now_ms,
+                   const Predictor* predictor) {
+  const int computed = predictor != nullptr ? predictor->Segment(profile, ctx, now_ms) : -1;
+  return computed >= 0 ? computed : profile.segment();
+}
+
 double AudienceSource::ComputeNumber(uint32_t id) const {
   if (id >= kCallBase) {
     const AudienceCall& call = Catalog().calls().Get(id - kCallBase);
@@ -522,7 +529,7 @@ double AudienceSource::ComputeNumber(uint32_t id) const {
   }
   switch (id) {
     case kSegmentId:
-      return profile_.segment();
+      return CurrentSegment(profile_, ctx_, now_ms_, env_.predictor);
     case kSatisfactionId:
       return profile_.satisfaction();
     case kPropensityId:

@@ -5,7 +5,7 @@
 // Everything ProfileFeatureCatalog() has (docs/profile.md), plus:
 //   rfm.r rfm.f rfm.m rfm.recency_days rfm.orders rfm.monetary rfm.monetary_1d rfm.monetary_7d
 //   rfm.monetary_30d rfm.aov          aliases of rfm_r, ..., aov
-//   segment (number, -1 none)   satisfaction (number, NaN none)   anomalous (bool: any anomaly
+//   segment (number, -1 none; see CurrentSegment)   satisfaction (number, NaN none)   anomalous (bool: any anomaly
 //   flag) predictions.propensity predictions.churn   numbers in [0, 1]; NaN without a
 //   model/predictor predictions.segment    the loaded segment model's segment now (-1 none)
 //   tag("x")        bool: tag rule x fired, or x is an anomaly flag set on the profile
@@ -42,6 +42,13 @@
 namespace persona {
 
 class Predictor;
+
+// The user's segment as audiences see it: the loaded segment model's assignment computed now
+// (~1 us) when `predictor` has a segment model, else the segment stored at the profile's latest
+// update (-1 when none). Profiles imported before a model was trained, or untouched since a model
+// swap, still report the current model's segment, as /v1/segments and the profile do.
+int CurrentSegment(const Profile& profile, const ProfileContext& ctx, int64_t now_ms,
+                   const Predictor* predictor);
 
 // The catalog of audience names and functions; a process-wide singleton. Call arguments are
 // registered thread-safely as conditions compile and are never removed (ids stay valid).

@@ -65,7 +65,7 @@ double LaplaceNoise(double scale, double uniform01) {
 
 void AudienceAggregates::Add(const Profile& profile, const ProfileConfig& config, int64_t now_ms,
                              std::string_view top_category, double top_share,
-                             const ReportOptions& options) {
+                             const ReportOptions& options, std::optional<int> segment) {
   ++size;
   const double monetary = profile.monetary();
   spend += monetary;
@@ -75,7 +75,7 @@ void AudienceAggregates::Add(const Profile& profile, const ProfileConfig& config
   orders_clipped += std::min(orders_count, options.orders_clip);
   ++lifecycle[static_cast<int>(profile.Lifecycle(config, now_ms))];
   ++price_tiers[TierIndex(profile.price_tier())];
-  ++segments[profile.segment()];
+  ++segments[segment.value_or(profile.segment())];
   if (!top_category.empty()) {
     CategorySums& c = categories[std::string(top_category)];
     ++c.users;

@@ -57,8 +57,10 @@ struct AudienceAggregates {
   std::map<std::string, CategorySums> categories;
 
   // Adds one member. `top_category`/`top_share` are its top category key ("" = none) and share.
+  // `segment` (when set) overrides the profile's stored segment (see CurrentSegment).
   void Add(const Profile& profile, const ProfileConfig& config, int64_t now_ms,
-           std::string_view top_category, double top_share, const ReportOptions& options);
+           std::string_view top_category, double top_share, const ReportOptions& options,
+           std::optional<int> segment = std::nullopt);
   void Merge(const AudienceAggregates& other);
 };
 

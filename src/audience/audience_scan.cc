@@ -403,7 +403,8 @@ absl::StatusOr<AudienceReport> AudienceScanner::Report(const AudienceSelector& s
   std::vector<std::unique_ptr<ReportThread>> states;
   ScanMembers(engine_, options.threads, selector, env, now_ms, states,
               [&](ReportThread& s, const ProfileScanItem& item, const AudienceSource&) {
-                s.aggregates.Add(item.profile, *item.ctx.config, now_ms, "", 0, options);
+                s.aggregates.Add(item.profile, *item.ctx.config, now_ms, "", 0, options,
+                                 CurrentSegment(item.profile, item.ctx, now_ms, predictor_));
                 // The top category as ProfileFeatures' top_category defines it (the highest
                 // score among keys events named directly; ties by key), with its share.
                 const InterestTable& table = item.profile.interests(InterestKind::kCategory);
