@@ -20,6 +20,7 @@
 #include "audience/audience_condition.h"
 #include "audience/saved_audiences.h"
 #include "event/json_event.h"
+#include "store/scoped_temp_dir.h"
 
 namespace persona {
 namespace {
@@ -48,21 +49,6 @@ const Spec kMidStream[] = {
 // Deleted after two thirds and re-created under another name (its bit is reused).
 const Spec kRecreated = {"cart fans", "carts > purchases + 1", false};
 
-class TempDir {
- public:
-  TempDir() {
-    static int counter = 0;
-    path_ = ::testing::TempDir() + "persona_membership_" + std::to_string(getpid()) + "_" +
-            std::to_string(counter++);
-    std::filesystem::remove_all(path_);
-    std::filesystem::create_directories(path_);
-  }
-  ~TempDir() { std::filesystem::remove_all(path_); }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
 
 // A random stream: users, types, categories, prices and mostly increasing times.
 class RandomStream {
@@ -120,7 +106,7 @@ struct Tracked {
 class MembershipPropertyTest : public ::testing::TestWithParam<uint32_t> {};
 
 TEST_P(MembershipPropertyTest, IncrementalBitsAndSizesEqualAFullRescan) {
-  TempDir dir;
+  ScopedTempDir dir{"membership"};
   {
     std::ofstream rules(dir.path() + "/tags.rules");
     rules << "big: monetary > 200\n";

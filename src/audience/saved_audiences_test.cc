@@ -16,6 +16,7 @@
 
 #include "absl/strings/match.h"
 #include "event/json_event.h"
+#include "store/scoped_temp_dir.h"
 
 namespace persona {
 namespace {
@@ -25,21 +26,6 @@ using std::chrono::milliseconds;
 constexpr int64_t kT0 = 1700000000000;  // event time of the first test event
 constexpr int64_t kDayMs = 86'400'000;
 
-class TempDir {
- public:
-  TempDir() {
-    static int counter = 0;
-    path_ = ::testing::TempDir() + "persona_saved_" + std::to_string(getpid()) + "_" +
-            std::to_string(counter++);
-    std::filesystem::remove_all(path_);
-    std::filesystem::create_directories(path_);
-  }
-  ~TempDir() { std::filesystem::remove_all(path_); }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
 
 std::shared_ptr<EventBatch> Batch(const std::string& ndjson) {
   auto batch = std::make_shared<EventBatch>();
@@ -97,7 +83,7 @@ class SavedAudiencesTest : public ::testing::Test {
     return page.ok() ? page->changes : std::vector<MembershipChange>{};
   }
 
-  TempDir dir_;
+  ScopedTempDir dir_{"saved"};
   std::unique_ptr<Engine> engine_;
 };
 

@@ -114,6 +114,18 @@ struct Body {
   simdjson::dom::object object;
 };
 
+// Reads the `condition` member of a body into `text`; false after answering 400.
+bool ReadCondition(simdjson::dom::element value, std::optional<std::string>& text,
+                   Responder& respond) {
+  std::string_view s;
+  if (value.get_string().get(s)) {
+    respond(BadRequest("condition must be a string", "condition"));
+    return false;
+  }
+  text = std::string(s);
+  return true;
+}
+
 // Parses `body` as a JSON object; on failure responds 400 and returns false.
 bool ParseObject(std::string_view text, Body& body, Responder& respond) {
   simdjson::dom::element doc;
@@ -183,6 +195,21 @@ AudienceRoutes::Counters AudienceRoutes::counters() const {
   return c;
 }
 
+std::shared_ptr<AudienceCondition> AudienceRoutes::CompileCondition(
+    const std::optional<std::string>& text, Responder& respond) {
+  if (!text || text->empty()) {
+    respond(BadRequest("condition is required", "condition"));
+    return nullptr;
+  }
+  auto condition = AudienceCondition::Compile(*text);
+  if (!condition.ok()) {
+    invalid_conditions_.fetch_add(1, std::memory_order_relaxed);
+    respond(ConditionError(condition.status()));
+    return nullptr;
+  }
+  return std::make_shared<AudienceCondition>(std::move(*condition));
+}
+
 std::optional<int> AudienceRoutes::SavedBit(const RouteMatch& m, Responder& respond) {
   if (!SavedReady(respond)) return std::nullopt;
   std::optional<int> bit = saved_->BitOf(m.id);
@@ -240,19 +267,12 @@ void AudienceRoutes::Fields(const HttpRequest&, const RouteMatch&, Responder& re
 void AudienceRoutes::Query(const HttpRequest& req, const RouteMatch&, Responder& respond) {
   Body body;
   if (!ParseObject(req.body, body, respond)) return;
-  std::string condition_text;
+  std::optional<std::string> condition_text;
   AudienceQueryOptions options;
-  bool have_condition = false;
   for (auto field : body.object) {
     const std::string_view key = field.key;
     if (key == "condition") {
-      std::string_view text;
-      if (field.value.get_string().get(text)) {
-        respond(BadRequest("condition must be a string", "condition"));
-        return;
-      }
-      condition_text = std::string(text);
-      have_condition = true;
+      if (!ReadCondition(field.value, condition_text, respond)) return;
     } else if (key == "sample" || key == "page_size") {
       uint64_t v = 0;
       const uint64_t max = key == "sample" ? kMaxSample : kMaxPageSize;
@@ -296,21 +316,12 @@ void AudienceRoutes::Query(const HttpRequest& req, const RouteMatch&, Responder&
       return;
     }
   }
-  if (!have_condition) {
-    respond(BadRequest("condition is required", "condition"));
-    return;
-  }
-  auto condition = AudienceCondition::Compile(condition_text);
-  if (!condition.ok()) {
-    invalid_conditions_.fetch_add(1, std::memory_order_relaxed);
-    respond(ConditionError(condition.status()));
-    return;
-  }
+  std::shared_ptr<AudienceCondition> shared = CompileCondition(condition_text, respond);
+  if (shared == nullptr) return;
   if (auto fields = AudienceField::ParseAll(options.fields); !fields.ok()) {
     respond(BadRequest(std::string(fields.status().message()), "fields"));
     return;
   }
-  auto shared = std::make_shared<AudienceCondition>(std::move(*condition));
   RunScan([this, shared, options = std::move(options), respond]() {
     AudienceSelector selector;
     selector.condition = shared.get();
@@ -392,19 +403,12 @@ static bool ReportOptionFromText(std::string_view key, std::string_view value,
 void AudienceRoutes::Report(const HttpRequest& req, const RouteMatch&, Responder& respond) {
   Body body;
   if (!ParseObject(req.body, body, respond)) return;
-  std::string condition_text;
-  bool have_condition = false;
+  std::optional<std::string> condition_text;
   ReportOptions options;
   for (auto field : body.object) {
     const std::string_view key = field.key;
     if (key == "condition") {
-      std::string_view text;
-      if (field.value.get_string().get(text)) {
-        respond(BadRequest("condition must be a string", "condition"));
-        return;
-      }
-      condition_text = std::string(text);
-      have_condition = true;
+      if (!ReadCondition(field.value, condition_text, respond)) return;
       continue;
     }
     double number = 0;
@@ -414,17 +418,9 @@ void AudienceRoutes::Report(const HttpRequest& req, const RouteMatch&, Responder
     }
     if (!ReportOptionFromText(key, std::to_string(number), options, respond)) return;
   }
-  if (!have_condition) {
-    respond(BadRequest("condition is required", "condition"));
-    return;
-  }
-  auto condition = AudienceCondition::Compile(condition_text);
-  if (!condition.ok()) {
-    invalid_conditions_.fetch_add(1, std::memory_order_relaxed);
-    respond(ConditionError(condition.status()));
-    return;
-  }
-  ReportOf(std::make_shared<AudienceCondition>(std::move(*condition)), -1, options, respond);
+  std::shared_ptr<AudienceCondition> condition = CompileCondition(condition_text, respond);
+  if (condition == nullptr) return;
+  ReportOf(std::move(condition), -1, options, respond);
 }
 
 void AudienceRoutes::ExportRows(const HttpRequest& req,
@@ -481,19 +477,10 @@ void AudienceRoutes::ExportCondition(const HttpRequest& req, const RouteMatch&,
     respond(BadRequest(std::string(params.status().message())));
     return;
   }
-  std::optional<std::string> text = params->Get("condition");
-  if (!text || text->empty()) {
-    respond(BadRequest("condition is required", "condition"));
-    return;
-  }
-  auto condition = AudienceCondition::Compile(*text);
-  if (!condition.ok()) {
-    invalid_conditions_.fetch_add(1, std::memory_order_relaxed);
-    respond(ConditionError(condition.status()));
-    return;
-  }
-  ExportRows(req, std::make_shared<AudienceCondition>(std::move(*condition)), -1, "audience",
-             respond);
+  std::shared_ptr<AudienceCondition> condition =
+      CompileCondition(params->Get("condition"), respond);
+  if (condition == nullptr) return;
+  ExportRows(req, std::move(condition), -1, "audience", respond);
 }
 
 void AudienceRoutes::Create(const HttpRequest& req, const RouteMatch&, Responder& respond) {
@@ -523,16 +510,8 @@ void AudienceRoutes::Create(const HttpRequest& req, const RouteMatch&, Responder
     respond(BadRequest("name is required", "name"));
     return;
   }
-  if (condition.empty()) {
-    respond(BadRequest("condition is required", "condition"));
-    return;
-  }
-  // Compile here too, so that a typo gets the same positioned answer as a query.
-  if (auto compiled = AudienceCondition::Compile(condition); !compiled.ok()) {
-    invalid_conditions_.fetch_add(1, std::memory_order_relaxed);
-    respond(ConditionError(compiled.status()));
-    return;
-  }
+  // Compiled here too, so that a typo gets the same positioned answer as a query.
+  if (CompileCondition(condition, respond) == nullptr) return;
   // Creating scans every profile once to set the initial membership.
   RunScan([this, name = std::move(name), condition = std::move(condition),
            description = std::move(description), id = std::move(id), respond]() {

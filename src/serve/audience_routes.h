@@ -15,6 +15,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "audience/audience_scan.h"
@@ -67,6 +68,9 @@ class AudienceRoutes {
   void WorkLoop();
   void CountScan(double seconds, uint64_t scanned);
   bool SavedReady(Responder& respond);
+  // `text` compiled; nullptr after answering 400 (missing, or invalid_condition with its column).
+  std::shared_ptr<AudienceCondition> CompileCondition(const std::optional<std::string>& text,
+                                                      Responder& respond);
   // The membership bit of the saved audience m.id; nullopt after answering 503 or 404.
   std::optional<int> SavedBit(const RouteMatch& m, Responder& respond);
   // Export rows of `selector` as the response (format/fields/limit/cursor from the query).
