@@ -1,7 +1,7 @@
 // The ingest cost of saved audiences: the same end-to-end engine ingest as
-// BM_EngineIngestGenerated (sync=none), with a SavedAudiences listener attached holding N saved
+// BM_EngineIngestGenerated (sync=none), with a SavedAudiences operator attached holding N saved
 // audiences of realistic mixed conditions (count and money thresholds, interest shares,
-// lifecycle, RFM, tag("bot"); no predictions). N = 0 is the attached-but-idle listener, which must
+// lifecycle, RFM, tag("bot"); no predictions). N = 0 is the attached-but-idle operator, which must
 // cost nothing; the budget is <= 10% of throughput for N = 20.
 //
 //   ./build-eval-rel/persona_bench --benchmark_filter=IngestWithAudiences --benchmark_repetitions=3
@@ -88,8 +88,9 @@ void BM_EngineIngestWithAudiences(benchmark::State& state) {
     c.checkpoint_on_close = false;
     c.checkpoint_every_events = 0;
     c.checkpoint_interval_ms = 0;
-    auto engine = std::move(*Engine::Open(c));
-    auto saved = std::move(*SavedAudiences::Open(engine.get(), nullptr, /*path=*/""));
+    // The saved audiences are the pipeline's operator: opened before the engine, destroyed after.
+    auto saved = std::move(*SavedAudiences::Open(nullptr, /*path=*/""));
+    auto engine = std::move(*Engine::Open(c, {}, {saved.get()}));
     for (size_t i = 0; i < audiences; ++i) {
       const char* condition = kConditions[i % std::size(kConditions)];
       if (!saved->Create("audience " + std::to_string(i), condition, "").ok()) {
@@ -97,7 +98,7 @@ void BM_EngineIngestWithAudiences(benchmark::State& state) {
         return;
       }
     }
-    saved->Attach();
+    saved->Attach(engine.get());
     const double cpu_start = ProcessCpuSeconds();
     state.ResumeTiming();
 
@@ -117,8 +118,8 @@ void BM_EngineIngestWithAudiences(benchmark::State& state) {
       members += info.size;
       changes += info.entered + info.exited;
     }
-    saved.reset();
     engine.reset();
+    saved.reset();
     std::filesystem::remove_all(c.data_dir);
     state.ResumeTiming();
   }
@@ -136,9 +137,13 @@ BENCHMARK(BM_EngineIngestWithAudiences)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 
-// The ingested population, shared by the evaluation benchmarks below (removed at exit).
+// The ingested population, shared by the evaluation benchmarks below (removed at exit), with
+// saved audiences in its pipeline (no audience, detached, while it ingests).
 struct IngestedEngine {
   IngestedEngine() {
+    SavedAudiencesOptions options;
+    options.scan_threads = 1;
+    saved = std::move(*SavedAudiences::Open(nullptr, /*path=*/"", options));
     EngineConfig c;
     c.data_dir = "/tmp/persona_bench_reconcile_" + std::to_string(getpid());
     std::filesystem::remove_all(c.data_dir);
@@ -148,40 +153,44 @@ struct IngestedEngine {
     c.checkpoint_every_events = 0;
     c.checkpoint_interval_ms = 0;
     dir = c.data_dir;
-    engine = std::move(*Engine::Open(c));
+    engine = std::move(*Engine::Open(c, {}, {saved.get()}));
     for (const auto& b : AudienceBenchBatches()) (void)engine->Ingest(b);
   }
   ~IngestedEngine() {
     (void)engine->Close();
     engine.reset();
+    saved.reset();
     std::filesystem::remove_all(dir);
   }
   std::string dir;
+  std::unique_ptr<SavedAudiences> saved;  // the engine's operator: outlives it
   std::unique_ptr<Engine> engine;
 };
-Engine& Ingested() {
+IngestedEngine& Ingested() {
   static IngestedEngine ingested;
-  return *ingested.engine;
+  return ingested;
 }
 
 // The evaluation cost behind the ingest cost: one thread re-evaluating audiences over every
-// profile of the ingested population (Reconcile), per profile. The listener does the same work
+// profile of the ingested population (Reconcile), per profile. The operator does the same work
 // once per profile a batch changed. Args: how many audiences, from which condition of the list
 // (/1/i prices condition i alone).
 void BM_SavedAudiencesReconcile(benchmark::State& state) {
   const size_t count = static_cast<size_t>(state.range(0));
   const size_t first = static_cast<size_t>(state.range(1));
-  Engine& engine = Ingested();
-  SavedAudiencesOptions options;
-  options.scan_threads = 1;
-  auto saved = std::move(*SavedAudiences::Open(&engine, nullptr, "", options));
+  IngestedEngine& ingested = Ingested();
+  SavedAudiences& saved = *ingested.saved;
+  // The audiences of the previous run are replaced by this run's.
+  saved.Detach();
+  for (const SavedAudienceInfo& info : saved.List()) (void)saved.Delete(info.id);
   for (size_t i = first; i < first + count; ++i) {
-    (void)saved->Create("audience " + std::to_string(i), kConditions[i % std::size(kConditions)],
-                        "");
+    (void)saved.Create("audience " + std::to_string(i), kConditions[i % std::size(kConditions)],
+                       "");
   }
-  saved->Attach();
+  saved.Attach(ingested.engine.get());
   uint64_t scanned = 0;
-  for (auto _ : state) scanned += saved->Reconcile().scanned;
+  for (auto _ : state) scanned += saved.Reconcile().scanned;
+  saved.Detach();
   state.SetItemsProcessed(static_cast<int64_t>(scanned));
   state.SetLabel(count == 1 ? kConditions[first] : std::to_string(count) + " audiences");
 }

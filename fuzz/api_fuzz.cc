@@ -71,13 +71,14 @@ constexpr std::string_view kFullSecret = "pk_fuzz_full_secret";
 constexpr std::string_view kReaderSecret = "pk_fuzz_reader_secret";
 
 // One engine and two Apis, shared by many inputs. Members are destroyed in reverse order: the Apis
-// (and their worker threads) before the engine they call, the engine before its directory.
+// (and their worker threads) before the engine they call, the engine before the operators of its
+// pipeline, and all of them before the directory.
 struct Fixture {
   std::string dir;
-  std::unique_ptr<Engine> engine;
-  std::unique_ptr<Recommender> recommender;
   std::unique_ptr<Predictor> predictor;
+  std::unique_ptr<Recommender> recommender;
   std::unique_ptr<SavedAudiences> audiences;
+  std::unique_ptr<Engine> engine;
   std::unique_ptr<Api> open_api;
   std::unique_ptr<Api> keyed_api;
 
@@ -91,20 +92,22 @@ struct Fixture {
     config.data_dir = dir + "/db";
     config.partitions = 1;
     config.sync = SyncPolicy::kNone;
-    auto opened = Engine::Open(config);
-    if (!opened.ok()) Fail("Engine::Open", opened.status().ToString());
-    engine = std::move(*opened);
+    // The server's pipeline (cli/commands.h StandardOperators): predictor before recommender
+    // (which skips the users the predictor flags), saved audiences last.
     RecommendConfig rec_config;
     rec_config.impressions_log.clear();
     rec_config.model_poll_seconds = 0;
-    recommender = std::make_unique<Recommender>(engine.get(), rec_config, dir);
-    engine->SetEventObserver(recommender.get());
-    predictor = std::make_unique<Predictor>(engine.get(), dir, recommender.get());
-    engine->SetProfileEnricher(predictor.get());
-    auto saved = SavedAudiences::Open(engine.get(), predictor.get(), dir + "/audiences.json");
+    recommender = std::make_unique<Recommender>(rec_config, dir);
+    predictor = std::make_unique<Predictor>(dir, recommender.get());
+    auto saved = SavedAudiences::Open(predictor.get(), dir + "/audiences.json");
     if (!saved.ok()) Fail("SavedAudiences::Open", saved.status().ToString());
     audiences = std::move(*saved);
-    audiences->Attach();
+    auto opened = Engine::Open(config, {}, {predictor.get(), recommender.get(), audiences.get()});
+    if (!opened.ok()) Fail("Engine::Open", opened.status().ToString());
+    engine = std::move(*opened);
+    predictor->Bind(engine.get());
+    recommender->Start(engine.get());
+    audiences->Attach(engine.get());
 
     ServeConfig serve;
     serve.access_log = "";  // off: the fuzzer's output is its own
@@ -130,13 +133,12 @@ struct Fixture {
     if (audiences) audiences->Detach();
     keyed_api.reset();
     open_api.reset();
-    audiences.reset();
+    if (recommender) recommender->Stop();
     if (engine) (void)engine->Close();
-    if (engine) engine->SetEventObserver(nullptr);
-    if (engine) engine->SetProfileEnricher(nullptr);
-    predictor.reset();
-    recommender.reset();
     engine.reset();
+    audiences.reset();
+    recommender.reset();
+    predictor.reset();
     std::error_code ec;
     std::filesystem::remove_all(dir, ec);
   }

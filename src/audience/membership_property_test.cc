@@ -118,12 +118,13 @@ TEST_P(MembershipPropertyTest, IncrementalBitsAndSizesEqualAFullRescan) {
   config.checkpoint_interval_ms = 0;
   config.checkpoint_every_events = 0;
   config.tag_rules_file = dir.path() + "/tags.rules";
-  auto opened = Engine::Open(config);
-  ASSERT_TRUE(opened.ok()) << opened.status();
-  std::unique_ptr<Engine> engine = std::move(*opened);
-  auto saved_or = SavedAudiences::Open(engine.get(), nullptr, dir.path() + "/audiences.json");
+  // The saved audiences are the engine's operator: opened before it, destroyed after it.
+  auto saved_or = SavedAudiences::Open(nullptr, dir.path() + "/audiences.json");
   ASSERT_TRUE(saved_or.ok()) << saved_or.status();
   SavedAudiences& saved = **saved_or;
+  auto opened = Engine::Open(config, {}, {&saved});
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  std::unique_ptr<Engine> engine = std::move(*opened);
 
   std::vector<Tracked> tracked;
   auto create = [&](const Spec& spec, bool from_start) {
@@ -133,7 +134,7 @@ TEST_P(MembershipPropertyTest, IncrementalBitsAndSizesEqualAFullRescan) {
   };
   for (const Spec& s : kFromStart) create(s, true);
   create(kRecreated, true);
-  saved.Attach();
+  saved.Attach(engine.get());
 
   RandomStream stream(GetParam());
   auto ingest_third = [&] {
@@ -242,8 +243,10 @@ TEST_P(MembershipPropertyTest, IncrementalBitsAndSizesEqualAFullRescan) {
       EXPECT_EQ(info->entered - info->exited, info->size) << tracked[i].condition;
     }
   }
-  saved_or->reset();
+  saved.Detach();
   ASSERT_TRUE(engine->Close().ok());
+  engine.reset();
+  saved_or->reset();
 }
 
 INSTANTIATE_TEST_SUITE_P(Seeds, MembershipPropertyTest, ::testing::Values(1u, 2u, 3u, 4u));

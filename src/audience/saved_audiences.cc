@@ -116,22 +116,25 @@ uint64_t Evaluate(const std::vector<const AudienceCondition*>& conditions,
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<SavedAudiences>> SavedAudiences::Open(
-    Engine* engine, const Predictor* predictor, std::string path, SavedAudiencesOptions options) {
-  std::unique_ptr<SavedAudiences> saved(
-      new SavedAudiences(engine, predictor, std::move(path), options));
+    const Predictor* predictor, std::string path, SavedAudiencesOptions options) {
+  std::unique_ptr<SavedAudiences> saved(new SavedAudiences(predictor, std::move(path), options));
   if (absl::Status s = saved->Load(); !s.ok()) return s;
   return saved;
 }
 
-SavedAudiences::SavedAudiences(Engine* engine, const Predictor* predictor, std::string path,
+SavedAudiences::SavedAudiences(const Predictor* predictor, std::string path,
                                SavedAudiencesOptions options)
-    : engine_(engine), predictor_(predictor), path_(std::move(path)), options_(options) {
+    : predictor_(predictor), path_(std::move(path)), options_(options) {
   std::random_device rd;
   rng_.seed((uint64_t{rd()} << 32) ^ rd());
   epoch_ = Hex(rng_(), 16);
-  partitions_.resize(engine_->partitions());
-  for (auto& p : partitions_) p = std::make_unique<PartitionState>();
+  OpenPartitions(1);  // replaced by the engine's count when it opens
   timer_ = std::jthread([this](std::stop_token stop) { TimerLoop(stop); });
+}
+
+void SavedAudiences::OpenPartitions(uint32_t partitions) {
+  partitions_.resize(partitions);
+  for (auto& p : partitions_) p = std::make_unique<PartitionState>();
 }
 
 SavedAudiences::~SavedAudiences() {
@@ -282,13 +285,13 @@ void SavedAudiences::RefreshTagRules(std::shared_ptr<const TagRules> current) {
   version_.fetch_add(1, std::memory_order_acq_rel);
 }
 
-void SavedAudiences::Attach() {
+void SavedAudiences::Attach(Engine* engine) {
   std::lock_guard<std::mutex> admin(admin_mu_);
   if (attached_.load()) return;
+  engine_ = engine;
   // Bits left by an earlier attachment (ours or another listener's) would be taken for members.
   ScanClear(~uint64_t{0});
   for (auto& a : audiences_) a->size.store(0);
-  engine_->SetProfileChangeListener(this);
   attached_.store(true);
   // Writers evaluate every audience from now on but stay silent until the scan has set every
   // profile's bits (see the header).
@@ -302,7 +305,6 @@ void SavedAudiences::Attach() {
 void SavedAudiences::Detach() {
   std::lock_guard<std::mutex> admin(admin_mu_);
   if (!attached_.load()) return;
-  engine_->SetProfileChangeListener(nullptr);
   attached_.store(false);
   Publish(0);
 }
@@ -498,10 +500,14 @@ uint64_t SavedAudiences::evaluations() const {
 
 // --- The ingest path -------------------------------------------------------------------------
 
-void SavedAudiences::OnProfileChanged(uint32_t partition, std::string_view user_id,
-                                      const Profile& profile, const ProfileContext& ctx,
-                                      int64_t now_ms, uint64_t& membership) {
+void SavedAudiences::OnProfileChanged(const ChangedProfile& changed) {
   if (!live_.load(std::memory_order_acquire)) return;
+  const uint32_t partition = changed.partition;
+  const std::string_view user_id = changed.user_id;
+  const Profile& profile = changed.profile;
+  const ProfileContext& ctx = changed.ctx;
+  const int64_t now_ms = changed.now_ms;
+  uint64_t& membership = changed.membership;
   if (partition >= partitions_.size()) {  // not expected: the engine's partitions are fixed
     std::shared_ptr<const Snapshot> snap = snapshot_.load();
     if (snap == nullptr) return;
@@ -542,7 +548,7 @@ void SavedAudiences::OnProfileChanged(uint32_t partition, std::string_view user_
 }
 
 void SavedAudiences::OnProfileErased(uint32_t /*partition*/, std::string_view user_id,
-                                     uint64_t membership) {
+                                     const Profile& /*profile*/, uint64_t membership) {
   if (!live_.load(std::memory_order_acquire)) return;
   std::shared_ptr<const Snapshot> snap = snapshot_.load();
   if (snap == nullptr || (membership & snap->mask) == 0) return;

@@ -2,8 +2,8 @@
 // with a stream of enter/exit changes per audience.
 //
 // Each active audience owns one of the 64 membership bits the engine keeps per profile (see
-// engine/profile_change_listener.h). The engine calls OnProfileChanged once per profile a batch
-// changed; the listener evaluates every active condition on that profile (one MatchAll, sharing
+// engine/stream_operator.h: this is the pipeline's audience stage). The engine calls
+// OnProfileChanged once per profile a batch changed; the operator evaluates every active condition on that profile (one MatchAll, sharing
 // variable values) and, for each bit that differs from the stored one, updates the audience's size
 // and appends a change to its ring. Conditions that move with time alone (windows, recency,
 // lifecycle, predictions) drift between a profile's changes; Reconcile() re-evaluates everything.
@@ -46,7 +46,7 @@
 #include "absl/status/statusor.h"
 #include "audience/audience_condition.h"
 #include "engine/engine.h"
-#include "engine/profile_change_listener.h"
+#include "engine/stream_operator.h"
 #include "model/predictor.h"
 
 namespace persona {
@@ -81,7 +81,7 @@ struct SavedAudiencesOptions {
   uint32_t scan_threads = 0;
 };
 
-class SavedAudiences : public ProfileChangeListener {
+class SavedAudiences : public StreamOperator {
  public:
   static constexpr size_t kMaxAudiences = 64;  // one membership bit each
   static constexpr size_t kMaxNameBytes = 100;
@@ -89,23 +89,23 @@ class SavedAudiences : public ProfileChangeListener {
   static constexpr size_t kMaxDescriptionBytes = 1000;
 
   // Loads definitions from `path` (JSON; a missing file = none; "" = keep nothing on disk). A
-  // definition whose condition no longer compiles is kept inactive with its error. Does not
-  // attach: call Attach(). `engine` (and `predictor`, may be null) must outlive the object.
+  // definition whose condition no longer compiles is kept inactive with its error. Open the engine
+  // with this operator in its pipeline, then call Attach(engine). `predictor` (may be null) must
+  // outlive the object.
   static absl::StatusOr<std::unique_ptr<SavedAudiences>> Open(
-      Engine* engine, const Predictor* predictor, std::string path,
-      SavedAudiencesOptions options = {});
+      const Predictor* predictor, std::string path, SavedAudiencesOptions options = {});
   // Detaches (see Detach), stops the timer thread and calls every pending waiter.
   ~SavedAudiences() override;
   SavedAudiences(const SavedAudiences&) = delete;
   SavedAudiences& operator=(const SavedAudiences&) = delete;
 
-  // engine->SetProfileChangeListener(this), then full parallel scans set every profile's
-  // membership bits and every size (no changes are emitted for this initial state). Events may be
-  // ingested meanwhile. No-op when attached.
-  void Attach();
-  // Stops maintaining memberships (sizes read 0 afterwards). The engine may still call into a
-  // detached listener for a batch that was in flight, so only destroy the object once no batch is
-  // in flight (e.g. the engine is idle or closed).
+  // Starts maintaining memberships over `engine` (opened with this operator in its pipeline; it
+  // must outlive the attachment): full parallel scans set every profile's membership bits and
+  // every size (no changes are emitted for this initial state). Events may be ingested meanwhile.
+  // No-op when attached.
+  void Attach(Engine* engine);
+  // Stops maintaining memberships (sizes read 0 afterwards); the pipeline's calls are then no-ops.
+  // Destroy the object only after the engine it was opened with is closed.
   void Detach();
   bool attached() const { return attached_; }
   // Calls every pending WaitForChanges waiter now (a server about to stop answers its long-polls
@@ -170,10 +170,12 @@ class SavedAudiences : public ProfileChangeListener {
   const std::string& epoch() const { return epoch_; }
   const std::string& path() const { return path_; }
 
-  // ProfileChangeListener (writer threads).
-  void OnProfileChanged(uint32_t partition, std::string_view user_id, const Profile& profile,
-                        const ProfileContext& ctx, int64_t now_ms, uint64_t& membership) override;
-  void OnProfileErased(uint32_t partition, std::string_view user_id,
+  // StreamOperator (writer threads). Membership is not checkpointed: Attach recomputes it by a
+  // scan, and the change stream restarts with a new epoch.
+  std::string_view name() const override { return "audiences"; }
+  void OpenPartitions(uint32_t partitions) override;
+  void OnProfileChanged(const ChangedProfile& changed) override;
+  void OnProfileErased(uint32_t partition, std::string_view user_id, const Profile& profile,
                        uint64_t membership) override;
 
  private:
@@ -182,7 +184,7 @@ class SavedAudiences : public ProfileChangeListener {
   struct Snapshot;
   using Clock = std::chrono::steady_clock;
 
-  SavedAudiences(Engine* engine, const Predictor* predictor, std::string path,
+  SavedAudiences(const Predictor* predictor, std::string path,
                  SavedAudiencesOptions options);
 
   absl::Status Load();
@@ -213,7 +215,7 @@ class SavedAudiences : public ProfileChangeListener {
   static void Fire(const std::shared_ptr<Waiter>& w);
   void TimerLoop(std::stop_token stop);
 
-  Engine* const engine_;
+  Engine* engine_ = nullptr;  // set by Attach
   const Predictor* const predictor_;
   const std::string path_;
   const SavedAudiencesOptions options_;

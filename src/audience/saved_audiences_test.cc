@@ -49,9 +49,20 @@ std::string Event(const std::string& user, const std::string& type, int64_t ts,
 
 class SavedAudiencesTest : public ::testing::Test {
  protected:
-  void SetUp() override { OpenEngine(); }
+  void SetUp() override { OpenSaved(); }
+  void TearDown() override { Close(); }
 
-  void OpenEngine(const std::string& tag_rules_file = "") {
+  // (Re)starts the pipeline: closes the current engine and destroys its saved audiences, then
+  // opens saved audiences from path() and the engine over the data directory with them as its
+  // operator (not attached: the tests attach). Profiles survive the restart (the engine
+  // checkpoints on close).
+  SavedAudiences* OpenSaved(SavedAudiencesOptions options = {},
+                            const std::string& tag_rules_file = "") {
+    Close();
+    auto s = SavedAudiences::Open(nullptr, path(), options);
+    EXPECT_TRUE(s.ok()) << s.status();
+    if (!s.ok()) return nullptr;
+    saved_ = std::move(*s);
     EngineConfig c;
     c.tag_rules_file = tag_rules_file;
     c.data_dir = dir_.path() + "/data";
@@ -59,15 +70,20 @@ class SavedAudiencesTest : public ::testing::Test {
     c.sync = SyncPolicy::kNone;
     c.checkpoint_interval_ms = 0;
     c.checkpoint_every_events = 0;
-    auto e = Engine::Open(c);
-    ASSERT_TRUE(e.ok()) << e.status();
+    auto e = Engine::Open(c, {}, {saved_.get()});
+    EXPECT_TRUE(e.ok()) << e.status();
+    if (!e.ok()) return nullptr;
     engine_ = std::move(*e);
+    return saved_.get();
   }
 
-  std::unique_ptr<SavedAudiences> OpenSaved(SavedAudiencesOptions options = {}) {
-    auto s = SavedAudiences::Open(engine_.get(), nullptr, path(), options);
-    EXPECT_TRUE(s.ok()) << s.status();
-    return s.ok() ? std::move(*s) : nullptr;
+  // Closes the engine, then destroys the saved audiences (an operator outlives its engine).
+  void Close() {
+    if (engine_) {
+      EXPECT_TRUE(engine_->Close().ok());
+    }
+    engine_.reset();
+    saved_.reset();
   }
 
   void Ingest(const std::string& ndjson) {
@@ -84,12 +100,13 @@ class SavedAudiencesTest : public ::testing::Test {
   }
 
   ScopedTempDir dir_{"saved"};
+  std::unique_ptr<SavedAudiences> saved_;  // the engine's operator: destroyed after it
   std::unique_ptr<Engine> engine_;
 };
 
 TEST_F(SavedAudiencesTest, CreateListGetDeleteAndIdsAreSlugsWithSuffix) {
   auto saved = OpenSaved();
-  saved->Attach();
+  saved->Attach(engine_.get());
   auto a = saved->Create("Big Spenders!", "monetary > 100", "spent over 100");
   ASSERT_TRUE(a.ok()) << a.status();
   EXPECT_TRUE(std::string_view(a->id).starts_with("big-spenders-")) << a->id;
@@ -170,7 +187,7 @@ TEST_F(SavedAudiencesTest, DefinitionsSurviveReopenAndMembershipsAreRecomputedAt
          Event("u2", "purchase", kT0 + 2000, 10));
   {
     auto saved = OpenSaved();
-    saved->Attach();
+    saved->Attach(engine_.get());
     auto a = saved->Create("spenders", "monetary > 100", "over 100");
     auto b = saved->Create("buyers", "purchases >= 1", "");
     ASSERT_TRUE(a.ok() && b.ok());
@@ -192,7 +209,7 @@ TEST_F(SavedAudiencesTest, DefinitionsSurviveReopenAndMembershipsAreRecomputedAt
   EXPECT_EQ(list[1].id, id_b);
   EXPECT_TRUE(list[1].active);
   EXPECT_EQ(list[0].size, 0u);  // not attached yet
-  saved->Attach();
+  saved->Attach(engine_.get());
   EXPECT_EQ(saved->Get(id_a)->size, 1u);
   EXPECT_EQ(saved->Get(id_b)->size, 2u);
   // The initial state emits nothing; a later crossing does.
@@ -210,7 +227,7 @@ TEST_F(SavedAudiencesTest, StoredConditionThatNoLongerCompilesIsKeptInactiveWith
         << R"({"id":"gone-000002","name":"gone","description":"d","condition":"no_such_field > 1","created_ms":6}]})";
   }
   auto saved = OpenSaved();
-  saved->Attach();
+  saved->Attach(engine_.get());
   const auto list = saved->List();
   ASSERT_EQ(list.size(), 2u);
   EXPECT_TRUE(list[0].active);
@@ -223,7 +240,6 @@ TEST_F(SavedAudiencesTest, StoredConditionThatNoLongerCompilesIsKeptInactiveWith
   EXPECT_EQ(saved->Get("ok-000001")->size, 1u);
   // It can still be deleted, and the file keeps the other definitions.
   ASSERT_TRUE(saved->Delete("gone-000002").ok());
-  saved.reset();
   saved = OpenSaved();
   ASSERT_EQ(saved->List().size(), 1u);
   EXPECT_EQ(saved->List()[0].id, "ok-000001");
@@ -234,12 +250,12 @@ TEST_F(SavedAudiencesTest, CorruptFileFailsOpen) {
     std::ofstream out(path());
     out << "{not json";
   }
-  auto s = SavedAudiences::Open(engine_.get(), nullptr, path());
+  auto s = SavedAudiences::Open(nullptr, path());
   EXPECT_EQ(s.status().code(), absl::StatusCode::kDataLoss);
 }
 
 TEST_F(SavedAudiencesTest, UnwritableFileFailsCreateAndKeepsNothing) {
-  auto s = SavedAudiences::Open(engine_.get(), nullptr, dir_.path() + "/no/such/dir/a.json");
+  auto s = SavedAudiences::Open(nullptr, dir_.path() + "/no/such/dir/a.json");
   ASSERT_TRUE(s.ok());
   auto a = (*s)->Create("x", "views > 1", "");
   EXPECT_EQ(a.status().code(), absl::StatusCode::kInternal);
@@ -249,10 +265,8 @@ TEST_F(SavedAudiencesTest, UnwritableFileFailsCreateAndKeepsNothing) {
 TEST_F(SavedAudiencesTest, TagConditionsFollowATagRuleReloadAtOnce) {
   const std::string rules = dir_.path() + "/tags.rules";
   std::ofstream(rules) << "vip: monetary > 100\n";
-  engine_.reset();
-  OpenEngine(rules);
-  auto saved = OpenSaved();
-  saved->Attach();
+  auto saved = OpenSaved({}, rules);
+  saved->Attach(engine_.get());
   auto vips = saved->Create("vips", "tag(\"vip\")", "");
   auto browsers = saved->Create("browsers", "tag(\"browser\")", "");  // no such rule yet
   ASSERT_TRUE(vips.ok() && browsers.ok());
@@ -272,7 +286,7 @@ TEST_F(SavedAudiencesTest, TagConditionsFollowATagRuleReloadAtOnce) {
 
 TEST_F(SavedAudiencesTest, CrossingAThresholdEmitsEnterThenExitWithIncreasingSeqs) {
   auto saved = OpenSaved();
-  saved->Attach();
+  saved->Attach(engine_.get());
   auto a = saved->Create("browsers", "views >= 2 and purchases = 0", "");
   ASSERT_TRUE(a.ok());
   Ingest(Event("u1", "view", kT0));
@@ -303,7 +317,7 @@ TEST_F(SavedAudiencesTest, CrossingAThresholdEmitsEnterThenExitWithIncreasingSeq
 
 TEST_F(SavedAudiencesTest, AttributeChangesMoveMembership) {
   auto saved = OpenSaved();
-  saved->Attach();
+  saved->Attach(engine_.get());
   auto gold = saved->Create("gold", "attribute(\"tier\") = \"gold\"", "");
   ASSERT_TRUE(gold.ok()) << gold.status();
   ASSERT_TRUE(engine_->SetAttributes("u1", R"({"tier":"gold"})", true).ok());
@@ -318,7 +332,7 @@ TEST_F(SavedAudiencesTest, AttributeChangesMoveMembership) {
 
 TEST_F(SavedAudiencesTest, ErasingAMemberEmitsExitFromEveryAudience) {
   auto saved = OpenSaved();
-  saved->Attach();
+  saved->Attach(engine_.get());
   auto viewers = saved->Create("viewers", "views >= 1", "");
   auto buyers = saved->Create("buyers", "purchases >= 1", "");
   ASSERT_TRUE(viewers.ok() && buyers.ok());
@@ -336,7 +350,7 @@ TEST_F(SavedAudiencesTest, ErasingAMemberEmitsExitFromEveryAudience) {
 
 TEST_F(SavedAudiencesTest, ChangesPageAndReportTruncationPastTheRetainedRing) {
   auto saved = OpenSaved({.retain = 5});
-  saved->Attach();
+  saved->Attach(engine_.get());
   auto a = saved->Create("viewers", "views >= 1", "");
   ASSERT_TRUE(a.ok());
   std::string events;
@@ -370,7 +384,7 @@ TEST_F(SavedAudiencesTest, ChangesPageAndReportTruncationPastTheRetainedRing) {
 
 TEST_F(SavedAudiencesTest, WaitForChangesFiresOnAChangeOnTimeoutAndAtOnceWhenBehind) {
   auto saved = OpenSaved();
-  saved->Attach();
+  saved->Attach(engine_.get());
   auto a = saved->Create("viewers", "views >= 1", "");
   ASSERT_TRUE(a.ok());
 
@@ -413,22 +427,23 @@ TEST_F(SavedAudiencesTest, WaitForChangesFiresOnAChangeOnTimeoutAndAtOnceWhenBeh
 
 TEST_F(SavedAudiencesTest, DestructionReleasesPendingWaiters) {
   std::atomic<int> calls{0};
-  {
-    auto saved = OpenSaved();
-    saved->Attach();
-    auto a = saved->Create("viewers", "views >= 1", "");
-    ASSERT_TRUE(a.ok());
-    for (int i = 0; i < 3; ++i) {
-      saved->WaitForChanges(a->id, 0, milliseconds(60000), [&] { calls++; });
-    }
-    EXPECT_EQ(calls.load(), 0);
+  auto saved = OpenSaved();
+  saved->Attach(engine_.get());
+  auto a = saved->Create("viewers", "views >= 1", "");
+  ASSERT_TRUE(a.ok());
+  for (int i = 0; i < 3; ++i) {
+    saved->WaitForChanges(a->id, 0, milliseconds(60000), [&] { calls++; });
   }
+  EXPECT_EQ(calls.load(), 0);
+  ASSERT_TRUE(engine_->Close().ok());  // closing the engine releases nobody ...
+  EXPECT_EQ(calls.load(), 0);
+  Close();  // ... destroying the saved audiences (after their engine) does
   EXPECT_EQ(calls.load(), 3);
 }
 
 TEST_F(SavedAudiencesTest, ReconcileCatchesDriftFromTimeAlone) {
   auto saved = OpenSaved();
-  saved->Attach();
+  saved->Attach(engine_.get());
   auto idle = saved->Create("idle", "days_since_last_seen > 1", "");
   ASSERT_TRUE(idle.ok());
   Ingest(Event("u1", "view", kT0));
@@ -453,7 +468,7 @@ TEST_F(SavedAudiencesTest, ReconcileCatchesDriftFromTimeAlone) {
 
 TEST_F(SavedAudiencesTest, DetachedListenerCostsNothingAndReattachRecomputes) {
   auto saved = OpenSaved();
-  saved->Attach();
+  saved->Attach(engine_.get());
   auto a = saved->Create("viewers", "views >= 1", "");
   ASSERT_TRUE(a.ok());
   Ingest(Event("u1", "view", kT0));
@@ -461,7 +476,7 @@ TEST_F(SavedAudiencesTest, DetachedListenerCostsNothingAndReattachRecomputes) {
   EXPECT_EQ(saved->Get(a->id)->size, 0u);
   Ingest(Event("u2", "view", kT0 + 1));
   EXPECT_EQ(AllChanges(*saved, a->id).size(), 1u);  // u2's entry happened while detached
-  saved->Attach();
+  saved->Attach(engine_.get());
   EXPECT_EQ(saved->Get(a->id)->size, 2u);
   Ingest(Event("u3", "view", kT0 + 2));
   EXPECT_EQ(saved->Get(a->id)->size, 3u);
@@ -486,7 +501,7 @@ TEST_F(SavedAudiencesTest, CreateDuringIngestEmitsNoSpuriousEntersAndEndsConsist
     Ingest(setup);
   }
   auto saved = OpenSaved();
-  saved->Attach();
+  saved->Attach(engine_.get());
 
   std::atomic<bool> stop{false};
   std::atomic<int> round{0};

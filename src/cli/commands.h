@@ -11,7 +11,10 @@
 
 #include "absl/status/statusor.h"
 #include "engine/config.h"
+#include "audience/saved_audiences.h"
 #include "engine/engine.h"
+#include "model/predictor.h"
+#include "model/recommender.h"
 
 namespace persona::cli {
 
@@ -45,8 +48,22 @@ class Registry {
 void AddEngineOptions(CLI::App* cmd, EngineOptions* opts);
 // Builds the config: defaults <- config file <- flags.
 absl::StatusOr<EngineConfig> MakeConfig(const EngineOptions& opts);
-// Opens the engine, printing recovery progress to stderr unless quiet.
-absl::StatusOr<std::unique_ptr<Engine>> OpenEngine(const EngineOptions& opts);
+// The operators of Persona's stream pipeline (engine/stream_operator.h), in pipeline order after the
+// built-in stages: predictions (enrichment, demand, keywords), recommendations (trending, item-CF,
+// attribution), saved audiences. Every command that opens a data directory opens it with all of
+// them, so that a replay or a bulk import builds exactly the state live traffic would, and no
+// operator's checkpointed state falls behind the log.
+struct StandardOperators {
+  std::shared_ptr<Predictor> predictor;
+  std::shared_ptr<Recommender> recommender;
+  std::shared_ptr<SavedAudiences> audiences;
+};
+// Opens the engine with the standard operators (kept alive by the engine; handed to the caller
+// through `operators` when given), printing recovery progress to stderr unless quiet. The
+// predictor is bound to the engine; starting the recommender's model watcher and attaching the
+// saved audiences is the caller's choice (serve does both).
+absl::StatusOr<std::unique_ptr<Engine>> OpenEngine(const EngineOptions& opts,
+                                                   StandardOperators* operators = nullptr);
 // Prints "persona: <message>" to stderr and returns the exit code for the status.
 int Fail(const absl::Status& s);
 

@@ -3,6 +3,8 @@
 
 #include "cli/commands.h"
 
+#include "model/recommend_config.h"
+
 namespace persona::cli {
 
 CLI::App* Registry::Add(const std::string& name, const std::string& help,
@@ -47,13 +49,37 @@ absl::StatusOr<EngineConfig> MakeConfig(const EngineOptions& opts) {
   return config;
 }
 
-absl::StatusOr<std::unique_ptr<Engine>> OpenEngine(const EngineOptions& opts) {
+absl::StatusOr<std::unique_ptr<Engine>> OpenEngine(const EngineOptions& opts,
+                                                   StandardOperators* operators) {
   auto config = MakeConfig(opts);
   if (!config.ok()) return config.status();
   const bool quiet = opts.quiet;
-  return Engine::Open(*config, [quiet](std::string_view line) {
-    if (!quiet) std::cerr << "persona: " << line << "\n";
-  });
+  RecommendConfig rec_config;
+  if (!opts.config_file.empty()) {
+    if (absl::Status s = LoadRecommendConfigFile(opts.config_file, &rec_config); !s.ok()) {
+      return s;
+    }
+  }
+  StandardOperators ops;
+  ops.recommender = std::make_shared<Recommender>(rec_config, config->data_dir);
+  ops.predictor = std::make_shared<Predictor>(config->data_dir, ops.recommender.get());
+  auto audiences =
+      SavedAudiences::Open(ops.predictor.get(), config->data_dir + "/audiences.json");
+  if (!audiences.ok()) return audiences.status();
+  ops.audiences = std::move(*audiences);
+  auto engine = Engine::Open(
+      *config,
+      [quiet](std::string_view line) {
+        if (!quiet) std::cerr << "persona: " << line << "\n";
+      },
+      {ops.predictor.get(), ops.recommender.get(), ops.audiences.get()});
+  if (!engine.ok()) return engine.status();
+  ops.predictor->Bind(engine->get());
+  (*engine)->KeepAlive(ops.predictor);
+  (*engine)->KeepAlive(ops.recommender);
+  (*engine)->KeepAlive(ops.audiences);
+  if (operators != nullptr) *operators = std::move(ops);
+  return engine;
 }
 
 int Fail(const absl::Status& s) {

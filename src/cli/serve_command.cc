@@ -8,11 +8,7 @@
 #include <mutex>
 #include <thread>
 
-#include "audience/saved_audiences.h"
 #include "cli/commands.h"
-#include "model/recommend_config.h"
-#include "model/predictor.h"
-#include "model/recommender.h"
 #include "serve/api.h"
 #include "serve/api_keys.h"
 #include "serve/http_server.h"
@@ -56,45 +52,25 @@ int RunServe(ServeOptions& o) {
   if (!o.bind.empty()) serve_config.http.bind_address = o.bind;
   if (o.threads > 0) serve_config.http.threads = o.threads;
 
-  RecommendConfig rec_config;
-  if (!o.engine.config_file.empty()) {
-    if (absl::Status s = LoadRecommendConfigFile(o.engine.config_file, &rec_config); !s.ok()) {
-      std::cerr << "persona: " << s.message() << "\n";
-      return 2;
-    }
-  }
-
-  auto engine = OpenEngine(o.engine);
+  // The whole pipeline opens with the engine: every operator's checkpointed state is restored and
+  // the log tail after it replayed through the same operators as live traffic, so the state is
+  // complete before the first request is answered (/readyz).
+  StandardOperators ops;
+  auto engine = OpenEngine(o.engine, &ops);
   if (!engine.ok()) return Fail(engine.status());
-  // Recommenders see every event applied from here on; the log written before is replayed into
-  // them in the background (requests are served meanwhile, trending/item-CF warming up).
-  auto recommender = std::make_unique<Recommender>(engine->get(), rec_config, o.engine.data_dir);
-  // Predictions: the newest artifacts under DATA/models are loaded (a refused one is reported and
-  // skipped); from here on every applied event is enriched (sentiment, segment, anomaly flags),
-  // and the log replay warms its demand counters and keyword learner up too.
-  auto predictor =
-      std::make_unique<Predictor>(engine->get(), o.engine.data_dir, recommender.get());
+  Recommender* const recommender = ops.recommender.get();
+  Predictor* const predictor = ops.predictor.get();
+  SavedAudiences* const audiences = ops.audiences.get();
   if (!o.engine.quiet) {
     for (const std::string& e : predictor->load_errors()) std::cerr << "persona: " << e << "\n";
   }
-  recommender->SetReplayListener([p = predictor.get()](const Event& e) { p->Replay(e); });
-  const std::vector<uint64_t> seqs_before = (*engine)->LastSeqs();
-  (*engine)->SetProfileEnricher(predictor.get());
-  (*engine)->SetEventObserver(recommender.get());
-  recommender->StartBackground(seqs_before, [quiet = o.engine.quiet](std::string_view line) {
+  recommender->Start(engine->get(), [quiet = o.engine.quiet](std::string_view line) {
     if (!quiet) std::cerr << "persona: " << line << "\n";
   });
-  // Saved audiences: definitions from DATA/audiences.json; membership is computed by one scan
-  // now and kept incrementally from here on (every changed profile is re-evaluated).
-  auto audiences = SavedAudiences::Open(engine->get(), predictor.get(),
-                                        o.engine.data_dir + "/audiences.json");
-  if (!audiences.ok()) {
-    std::cerr << "persona: " << audiences.status().message() << "\n";
-    (void)(*engine)->Close();
-    return 2;
-  }
-  (*audiences)->Attach();
-  for (const SavedAudienceInfo& a : (*audiences)->List()) {
+  // Saved audiences: membership is computed by one scan now and kept incrementally from here on
+  // (every changed profile is re-evaluated).
+  audiences->Attach(engine->get());
+  for (const SavedAudienceInfo& a : audiences->List()) {
     if (!a.active && !o.engine.quiet) {
       std::cerr << "persona: saved audience '" << a.id << "' is inactive: " << a.error << "\n";
     }
@@ -109,7 +85,7 @@ int RunServe(ServeOptions& o) {
     while (!reconcile_cv.wait_for(lock, serve_config.audience_reconcile_interval,
                                   [&] { return reconcile_stop; })) {
       lock.unlock();
-      (*audiences)->Reconcile();
+      audiences->Reconcile();
       lock.lock();
     }
   });
@@ -121,12 +97,13 @@ int RunServe(ServeOptions& o) {
     reconcile_cv.notify_all();
     if (reconciler.joinable()) reconciler.join();
   };
-  auto api = serve::Api::Create(engine->get(), serve_config, o.engine.config_file,
-                                recommender.get(), predictor.get(), audiences->get());
+  auto api = serve::Api::Create(engine->get(), serve_config, o.engine.config_file, recommender,
+                                predictor, audiences);
   if (!api.ok()) {
     std::cerr << "persona: " << api.status().message() << "\n";
     stop_reconciler();
-    (*audiences)->Detach();
+    audiences->Detach();
+    recommender->Stop();
     (void)(*engine)->Close();
     return 2;
   }
@@ -140,7 +117,8 @@ int RunServe(ServeOptions& o) {
     std::cerr << "persona: cannot serve on " << serve_config.http.bind_address << ":"
               << serve_config.http.port << ": " << server.status().message() << "\n";
     stop_reconciler();
-    (*audiences)->Detach();
+    audiences->Detach();
+    recommender->Stop();
     (void)(*engine)->Close();
     return 1;
   }
@@ -163,16 +141,15 @@ int RunServe(ServeOptions& o) {
   a->SetReady(false);
   stop_reconciler();
   // Long-polls on the change stream are answered now rather than held through the drain.
-  (*audiences)->Detach();
-  (*audiences)->ReleaseWaiters();
+  audiences->Detach();
+  audiences->ReleaseWaiters();
   srv->Stop(serve_config.drain_timeout);
   server->reset();
-  recommender->Stop();  // its log replay reads the store: finish before the engine closes
+  recommender->Stop();
   absl::Status closed = (*engine)->Close();
-  (*engine)->SetEventObserver(nullptr);
-  (*engine)->SetProfileEnricher(nullptr);
   api->reset();  // finishes queued audience scans (which may use the saved audiences)
-  audiences->reset();  // answers long-polls still waiting
+  ops = StandardOperators();
+  engine->reset();  // the engine holds the operators: this answers long-polls still waiting
   if (!closed.ok()) return Fail(closed);
   std::cerr << "persona: stopped cleanly\n";
   return 0;

@@ -41,7 +41,7 @@ absl::StatusOr<SyncPolicy> ParseSyncPolicy(std::string_view s) {
 namespace {
 
 // Tables that may appear in the file; every other key must be a value read by ConfigReader.
-constexpr std::string_view kTables[] = {"limits", "profile", "profile.weights"};
+constexpr std::string_view kTables[] = {"limits", "profile", "profile.weights", "store"};
 // Tables other components read from the same file (and check themselves): the HTTP service's.
 constexpr std::string_view kForeignTables[] = {"server", "recommend"};
 
@@ -265,6 +265,10 @@ void ReadAll(ConfigReader& r, EngineConfig& c) {
   r.Count("dedup_recent_events", 0, int64_t{1} << 32, &c.dedup_recent_events);
   r.Bool("wall_clock", &c.wall_clock);
   r.String("tag_rules_file", /*allow_empty=*/true, &c.tag_rules_file);
+
+  r.Duration("store.log_retention", 0, 100 * kYearMs, &c.log_retention_ms);
+  r.Count("store.log_retention_bytes", 0, std::numeric_limits<int64_t>::max(),
+          &c.log_retention_bytes);
 
   ValidationLimits& l = c.limits;
   r.Count("limits.max_id_length", 1, kMaxSize, &l.max_id_length);

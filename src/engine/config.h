@@ -38,6 +38,12 @@ struct EngineConfig {
   uint64_t dedup_recent_events = 1000000;
   // "now" for decay and windows: the event-time watermark (default) or the wall clock.
   bool wall_clock = false;
+  // Log retention: once a partition's checkpoint covers them, log segments whose newest record was
+  // appended more than `log_retention_ms` ago (wall time; 0 = no age limit) are deleted, and so
+  // are the oldest while the partition's log exceeds `log_retention_bytes` (0 = no size limit).
+  // The log then serves the timeline, erasure and offline training for the retained window only.
+  int64_t log_retention_ms = 30 * 24 * kHourMs;
+  uint64_t log_retention_bytes = 0;
   // File of tag rules (`name: expression` per line); empty = none. Reloadable.
   std::string tag_rules_file;
   ValidationLimits limits;

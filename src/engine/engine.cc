@@ -15,7 +15,8 @@ namespace persona {
 Engine::Engine(const EngineConfig& config) : config_(config) {}
 
 absl::StatusOr<std::unique_ptr<Engine>> Engine::Open(const EngineConfig& config,
-                                                     std::function<void(std::string_view)> log) {
+                                                     std::function<void(std::string_view)> log,
+                                                     std::vector<StreamOperator*> operators) {
   std::unique_ptr<Engine> engine(new Engine(config));
   EngineConfig& cfg = engine->config_;
   cfg.max_batch_events = std::clamp<uint32_t>(cfg.max_batch_events, 1, kMaxBatchEvents);
@@ -37,12 +38,23 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Open(const EngineConfig& config,
     if (!loaded.ok()) return loaded.status();
     rules = *loaded;
   }
+  engine->tag_stage_.SetRules(rules);
+  engine->operators_.push_back(&engine->tag_stage_);
+  for (StreamOperator* op : operators) {
+    for (StreamOperator* other : engine->operators_) {
+      if (other->name() == op->name()) {
+        return absl::InvalidArgumentError("two stream operators are named '" +
+                                          std::string(op->name()) + "'");
+      }
+    }
+    engine->operators_.push_back(op);
+  }
+  for (StreamOperator* op : engine->operators_) op->OpenPartitions(p);
   Engine* raw = engine.get();
   for (uint32_t i = 0; i < p; ++i) {
     engine->partitions_.push_back(std::make_unique<Partition>(
-        i, engine->store_.get(), engine->config_, &engine->population_,
-        [raw] { return raw->NowMs(); }, [raw] { return raw->watermark_ms(); }));
-    engine->partitions_.back()->SetTagRules(rules);
+        i, engine->store_.get(), engine->config_, &engine->operators_,
+        [raw] { return raw->watermark_ms(); }));
   }
 
   // Recover partitions in parallel: each replays its own log tail.
@@ -66,6 +78,7 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Open(const EngineConfig& config,
     log("recovered " + std::to_string(engine->recovered_events_) + " events from the log in " +
         std::to_string(secs) + " s");
   }
+  for (StreamOperator* op : engine->operators_) op->OnRecovered();
   for (auto& part : engine->partitions_) part->Start();
   return engine;
 }
@@ -237,13 +250,11 @@ absl::Status Engine::ReloadTagRules() {
   if (config_.tag_rules_file.empty()) return absl::OkStatus();
   auto loaded = TagRules::LoadFile(config_.tag_rules_file, ProfileFeatureCatalog());
   if (!loaded.ok()) return loaded.status();
-  for (auto& p : partitions_) p->SetTagRules(*loaded);
+  tag_stage_.SetRules(*loaded);
   return absl::OkStatus();
 }
 
-std::shared_ptr<const TagRules> Engine::tag_rules() const {
-  return partitions_.empty() ? nullptr : partitions_[0]->tag_rules();
-}
+std::shared_ptr<const TagRules> Engine::tag_rules() const { return tag_stage_.rules(); }
 
 int64_t Engine::watermark_ms() const {
   int64_t wm = 0;
@@ -258,14 +269,6 @@ int64_t Engine::NowMs() const {
         .count();
   }
   return watermark_ms();
-}
-
-void Engine::SetProfileEnricher(ProfileEnricher* enricher) {
-  for (auto& p : partitions_) p->SetProfileEnricher(enricher);
-}
-
-void Engine::SetProfileChangeListener(ProfileChangeListener* listener) {
-  for (auto& p : partitions_) p->SetProfileChangeListener(listener);
 }
 
 uint32_t Engine::ScanThreads(uint32_t threads) const {
@@ -293,10 +296,6 @@ void Engine::ScanProfiles(
   for (uint32_t t = 1; t < n; ++t) helpers.emplace_back(work, t);
   work(0);
   for (auto& t : helpers) t.join();
-}
-
-void Engine::SetEventObserver(EventObserver* observer) {
-  for (auto& p : partitions_) p->SetEventObserver(observer);
 }
 
 std::vector<uint64_t> Engine::LastSeqs() const {

@@ -16,21 +16,24 @@
 #include "absl/status/statusor.h"
 #include "common/json_writer.h"
 #include "engine/config.h"
-#include "engine/event_observer.h"
 #include "engine/ingest_outcome.h"
 #include "engine/partition.h"
-#include "engine/profile_enricher.h"
-#include "profile/population.h"
+#include "engine/stream_operator.h"
+#include "engine/tag_rule_stage.h"
 #include "store/store.h"
 
 namespace persona {
 
 class Engine {
  public:
-  // Opens (or creates) the data directory and recovers every partition (in parallel). `log`
-  // receives human-readable progress lines (may be empty).
+  // Opens (or creates) the data directory and recovers every partition (in parallel): its
+  // checkpoint, then the log tail after it through the pipeline. `operators` is the pipeline
+  // after the built-in stages (profile update, tag rules), in order (engine/stream_operator.h);
+  // they must outlive the engine, and the list is fixed for its lifetime. `log` receives
+  // human-readable progress lines (may be empty).
   static absl::StatusOr<std::unique_ptr<Engine>> Open(
-      const EngineConfig& config, std::function<void(std::string_view)> log = {});
+      const EngineConfig& config, std::function<void(std::string_view)> log = {},
+      std::vector<StreamOperator*> operators = {});
   ~Engine();
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
@@ -75,15 +78,6 @@ class Engine {
                                             bool merge);
   absl::StatusOr<UserErasure> EraseUser(std::string_view user_id);
 
-  // Makes `observer` (null detaches) see every event applied from now on. Attach before submitting
-  // the events it must see; it must stay alive until detached or until Close returns.
-  void SetEventObserver(EventObserver* observer);
-  // Makes `enricher` (null detaches) enrich every profile an event is applied to from now on
-  // (see engine/profile_enricher.h). It must outlive its attachment.
-  void SetProfileEnricher(ProfileEnricher* enricher);
-  // Makes `listener` (null detaches) see every profile change from now on (see
-  // engine/profile_change_listener.h). It must outlive its attachment.
-  void SetProfileChangeListener(ProfileChangeListener* listener);
   // The last log seq of each partition: the records written before an observer attached now.
   std::vector<uint64_t> LastSeqs() const;
 
@@ -94,7 +88,8 @@ class Engine {
   // Re-reads the tag rules file; on error the old rules stay in force.
   absl::Status ReloadTagRules();
 
-  // "now" for decay and windows: the event-time watermark (max over partitions), or wall clock.
+  // "now" for reads: the event-time watermark (max over partitions), or wall clock. Update-time
+  // stages use their partition's own "now" (Partition::NowMs) instead.
   int64_t NowMs() const;
   int64_t watermark_ms() const;
   uint32_t partitions() const { return static_cast<uint32_t>(partitions_.size()); }
@@ -124,6 +119,9 @@ class Engine {
   double recovery_seconds() const { return recovery_seconds_; }
   const EngineConfig& config() const { return config_; }
   Store& store() { return *store_; }
+  // Keeps `owned` (typically the operators the engine was opened with) alive until the engine is
+  // destroyed, after its partitions stopped.
+  void KeepAlive(std::shared_ptr<void> owned) { keep_alive_.push_back(std::move(owned)); }
   std::shared_ptr<const TagRules> tag_rules() const;
 
  private:
@@ -131,9 +129,11 @@ class Engine {
   // Routes a control request to its user's partition (InvalidArgument for an empty user id).
   absl::Status EnqueueControl(std::shared_ptr<PartitionControl> control);
 
+  std::vector<std::shared_ptr<void>> keep_alive_;  // destroyed last
   EngineConfig config_;
   std::unique_ptr<Store> store_;
-  Population population_;
+  TagRuleStage tag_stage_;
+  std::vector<StreamOperator*> operators_;  // tag_stage_, then the caller's
   std::vector<std::unique_ptr<Partition>> partitions_;
   uint64_t recovered_events_ = 0;
   double recovery_seconds_ = 0;

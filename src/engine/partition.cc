@@ -25,23 +25,34 @@ int64_t WallMs() {
       .count();
 }
 
-constexpr char kMetaFormatV1 = 1;
+// Meta format 2 adds the log segments (retention) after the price stats.
+constexpr char kMetaFormatV2 = 2;
+// A log segment closes after this many bytes or this much wall time of appends.
+constexpr uint64_t kSegmentBytes = 64 << 20;
+constexpr int64_t kSegmentMs = 3'600'000;
 // Profiles are handed to the store in chunks of about this many bytes.
 constexpr size_t kCheckpointChunkBytes = 4 << 20;
 
 }  // namespace
 
-Partition::Partition(uint32_t id, Store* store, const EngineConfig& config, Population* population,
-                     std::function<int64_t()> now_ms, std::function<int64_t()> global_watermark_ms)
+Partition::Partition(uint32_t id, Store* store, const EngineConfig& config,
+                     const std::vector<StreamOperator*>* operators,
+                     std::function<int64_t()> global_watermark_ms)
     : id_(id),
       store_(store),
       config_(config),
-      now_ms_(std::move(now_ms)),
+      operators_(*operators),
       global_watermark_ms_(std::move(global_watermark_ms)),
       dedup_(config.dedup_window_ms, config.dedup_recent_events),
       shards_(std::make_unique<Shard[]>(kShards)) {
   ctx_.config = &config_.profile;
-  ctx_.population = population;
+  // The partition's own buyers: RFM quintiles are a function of this partition's stream alone
+  // (a uniform sample of the whole population, users being spread by hash).
+  ctx_.population = &population_;
+}
+
+int64_t Partition::NowMs() const {
+  return config_.wall_clock ? WallMs() : watermark_.load(std::memory_order_relaxed);
 }
 
 Partition::~Partition() {
@@ -112,26 +123,22 @@ void Partition::ProcessControl(PartitionControl& control) {
   }
 }
 
-// Attribute updates are not events, so they are not in the log: the profile is written to the
-// checkpoint store at once, labelled with the last log seq it reflects (every applied record).
-// Recovery then loads it and skips the log records up to that label, which is exactly the
-// protocol an interrupted checkpoint relies on. RocksDB's WAL is one ordered file, so once this
-// write is durable, so are the log records before it.
+// Attribute updates are not events, so they are not in the log: the object is stored beside it
+// (Store::PutAttributes, synced under the sync policy) and laid over the checkpointed profile at
+// recovery. Derived state that reads attributes (tags, audiences) is re-evaluated when they change
+// and at every later change of the profile, so the final state equals that of a run without crash.
 absl::StatusOr<std::string> Partition::SetAttributes(const PartitionControl& control) {
   const Shard& probe = shards_[ShardOf(control.user_id)];
   const bool existed = probe.users.contains(control.user_id);
   size_t shard_index;
   Entry* entry = FindOrCreate(control.user_id, &shard_index);
   Shard& shard = shards_[shard_index];
-  std::string blob, attributes;
+  std::string attributes;
   absl::Status status;
   {
     std::lock_guard<std::mutex> lock(shard.mu);
     status = entry->profile.SetAttributes(control.attributes_json, control.merge);
-    if (status.ok()) {
-      attributes = std::string(entry->profile.attributes_json());
-      EncodeProfile(entry->profile, ctx_, &blob);
-    }
+    if (status.ok()) attributes = std::string(entry->profile.attributes_json());
   }
   if (!status.ok()) {
     if (!existed) {
@@ -141,18 +148,16 @@ absl::StatusOr<std::string> Partition::SetAttributes(const PartitionControl& con
     }
     return status;
   }
-  {
-    auto rules = tag_rules_.load();
-    AfterChange(rules && rules->size() > 0 ? rules.get() : nullptr,
-                listener_.load(std::memory_order_acquire), entry);
+  if (absl::Status s = store_->PutAttributes(id_, entry->user_id, attributes,
+                                             config_.sync != SyncPolicy::kNone);
+      !s.ok()) {
+    return s;
   }
-  const uint64_t label = next_seq_ - 1;
-  const std::pair<std::string_view, std::string_view> one{entry->user_id, blob};
-  if (absl::Status s = store_->PutProfiles(id_, label, {&one, 1}); !s.ok()) return s;
-  if (config_.sync != SyncPolicy::kNone) {
-    if (absl::Status s = store_->SyncWal(); !s.ok()) return s;
+  AfterChange(entry, NowMs(), /*replay=*/false);
+  if (!entry->dirty) {
+    entry->dirty = true;
+    dirty_.push_back(entry);
   }
-  entry->label_seq = label;
   return attributes;
 }
 
@@ -195,13 +200,16 @@ absl::StatusOr<UserErasure> Partition::EraseUser(std::string_view user_id) {
     auto redacted = RedactLogChain(entry->profile.timeline_head);
     if (!redacted.ok()) return redacted.status();
     out.log_events = *redacted;
-    if (absl::Status s = store_->DeleteProfile(id_, user_id); !s.ok()) return s;
+    if (entry->label_seq != 0) {
+      if (absl::Status s = store_->DeleteProfile(id_, user_id, entry->label_seq); !s.ok()) return s;
+    }
+    if (absl::Status s = store_->DeleteAttributes(id_, user_id); !s.ok()) return s;
     std::erase(dirty_, entry);
-    if (ctx_.population != nullptr) ctx_.population->Remove(entry->profile);
+    population_.Remove(entry->profile);
     {
       std::lock_guard<std::mutex> lock(shard.mu);
-      if (ProfileChangeListener* l = listener_.load(std::memory_order_acquire)) {
-        l->OnProfileErased(id_, entry->user_id, entry->membership);
+      for (StreamOperator* op : operators_) {
+        op->OnProfileErased(id_, entry->user_id, entry->profile, entry->membership);
       }
       shard.users.erase(it);  // destroys the entry (and the key it owned)
     }
@@ -211,6 +219,13 @@ absl::StatusOr<UserErasure> Partition::EraseUser(std::string_view user_id) {
   auto letters = store_->EraseDeadLettersOfUser(user_id);  // syncs, covering the writes above
   if (!letters.ok()) return letters.status();
   out.dead_letters = *letters;
+  // The redacted events are gone from the log, so a replay from an older checkpoint could not
+  // show them to the operators that counted them: checkpoint now, so that no replay crosses the
+  // erasure (a crash between the redaction and this commit is the one window where stream-wide
+  // aggregates may then miss the erased user's last events).
+  if (out.profile) {
+    if (absl::Status s = WriteCheckpoint(); !s.ok()) return s;
+  }
   return out;
 }
 
@@ -243,6 +258,9 @@ absl::Status Partition::Stop() {
 }
 
 absl::Status Partition::FinalSync() {
+  // A partition whose recovery did not finish holds a partial state: checkpointing it would commit
+  // that as the truth.
+  if (!recovered_) return absl::OkStatus();
   absl::Status st = health();
   if (st.ok() && config_.sync != SyncPolicy::kAlways) st = store_->SyncWal();
   if (st.ok() && config_.checkpoint_on_close) st = WriteCheckpoint();
@@ -399,15 +417,17 @@ void Partition::ProcessBatch(std::vector<PartitionWork>& works) {
       auto [head, fresh] = batch_heads_.try_emplace(entry, 0);
       record_.Add(e, fresh ? entry->profile.timeline_head : head->second);
       head->second = MakeLogPosition(seq, index);
-      accepted_scratch_.push_back({&e, entry, static_cast<uint32_t>(shard)});
+      accepted_scratch_.push_back({&e, entry, static_cast<uint32_t>(shard), index});
       ++outcomes[wi].accepted;
     }
   }
 
   absl::Status st;
+  size_t record_bytes = 0;
   if (record_.count() > 0) {
-    st = store_->Append(id_, seq, record_.Finish(), dead_letters,
-                        config_.sync == SyncPolicy::kAlways);
+    const std::string_view record = record_.Finish();
+    record_bytes = record.size();
+    st = store_->Append(id_, seq, record, dead_letters, config_.sync == SyncPolicy::kAlways);
   } else if (!dead_letters.empty()) {
     st = store_->AddDeadLetters(dead_letters, config_.sync == SyncPolicy::kAlways);
   }
@@ -424,48 +444,13 @@ void Partition::ProcessBatch(std::vector<PartitionWork>& works) {
   if (record_.count() > 0) {
     next_seq_ = seq + 1;
     last_seq_.store(seq, std::memory_order_relaxed);
+    NoteAppend(seq, record_bytes, wall);
   }
 
-  // Pass 2: apply to profiles under their shard locks.
-  touched_scratch_.clear();
-  EventObserver* const observer = observer_.load(std::memory_order_acquire);
-  ProfileEnricher* const enricher = enricher_.load(std::memory_order_acquire);
-  uint32_t index = 0;
-  constexpr size_t kPrefetchAhead = 8;
-  for (size_t i = 0; i < accepted_scratch_.size(); ++i) {
-    // Profiles of a large population are cache misses; start loading one a few events ahead.
-    if (i + kPrefetchAhead < accepted_scratch_.size()) {
-      const Entry* ahead = accepted_scratch_[i + kPrefetchAhead].entry;
-      __builtin_prefetch(&ahead->profile);
-      __builtin_prefetch(reinterpret_cast<const char*>(&ahead->profile) + 64);
-    }
-    const Accepted& a = accepted_scratch_[i];
-    std::lock_guard<std::mutex> lock(shards_[a.shard].mu);
-    a.entry->profile.timeline_head = MakeLogPosition(seq, index++);
-    if (enricher != nullptr) enricher->BeforeApply(id_, *a.event, a.entry->profile);
-    a.entry->profile.Apply(*a.event, ctx_);
-    if (enricher != nullptr) enricher->Enrich(id_, *a.event, a.entry->profile, ctx_);
-    if (observer != nullptr) observer->OnEvent(id_, *a.event, a.entry->profile, ctx_);
-    if (a.entry->touched != batch_number_) {
-      a.entry->touched = batch_number_;
-      touched_scratch_.push_back(a.entry);
-      if (!a.entry->dirty) {
-        a.entry->dirty = true;
-        dirty_.push_back(a.entry);
-      }
-    }
-    by_type_[static_cast<int>(a.event->type)].fetch_add(1, std::memory_order_relaxed);
-  }
+  // Pass 2: the pipeline, under the profiles' shard locks.
   watermark_.store(wm, std::memory_order_relaxed);
   dedup_entries_.store(dedup_.size(), std::memory_order_relaxed);
-  {
-    auto rules = tag_rules_.load();
-    const TagRules* r = rules && rules->size() > 0 ? rules.get() : nullptr;
-    ProfileChangeListener* const listener = listener_.load(std::memory_order_acquire);
-    if (r != nullptr || listener != nullptr) {
-      for (Entry* e : touched_scratch_) AfterChange(r, listener, e);
-    }
-  }
+  if (!accepted_scratch_.empty()) RunPipeline(seq, NowMs(), /*replay=*/false);
   events_since_checkpoint_ += accepted_scratch_.size();
 
   uint64_t acc = 0, dup = 0, rej = 0;
@@ -488,23 +473,48 @@ void Partition::ProcessBatch(std::vector<PartitionWork>& works) {
   }
 }
 
-void Partition::EvaluateTags(const TagRules& rules, Entry* entry) {
-  std::lock_guard<std::mutex> lock(shards_[entry->shard].mu);
-  ProfileFeatures features(entry->profile, ctx_, now_ms_());
-  entry->profile.tag_bits = rules.Evaluate(features);
+void Partition::RunPipeline(uint64_t seq, int64_t now_ms, bool replay) {
+  ++batch_number_;
+  touched_scratch_.clear();
+  constexpr size_t kPrefetchAhead = 8;
+  for (size_t i = 0; i < accepted_scratch_.size(); ++i) {
+    // Profiles of a large population are cache misses; start loading one a few events ahead.
+    if (i + kPrefetchAhead < accepted_scratch_.size()) {
+      const Entry* ahead = accepted_scratch_[i + kPrefetchAhead].entry;
+      __builtin_prefetch(&ahead->profile);
+      __builtin_prefetch(reinterpret_cast<const char*>(&ahead->profile) + 64);
+    }
+    const Accepted& a = accepted_scratch_[i];
+    Entry* const entry = a.entry;
+    std::lock_guard<std::mutex> lock(shards_[a.shard].mu);
+    entry->profile.timeline_head = MakeLogPosition(seq, a.index);
+    for (StreamOperator* op : operators_) op->BeforeApply(id_, *a.event, entry->profile);
+    entry->profile.Apply(*a.event, ctx_);
+    if (!operators_.empty()) {
+      const AppliedEvent applied{id_, entry->user_id, *a.event, entry->profile, ctx_, now_ms,
+                                 replay};
+      for (StreamOperator* op : operators_) op->OnEvent(applied);
+    }
+    if (entry->touched != batch_number_) {
+      entry->touched = batch_number_;
+      touched_scratch_.push_back(entry);
+      if (!entry->dirty) {
+        entry->dirty = true;
+        dirty_.push_back(entry);
+      }
+    }
+    by_type_[static_cast<int>(a.event->type)].fetch_add(1, std::memory_order_relaxed);
+  }
+  if (!operators_.empty()) {
+    for (Entry* e : touched_scratch_) AfterChange(e, now_ms, replay);
+  }
 }
 
-void Partition::AfterChange(const TagRules* rules, ProfileChangeListener* listener,
-                            Entry* entry) {
+void Partition::AfterChange(Entry* entry, int64_t now_ms, bool replay) {
   std::lock_guard<std::mutex> lock(shards_[entry->shard].mu);
-  const int64_t now = now_ms_();
-  if (rules != nullptr) {
-    ProfileFeatures features(entry->profile, ctx_, now);
-    entry->profile.tag_bits = rules->Evaluate(features);
-  }
-  if (listener != nullptr) {
-    listener->OnProfileChanged(id_, entry->user_id, entry->profile, ctx_, now, entry->membership);
-  }
+  const ChangedProfile changed{id_,    entry->user_id,    entry->profile, ctx_,
+                               now_ms, entry->membership, replay};
+  for (StreamOperator* op : operators_) op->OnProfileChanged(changed);
 }
 
 void Partition::ScanShards(size_t shard_begin, size_t shard_end,
@@ -529,10 +539,6 @@ void Partition::ScanShards(size_t shard_begin, size_t shard_end,
     }
     flush();
   }
-}
-
-void Partition::SetTagRules(std::shared_ptr<const TagRules> rules) {
-  tag_rules_.store(std::move(rules));
 }
 
 bool Partition::Read(std::string_view user_id,
@@ -576,7 +582,7 @@ absl::Status Partition::Checkpoint() {
 
 std::string Partition::EncodeMeta() const {
   std::string out;
-  out.push_back(kMetaFormatV1);
+  out.push_back(kMetaFormatV2);
   AppendVarint64(&out, static_cast<uint64_t>(watermark_.load()));
   AppendVarint64(&out, accepted_.load());
   AppendVarint64(&out, duplicates_.load());
@@ -587,6 +593,14 @@ std::string Partition::EncodeMeta() const {
   ctx_.prices.Encode(&prices);
   AppendVarint64(&out, prices.size());
   out.append(prices);
+  AppendVarint64(&out, segments_.size());
+  for (const LogSegment& g : segments_) {
+    AppendVarint64(&out, g.first_seq);
+    AppendVarint64(&out, g.last_seq);
+    AppendVarint64(&out, g.bytes);
+    AppendVarint64(&out, ZigZagEncode64(g.first_append_ms));
+    AppendVarint64(&out, ZigZagEncode64(g.last_append_ms));
+  }
   return out;
 }
 
@@ -595,7 +609,7 @@ absl::Status Partition::DecodeMeta(std::string_view in) {
     return absl::DataLossError("partition " + std::to_string(id_) + ": corrupt checkpoint meta (" +
                                what + ")");
   };
-  if (in.empty() || in[0] != kMetaFormatV1) return corrupt("format");
+  if (in.empty() || in[0] != kMetaFormatV2) return corrupt("format");
   in.remove_prefix(1);
   uint64_t v[4];
   for (auto& x : v)
@@ -613,6 +627,22 @@ absl::Status Partition::DecodeMeta(std::string_view in) {
   uint64_t n;
   if (!ReadVarint64(&in, &n) || n > in.size()) return corrupt("price stats");
   if (absl::Status s = ctx_.prices.Decode(in.substr(0, n)); !s.ok()) return s;
+  in.remove_prefix(n);
+  uint64_t count;
+  if (!ReadVarint64(&in, &count) || count > in.size()) return corrupt("log segments");
+  segments_.clear();
+  for (uint64_t i = 0; i < count; ++i) {
+    LogSegment g;
+    uint64_t first_ms, last_ms;
+    if (!ReadVarint64(&in, &g.first_seq) || !ReadVarint64(&in, &g.last_seq) ||
+        !ReadVarint64(&in, &g.bytes) || !ReadVarint64(&in, &first_ms) ||
+        !ReadVarint64(&in, &last_ms)) {
+      return corrupt("log segments");
+    }
+    g.first_append_ms = ZigZagDecode64(first_ms);
+    g.last_append_ms = ZigZagDecode64(last_ms);
+    segments_.push_back(g);
+  }
   return absl::OkStatus();
 }
 
@@ -646,8 +676,24 @@ absl::Status Partition::WriteCheckpoint() {
     }
   }
   if (auto s = flush(); !s.ok()) return s;
-  if (auto s = store_->CommitCheckpoint(id_, seq, EncodeMeta()); !s.ok()) return s;
+  // Every operator's state at the same seq, committed in the same write as the meta. An operator
+  // with nothing to save still writes an empty value, replacing an older state.
+  // Each state is prefixed with the seq it reflects, so that recovery can tell a state left behind
+  // by a run whose pipeline lacked the operator.
+  std::vector<std::string> states(operators_.size());
+  std::vector<std::pair<std::string_view, std::string_view>> named;
+  for (size_t i = 0; i < operators_.size(); ++i) {
+    AppendVarint64(&states[i], seq);
+    operators_[i]->SaveState(id_, &states[i]);
+    named.emplace_back(operators_[i]->name(), states[i]);
+  }
+  if (auto s = store_->CommitCheckpoint(id_, seq, EncodeMeta(), named); !s.ok()) return s;
+  // The versions the new generation replaced are garbage now (a crash before these deletes leaves
+  // them shadowed; recovery deletes them).
   for (Entry* e : dirty_) {
+    if (e->label_seq != 0 && e->label_seq != seq) {
+      if (auto s = store_->DeleteProfile(id_, e->user_id, e->label_seq); !s.ok()) return s;
+    }
     e->dirty = false;
     e->label_seq = seq;
   }
@@ -655,31 +701,125 @@ absl::Status Partition::WriteCheckpoint() {
   checkpoint_seq_.store(seq);
   events_since_checkpoint_ = 0;
   last_checkpoint_wall_ms_ = WallMs();
-  return absl::OkStatus();
+  return ApplyRetention();
+}
+
+void Partition::NoteAppend(uint64_t seq, uint64_t bytes, int64_t wall_ms) {
+  if (segments_.empty() || segments_.back().bytes >= kSegmentBytes ||
+      wall_ms - segments_.back().first_append_ms >= kSegmentMs) {
+    segments_.push_back(LogSegment{seq, seq, 0, wall_ms, wall_ms});
+    log_segments_.store(segments_.size(), std::memory_order_relaxed);
+    if (segments_.size() == 1) log_first_seq_.store(seq, std::memory_order_relaxed);
+  }
+  LogSegment& g = segments_.back();
+  g.last_seq = seq;
+  g.bytes += bytes;
+  g.last_append_ms = wall_ms;
+  log_bytes_.fetch_add(bytes, std::memory_order_relaxed);
+}
+
+absl::Status Partition::ApplyRetention() {
+  if (config_.log_retention_ms <= 0 && config_.log_retention_bytes == 0) return absl::OkStatus();
+  uint64_t total = 0;
+  for (const LogSegment& g : segments_) total += g.bytes;
+  const int64_t cutoff = WallMs() - config_.log_retention_ms;
+  const uint64_t covered = checkpoint_seq_.load();
+  uint64_t trim_below = 0;
+  // The newest segment is the one being appended to: it always stays.
+  while (segments_.size() > 1 && segments_.front().last_seq <= covered) {
+    const LogSegment& g = segments_.front();
+    const bool too_old = config_.log_retention_ms > 0 && g.last_append_ms < cutoff;
+    const bool too_big = config_.log_retention_bytes > 0 && total > config_.log_retention_bytes;
+    if (!too_old && !too_big) break;
+    total -= g.bytes;
+    trim_below = g.last_seq + 1;
+    segments_.pop_front();
+    log_trimmed_.fetch_add(1, std::memory_order_relaxed);
+  }
+  log_bytes_.store(total, std::memory_order_relaxed);
+  log_segments_.store(segments_.size(), std::memory_order_relaxed);
+  if (trim_below == 0) return absl::OkStatus();
+  log_first_seq_.store(segments_.empty() ? trim_below : segments_.front().first_seq,
+                       std::memory_order_relaxed);
+  return store_->TrimLog(id_, trim_below);
 }
 
 absl::Status Partition::Recover(uint64_t* replayed_events) {
   *replayed_events = 0;
+  const std::string where = "partition " + std::to_string(id_);
   auto meta = store_->LoadCheckpointMeta(id_);
   if (!meta.ok()) return meta.status();
   if (meta->seq > 0 || !meta->blob.empty()) {
     if (auto s = DecodeMeta(meta->blob); !s.ok()) return s;
   }
   checkpoint_seq_.store(meta->seq);
+  {
+    uint64_t bytes = 0;
+    for (const LogSegment& g : segments_) bytes += g.bytes;
+    log_bytes_.store(bytes);
+    log_segments_.store(segments_.size());
+    log_first_seq_.store(segments_.empty() ? 0 : segments_.front().first_seq);
+  }
+  for (StreamOperator* op : operators_) {
+    auto state = store_->LoadOperatorState(id_, op->name());
+    if (!state.ok()) return state.status();
+    if (!state->has_value()) continue;  // an operator new to this pipeline starts empty
+    std::string_view blob = **state;
+    uint64_t state_seq;
+    if (!ReadVarint64(&blob, &state_seq)) {
+      return absl::DataLossError(where + ", operator " + std::string(op->name()) +
+                                 ": corrupt state header");
+    }
+    if (state_seq != meta->seq) {
+      return absl::FailedPreconditionError(
+          where + ": the state of operator '" + std::string(op->name()) + "' reflects log seq " +
+          std::to_string(state_seq) + " but the checkpoint seq " + std::to_string(meta->seq) +
+          ": the data directory was written by a pipeline without it, so its state cannot be "
+          "made exact; re-import the events into a new data directory");
+    }
+    if (blob.empty()) continue;
+    if (absl::Status s = op->LoadState(id_, blob); !s.ok()) {
+      return absl::Status(s.code(), where + ", operator " + std::string(op->name()) + ": " +
+                                        std::string(s.message()));
+    }
+  }
+  // Profile versions of a checkpoint that was never committed are not part of the state.
+  if (absl::Status s = store_->DeleteProfilesAbove(id_, meta->seq); !s.ok()) return s;
   absl::Status load = store_->ForEachProfile(
-      id_, [&](std::string_view user, uint64_t label, std::string_view blob) -> absl::Status {
+      id_, meta->seq,
+      [&](std::string_view user, uint64_t generation, std::string_view blob) -> absl::Status {
         size_t shard;
         Entry* entry = FindOrCreate(user, &shard);
-        if (absl::Status s = DecodeProfile(blob, ctx_, &entry->profile); !s.ok()) {
-          return absl::DataLossError("partition " + std::to_string(id_) + ", user '" +
-                                     std::string(user) + "': " + std::string(s.message()));
+        if (entry->label_seq != 0) {
+          // An older version a crash kept from being deleted: the newer one wins.
+          if (absl::Status s = store_->DeleteProfile(id_, user, entry->label_seq); !s.ok()) {
+            return s;
+          }
+          entry->profile = Profile();
         }
-        entry->label_seq = label;
-        ctx_.population->Add(entry->profile);
+        if (absl::Status s = DecodeProfile(blob, ctx_, &entry->profile); !s.ok()) {
+          return absl::DataLossError(where + ", user '" + std::string(user) +
+                                     "': " + std::string(s.message()));
+        }
+        entry->label_seq = generation;
         return absl::OkStatus();
       });
   if (!load.ok()) return load;
+  absl::Status attrs =
+      store_->ForEachAttributes(id_, [&](std::string_view user, std::string_view json) {
+        size_t shard;
+        Entry* entry = FindOrCreate(user, &shard);
+        return entry->profile.SetAttributes(json, /*merge=*/false);
+      });
+  if (!attrs.ok()) return attrs;
+  for (size_t s = 0; s < kShards; ++s) {
+    for (const auto& [user, entry] : shards_[s].users) {
+      population_.Add(entry->profile);
+      for (StreamOperator* op : operators_) op->OnProfileLoaded(id_, user, entry->profile, ctx_);
+    }
+  }
 
+  // The log tail through the pipeline, one record at a time as the live writer applied it.
   int64_t wm = watermark_.load();
   uint64_t last = meta->seq;
   std::vector<RecordedEvent> events;
@@ -687,9 +827,9 @@ absl::Status Partition::Recover(uint64_t* replayed_events) {
   for (; it->Valid(); it->Next()) {
     const uint64_t seq = it->seq();
     if (!DecodeBatchRecord(it->record(), &events)) {
-      return absl::DataLossError("partition " + std::to_string(id_) + ": corrupt log record " +
-                                 std::to_string(seq));
+      return absl::DataLossError(where + ": corrupt log record " + std::to_string(seq));
     }
+    accepted_scratch_.clear();
     for (uint32_t i = 0; i < events.size(); ++i) {
       const Event& e = events[i].event;
       if (IsRedacted(e)) continue;  // an erased user's event
@@ -697,30 +837,22 @@ absl::Status Partition::Recover(uint64_t* replayed_events) {
       wm = std::max(wm, e.ts_ms);
       size_t shard;
       Entry* entry = FindOrCreate(e.user_id, &shard);
-      // A profile checkpointed at a later seq than the last committed checkpoint (a crash in the
-      // middle of a checkpoint) already reflects this event.
-      if (seq <= entry->label_seq) continue;
-      entry->profile.timeline_head = MakeLogPosition(seq, i);
-      entry->profile.Apply(e, ctx_);
-      if (!entry->dirty) {
-        entry->dirty = true;
-        dirty_.push_back(entry);
-      }
-      by_type_[static_cast<int>(e.type)].fetch_add(1, std::memory_order_relaxed);
-      accepted_.fetch_add(1, std::memory_order_relaxed);
-      ++*replayed_events;
+      accepted_scratch_.push_back({&e, entry, static_cast<uint32_t>(shard), i});
     }
+    watermark_.store(wm);
+    if (!accepted_scratch_.empty()) RunPipeline(seq, NowMs(), /*replay=*/true);
+    NoteAppend(seq, it->record().size(), WallMs());
+    accepted_.fetch_add(accepted_scratch_.size(), std::memory_order_relaxed);
+    *replayed_events += accepted_scratch_.size();
     last = seq;
   }
   if (auto st = it->status(); !st.ok()) return st;
-  watermark_.store(wm);
+  accepted_scratch_.clear();
+  recovered_ = true;
   dedup_entries_.store(dedup_.size());
   next_seq_ = last + 1;
   last_seq_.store(last);
   events_since_checkpoint_ = *replayed_events;
-  if (auto rules = tag_rules_.load(); rules && rules->size() > 0) {
-    for (Entry* e : dirty_) EvaluateTags(*rules, e);
-  }
   return absl::OkStatus();
 }
 
@@ -784,6 +916,10 @@ PartitionStats Partition::Stats() const {
   s.checkpoint_seconds_total = checkpoint_seconds_total_.load(std::memory_order_relaxed);
   s.last_checkpoint_seconds = last_checkpoint_seconds_.load(std::memory_order_relaxed);
   s.dedup_entries = dedup_entries_.load(std::memory_order_relaxed);
+  s.log_first_seq = log_first_seq_.load(std::memory_order_relaxed);
+  s.log_bytes = log_bytes_.load(std::memory_order_relaxed);
+  s.log_segments = log_segments_.load(std::memory_order_relaxed);
+  s.log_trimmed_segments = log_trimmed_.load(std::memory_order_relaxed);
   return s;
 }
 

@@ -21,14 +21,12 @@
 #include "engine/batch_record.h"
 #include "engine/config.h"
 #include "engine/dedup_window.h"
-#include "engine/event_observer.h"
-#include "engine/profile_change_listener.h"
-#include "engine/profile_enricher.h"
 #include "engine/ingest_outcome.h"
+#include "engine/stream_operator.h"
 #include "event/event.h"
+#include "profile/population.h"
 #include "profile/profile.h"
 #include "profile/profile_context.h"
-#include "profile/tag_rules.h"
 #include "store/store.h"
 
 namespace persona {
@@ -81,6 +79,11 @@ struct PartitionStats {
   // Age of the oldest work waiting in the queue (0 when empty): how far the partition lags.
   double lag_seconds = 0;
   uint64_t dedup_entries = 0;
+  // The retained log: its first seq (records below were trimmed by retention), bytes, segments.
+  uint64_t log_first_seq = 0;
+  uint64_t log_bytes = 0;
+  uint64_t log_segments = 0;
+  uint64_t log_trimmed_segments = 0;  // deleted by retention since this process started
   uint64_t checkpoints = 0;  // completed by this process
   double checkpoint_seconds_total = 0;
   double last_checkpoint_seconds = 0;
@@ -92,15 +95,19 @@ struct PartitionStats {
 
 class Partition {
  public:
-  // `now_ms` is "now" for decay and windows; `global_watermark_ms` the max event time over all
-  // partitions, against which future-skewed events are rejected.
-  Partition(uint32_t id, Store* store, const EngineConfig& config, Population* population,
-            std::function<int64_t()> now_ms, std::function<int64_t()> global_watermark_ms);
+  // `operators` is the pipeline (engine/stream_operator.h), driven in order for live batches and
+  // for the replayed log tail alike; it must outlive the partition. `global_watermark_ms` is the
+  // max event time over all partitions, against which future-skewed events are rejected (the only
+  // cross-partition input, and one that decides rejections, not derived state).
+  Partition(uint32_t id, Store* store, const EngineConfig& config,
+            const std::vector<StreamOperator*>* operators,
+            std::function<int64_t()> global_watermark_ms);
   ~Partition();
   Partition(const Partition&) = delete;
   Partition& operator=(const Partition&) = delete;
 
-  // Loads the last checkpoint and replays the log tail. Call once, before Start.
+  // Loads the last checkpoint (profiles, partition meta, operator states), then replays the log
+  // tail after it through the pipeline. Call once, before Start.
   absl::Status Recover(uint64_t* replayed_events);
   void Start();
   // Stops accepting, drains the queue, writes a final checkpoint, joins the thread.
@@ -123,18 +130,13 @@ class Partition {
             const std::function<void(const Profile&, const ProfileContext&)>& fn) const;
   // Requests a checkpoint and waits until it is committed.
   absl::Status Checkpoint();
-  void SetTagRules(std::shared_ptr<const TagRules> rules);
-  void SetProfileEnricher(ProfileEnricher* enricher) {
-    enricher_.store(enricher, std::memory_order_release);
-  }
-  void SetEventObserver(EventObserver* observer) {
-    observer_.store(observer, std::memory_order_release);
-  }
-  void SetProfileChangeListener(ProfileChangeListener* listener) {
-    listener_.store(listener, std::memory_order_release);
-  }
   uint64_t last_seq() const { return last_seq_.load(std::memory_order_acquire); }
-  std::shared_ptr<const TagRules> tag_rules() const { return tag_rules_.load(); }
+  uint64_t checkpoint_seq() const { return checkpoint_seq_.load(std::memory_order_acquire); }
+  // "now" for this partition's derived state: its own event-time watermark (or the wall clock
+  // when configured), so that a partition's pipeline depends on its own stream alone.
+  int64_t NowMs() const;
+  // The partition's RFM population (the buyers of this partition; see profile/population.h).
+  const Population& population() const { return population_; }
 
   PartitionStats Stats() const;
   // Sum of Profile::MemoryBytes over all profiles plus the pool and dedup window; walks every
@@ -162,9 +164,9 @@ class Partition {
   struct Entry {
     std::string user_id;  // the map key views this string: one copy per user
     Profile profile;
-    uint64_t label_seq = 0;  // log seq the checkpointed state of this profile reflects
+    uint64_t label_seq = 0;  // checkpoint generation of the stored version (0 = none stored)
     uint64_t touched = 0;    // last batch number that touched it (tags, dirty tracking)
-    uint64_t membership = 0;  // owned by the ProfileChangeListener (saved audiences)
+    uint64_t membership = 0;  // owned by the operators (ChangedProfile::membership)
     bool dirty = false;
     uint8_t shard = 0;  // index into shards_, fixed at creation
   };
@@ -188,11 +190,17 @@ class Partition {
   // timeline chain from `head`; returns how many events were redacted.
   absl::StatusOr<uint64_t> RedactLogChain(uint64_t head);
   Entry* FindOrCreate(std::string_view user_id, size_t* shard_index);
-  void EvaluateTags(const TagRules& rules, Entry* entry);
-  // Tag rules (when any) and the change listener (when attached) for one changed entry.
-  void AfterChange(const TagRules* rules, ProfileChangeListener* listener, Entry* entry);
+  // The pipeline over accepted_scratch_ (events of log record `seq`): BeforeApply, Apply, OnEvent
+  // per event, then OnProfileChanged per changed profile. The same code for live and replay.
+  void RunPipeline(uint64_t seq, int64_t now_ms, bool replay);
+  // OnProfileChanged of every operator for one entry.
+  void AfterChange(Entry* entry, int64_t now_ms, bool replay);
   void FailWorks(std::vector<PartitionWork>& works, const absl::Status& status);
   absl::Status WriteCheckpoint();
+  // Log retention bookkeeping: a record of `bytes` was appended (or replayed) at `wall_ms`.
+  void NoteAppend(uint64_t seq, uint64_t bytes, int64_t wall_ms);
+  // Deletes the log segments the retention policy lets go (only those the checkpoint covers).
+  absl::Status ApplyRetention();
   // WAL sync (unless every write synced already) and the closing checkpoint.
   absl::Status FinalSync();
   std::string EncodeMeta() const;
@@ -202,8 +210,9 @@ class Partition {
   const uint32_t id_;
   Store* const store_;
   const EngineConfig& config_;
-  std::function<int64_t()> now_ms_;
+  const std::vector<StreamOperator*>& operators_;
   std::function<int64_t()> global_watermark_ms_;
+  Population population_;
   ProfileContext ctx_;
   DedupWindow dedup_;
   std::unique_ptr<Shard[]> shards_;
@@ -213,14 +222,11 @@ class Partition {
     const Event* event;
     Entry* entry;
     uint32_t shard;
+    uint32_t index;  // position in the log record
   };
   std::vector<Accepted> accepted_scratch_;
   absl::flat_hash_map<Entry*, uint64_t> batch_heads_;
   std::vector<Entry*> touched_scratch_;
-  std::atomic<std::shared_ptr<const TagRules>> tag_rules_;
-  std::atomic<EventObserver*> observer_{nullptr};
-  std::atomic<ProfileEnricher*> enricher_{nullptr};
-  std::atomic<ProfileChangeListener*> listener_{nullptr};
 
   // Queue (producers: any thread; consumer: the writer).
   mutable std::mutex queue_mu_;
@@ -234,7 +240,17 @@ class Partition {
   std::condition_variable checkpoint_cv_;
   absl::Status last_error_;
 
+  // The log as segments of consecutive records (~64 MiB or 1 h of appends each), oldest first:
+  // the unit of retention. Writer thread only; persisted in the checkpoint meta.
+  struct LogSegment {
+    uint64_t first_seq = 0, last_seq = 0, bytes = 0;
+    int64_t first_append_ms = 0, last_append_ms = 0;
+  };
+  std::deque<LogSegment> segments_;
+  std::atomic<uint64_t> log_first_seq_{0}, log_bytes_{0}, log_segments_{0}, log_trimmed_{0};
+
   std::thread thread_;
+  bool recovered_ = false;  // Recover completed: the state may be checkpointed
   uint64_t next_seq_ = 1;
   uint64_t batch_number_ = 0;
   uint64_t events_since_checkpoint_ = 0;

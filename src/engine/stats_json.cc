@@ -33,6 +33,12 @@ std::string EngineStatsJson(Engine& engine) {
     w.Key("checkpoint_seq").Uint(s.checkpoint_seq);
     w.Key("watermark").String(FormatIsoTime(s.watermark_ms));
     w.Key("dedup_entries").Uint(s.dedup_entries);
+    w.Key("log").BeginObject();
+    w.Key("first_seq").Uint(s.log_first_seq);
+    w.Key("bytes").Uint(s.log_bytes);
+    w.Key("segments").Uint(s.log_segments);
+    w.Key("trimmed_segments").Uint(s.log_trimmed_segments);
+    w.EndObject();
     w.Key("queued_events").Uint(s.queued_events);
     w.Key("lag_seconds").Double(s.lag_seconds);
     w.Key("checkpoints").Uint(s.checkpoints);

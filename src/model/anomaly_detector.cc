@@ -1,9 +1,11 @@
 #include "model/anomaly_detector.h"
 
 #include <algorithm>
+#include <bit>
 #include <utility>
 #include <vector>
 
+#include "common/varint.h"
 #include "profile/profile.h"
 
 namespace persona {
@@ -88,7 +90,7 @@ RateSnapshot AnomalyDetector::Snapshot(const Profile& p) {
   return s;
 }
 
-void AnomalyDetector::Change(const RateSnapshot& s, int delta) {
+void AnomalyDetector::Change(const RateSnapshot& s, int delta, bool count) {
   for (int i = 0; i < kAnomalyRateCount; ++i) {
     const AnomalyRate rate = static_cast<AnomalyRate>(i);
     const double x = Value(s, rate, config_);
@@ -96,7 +98,54 @@ void AnomalyDetector::Change(const RateSnapshot& s, int delta) {
     histograms_[i].counts[Bucket(rate, x)].fetch_add(delta, std::memory_order_relaxed);
     histograms_[i].users.fetch_add(delta, std::memory_order_relaxed);
   }
-  changes_.fetch_add(1, std::memory_order_relaxed);
+  if (count) changes_.fetch_add(1, std::memory_order_relaxed);
+}
+
+void AnomalyDetector::Restore(const RateSnapshot& s) { Change(s, +1, /*count=*/false); }
+
+namespace {
+constexpr char kRefreshStateFormat = 1;
+}  // namespace
+
+void AnomalyDetector::SaveRefreshState(std::string* out) const {
+  out->push_back(kRefreshStateFormat);
+  AppendVarint64(out, changes_.load(std::memory_order_relaxed));
+  AppendVarint64(out, refreshed_at_.load(std::memory_order_relaxed));
+  out->push_back(ever_refreshed_.load(std::memory_order_relaxed) ? 1 : 0);
+  for (const CachedStats& c : cached_) {
+    AppendVarint64(out, c.users.load(std::memory_order_relaxed));
+    AppendFixed64(out, std::bit_cast<uint64_t>(c.median.load(std::memory_order_relaxed)));
+    AppendFixed64(out, std::bit_cast<uint64_t>(c.mad.load(std::memory_order_relaxed)));
+  }
+}
+
+absl::Status AnomalyDetector::LoadRefreshState(std::string_view in) {
+  const auto corrupt = [] { return absl::DataLossError("corrupt anomaly detector state"); };
+  if (in.empty() || in[0] != kRefreshStateFormat) return corrupt();
+  in.remove_prefix(1);
+  uint64_t changes, refreshed_at;
+  if (!ReadVarint64(&in, &changes) || !ReadVarint64(&in, &refreshed_at) || in.empty()) {
+    return corrupt();
+  }
+  const bool ever = in[0] != 0;
+  in.remove_prefix(1);
+  uint64_t users[kAnomalyRateCount], median[kAnomalyRateCount], mad[kAnomalyRateCount];
+  for (int i = 0; i < kAnomalyRateCount; ++i) {
+    if (!ReadVarint64(&in, &users[i]) || !ReadFixed64(&in, &median[i]) ||
+        !ReadFixed64(&in, &mad[i])) {
+      return corrupt();
+    }
+  }
+  if (!in.empty()) return corrupt();
+  changes_.store(changes, std::memory_order_relaxed);
+  refreshed_at_.store(refreshed_at, std::memory_order_relaxed);
+  for (int i = 0; i < kAnomalyRateCount; ++i) {
+    cached_[i].users.store(users[i], std::memory_order_relaxed);
+    cached_[i].median.store(std::bit_cast<double>(median[i]), std::memory_order_relaxed);
+    cached_[i].mad.store(std::bit_cast<double>(mad[i]), std::memory_order_relaxed);
+  }
+  ever_refreshed_.store(ever, std::memory_order_release);
+  return absl::OkStatus();
 }
 
 void AnomalyDetector::Add(const RateSnapshot& s) { Change(s, +1); }

@@ -20,8 +20,13 @@
 // profile/population.h. Median and MAD are recomputed from the histograms when the population has
 // changed by 1/32 since the last computation (at every change below 1,024 users), by one thread
 // at a time; the others keep using the previous values. Evaluate only needs them when a floor is
-// passed, so the common case costs a few comparisons. Derived state: never persisted; rebuild with
-// Add() for every loaded profile, then keep it in sync with Update() at every profile change.
+// passed, so the common case costs a few comparisons. The histograms are derived state: rebuild
+// them with Restore() for every loaded profile, then keep them in sync with Update() at every
+// profile change. When the statistics were last recomputed (and their values) is not a function of
+// the profiles, so a checkpoint keeps it (SaveRefreshState/LoadRefreshState): a detector restored
+// that way flags exactly what one that never stopped would. One detector per partition, fed by
+// its writer alone, is deterministic; Evaluate from other threads would move the refresh point, so
+// readers must not call it.
 #pragma once
 
 #include <atomic>
@@ -29,7 +34,10 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <string>
+#include <string_view>
 
+#include "absl/status/status.h"
 #include "profile/activity_rhythm.h"
 
 namespace persona {
@@ -88,6 +96,14 @@ class AnomalyDetector {
   void Update(const RateSnapshot& before, const RateSnapshot& after);
   // Same, from profiles; `before_or_null` is null for a profile seen for the first time.
   void Update(const Profile* before_or_null, const Profile& after);
+  // Adds a loaded profile's contribution without counting it as a change (the refresh schedule
+  // comes from LoadRefreshState).
+  void Restore(const RateSnapshot& s);
+
+  // The refresh schedule and cached statistics, for checkpoints. LoadRefreshState returns
+  // DataLoss for bytes SaveRefreshState did not write.
+  void SaveRefreshState(std::string* out) const;
+  absl::Status LoadRefreshState(std::string_view in);
 
   // AnomalyFlag bits (profile/activity_rhythm.h) for the profile's current rates. Thread-safe.
   uint8_t Evaluate(const Profile& p) const { return Evaluate(Snapshot(p)); }
@@ -111,7 +127,7 @@ class AnomalyDetector {
     std::atomic<double> mad{0};
   };
 
-  void Change(const RateSnapshot& s, int delta);
+  void Change(const RateSnapshot& s, int delta, bool count = true);
   // Recomputes the cached statistics when the population moved enough since the last time.
   void MaybeRefresh() const;
   bool Abnormal(AnomalyRate rate, double x) const;

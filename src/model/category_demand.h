@@ -4,19 +4,50 @@
 // stream did. A category path credits the node and every ancestor ("a.b.c" counts for "a.b.c",
 // "a.b" and "a"); an event without a category counts nowhere.
 //
-// Concurrency: Add is called from several partition writer threads. Categories are spread over 64
-// shards by hash, each behind its own mutex held for a few counter increments, so writers only
-// meet when they touch the same shard at the same instant. Reads take the shard lock of the one
-// category they copy out.
+// Parts: the counters are kept as `parts` independent parts, one per engine partition, combined
+// at read time. A part's content depends only on the events added to it and their order, so a
+// partition's writer that replays its own log after a crash rebuilds exactly its part, and each
+// part is checkpointed and restored on its own (SavePart / LoadPart). Reads sum the parts: a
+// category's count in a bucket is the sum over parts, and a category is known if any part knows
+// it. When one stream is split over parts by user, reads equal those of a single part fed the
+// whole stream, except for events that arrive more than a ring's span behind the newest event of
+// ANOTHER part: one part would have dropped them (and counted them in dropped_late()), the split
+// keeps them; they lie before the combined window, so all they change is that the category's
+// series may start earlier, with zeros.
 //
-// Rings: each category keeps its own newest bucket; a newer event advances the ring (clearing the
-// buckets it skips), an event older than the ring's span is dropped and counted in
-// dropped_late(). Series are aligned on the newest event time seen by the whole instance (the
-// watermark), so a category that went quiet reads as zeros up to now.
+// Concurrency: each part expects one writer thread (Add(part, ...)); several writers on one part
+// are safe but make the part depend on their interleaving. Within a part, categories are spread
+// over 64 shards by hash, each behind its own mutex held for a few counter increments, so a writer
+// and the readers only meet when they touch the same shard at the same instant. Reads take one
+// shard lock at a time.
+//
+// Rings: each category keeps its own newest bucket per part; a newer event advances the ring
+// (clearing the buckets it skips), an event older than the ring's span (behind that part's newest
+// bucket of the category) is dropped and counted in dropped_late(). Series are aligned on the
+// newest event time seen by any part (the watermark), so a category that went quiet reads as
+// zeros up to now.
 //
 // Memory bound: (hour_buckets + day_buckets) x 2 metrics x 4 bytes plus ~100 bytes of key and
-// bookkeeping per category: 3.7 KB with the defaults, so the default cap of 20,000 categories
-// bounds the instance at ~75 MB. Categories beyond the cap are not tracked (dropped_categories()).
+// bookkeeping per category and part: 3.7 KB with the defaults, so the default cap of 20,000
+// categories bounds a part at ~75 MB. The cap applies per part (a part tracks at most
+// max_categories categories; the instance at most parts x max_categories); categories beyond it
+// are not tracked in that part (dropped_categories()).
+//
+// Part encoding (SavePart), version 1. Integers are varints, signed ones ZigZag-encoded first;
+// a string is its length and its bytes:
+//   "PCD" 0x01                                 magic and format version
+//   hour_bucket_ms (signed), hour_buckets, day_bucket_ms (signed), day_buckets
+//                                              the ring geometry the part was written with
+//   watermark_ms (signed), dropped_late, dropped_categories
+//   n, then n categories in byte order of their names:
+//     name, hour ring, day ring
+//     ring = head (signed), first (signed), size,
+//            event counts, purchase counts     each as: k, then k x (gap, count) for the
+//                                              non-zero slots in slot order; gap = slot minus
+//                                              (previous non-zero slot + 1), or the slot itself
+//                                              for the first
+//   fixed64 checksum                           xxHash64 (common/hash.h) of everything before it
+// The encoding is deterministic: equal parts encode to equal bytes.
 #pragma once
 
 #include <atomic>
@@ -27,7 +58,9 @@
 #include <string_view>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "event/event.h"
 #include "model/holt_winters.h"
@@ -84,17 +117,23 @@ struct CategoryActivity {
 
 class CategoryDemand {
  public:
-  explicit CategoryDemand(const CategoryDemandConfig& config = CategoryDemandConfig());
+  // An instance of `parts` parts (0 is taken as 1), all empty.
+  explicit CategoryDemand(const CategoryDemandConfig& config = CategoryDemandConfig(),
+                          uint32_t parts = 1);
   ~CategoryDemand();
   CategoryDemand(const CategoryDemand&) = delete;
   CategoryDemand& operator=(const CategoryDemand&) = delete;
 
-  // Counts one event for its category and the category's ancestors. Thread-safe and O(depth).
-  void Add(const Event& e);
+  // Counts one event in `part` for its category and the category's ancestors, and raises the
+  // part's watermark to the event's time. Thread-safe and O(depth). REQUIRES: part < parts()
+  // (the process aborts otherwise). Add(e) is Add(0, e).
+  void Add(uint32_t part, const Event& e);
+  void Add(const Event& e) { Add(0, e); }
 
-  // The series of `category` at `period`: one count per bucket from the category's first bucket
-  // still in the ring up to the watermark's bucket (inclusive), oldest first. *first_bucket_ms
-  // (optional) receives the start of the first bucket. NotFound for an unknown category.
+  // The series of `category` at `period`, summed over the parts: one count per bucket from the
+  // category's first bucket still in a ring up to the watermark's bucket (inclusive), oldest
+  // first. *first_bucket_ms (optional) receives the start of the first bucket. NotFound for a
+  // category no part knows.
   absl::StatusOr<std::vector<double>> Series(std::string_view category, DemandPeriod period,
                                              DemandMetric metric,
                                              int64_t* first_bucket_ms = nullptr) const;
@@ -105,35 +144,56 @@ class CategoryDemand {
   absl::StatusOr<DemandForecast> Forecast(std::string_view category, DemandPeriod period,
                                           int horizon, DemandMetric metric) const;
 
-  // Up to `limit` categories, most events in the retained day buckets first (ties by name).
+  // Up to `limit` categories, most events in the retained day buckets first (ties by name), with
+  // their counts summed over the parts.
   std::vector<CategoryActivity> Categories(size_t limit) const;
 
-  // The newest event time seen (epoch ms), 0 before any event.
-  int64_t watermark_ms() const { return watermark_ms_.load(std::memory_order_relaxed); }
+  // The newest event time seen by any part (epoch ms), 0 before any event.
+  int64_t watermark_ms() const;
+  // Distinct categories known to any part.
   size_t category_count() const;
-  uint64_t dropped_late() const { return dropped_late_.load(std::memory_order_relaxed); }
-  uint64_t dropped_categories() const {
-    return dropped_categories_.load(std::memory_order_relaxed);
-  }
+  // Sums over the parts.
+  uint64_t dropped_late() const;
+  uint64_t dropped_categories() const;
+  uint32_t parts() const { return static_cast<uint32_t>(parts_.size()); }
   const CategoryDemandConfig& config() const { return config_; }
+
+  // Appends the encoding of `part` (format above) to *out. Readers and the other parts' writers
+  // may run concurrently; the snapshot is consistent when the part's own writer is not adding at
+  // the same time (call it from that writer, between events). REQUIRES: part < parts().
+  void SavePart(uint32_t part, std::string* out) const;
+
+  // Replaces the content of `part` with the one encoded in `in` (a whole SavePart output).
+  // DataLoss when `in` is truncated, corrupt, has trailing bytes, or was written with another
+  // ring geometry (bucket widths or counts) than this instance's config; the part is then left
+  // unchanged. Never reads outside `in`. InvalidArgument when part >= parts(). The part must have
+  // no writer while it loads; readers may run and see the old or the new content of each shard.
+  absl::Status LoadPart(uint32_t part, std::string_view in);
 
  private:
   struct Counters;
+  using CategoryMap = absl::flat_hash_map<std::string, std::unique_ptr<Counters>>;
   struct Shard {
     mutable std::mutex mu;
-    absl::flat_hash_map<std::string, std::unique_ptr<Counters>> categories;
+    CategoryMap categories ABSL_GUARDED_BY(mu);
   };
   static constexpr size_t kShards = 64;
+  // One partition's counters. The atomics are written by the part's writer and read by anyone.
+  struct Part {
+    Part();
+    std::unique_ptr<Shard[]> shards;  // kShards
+    std::atomic<int64_t> watermark_ms{0};
+    std::atomic<size_t> categories{0};  // entries over all shards, for the cap
+    std::atomic<uint64_t> dropped_late{0};
+    std::atomic<uint64_t> dropped_categories{0};
+  };
 
-  void Credit(std::string_view category, int64_t hour, int64_t day, bool purchase);
-  Shard& ShardOf(std::string_view category) const;
+  const Part& PartAt(uint32_t part) const;
+  void Credit(Part& p, std::string_view category, int64_t hour, int64_t day, bool purchase);
+  static size_t ShardIndex(std::string_view category);
 
   const CategoryDemandConfig config_;
-  std::unique_ptr<Shard[]> shards_;
-  std::atomic<int64_t> watermark_ms_{0};
-  std::atomic<size_t> categories_{0};
-  std::atomic<uint64_t> dropped_late_{0};
-  std::atomic<uint64_t> dropped_categories_{0};
+  std::vector<std::unique_ptr<Part>> parts_;
 };
 
 }  // namespace persona

@@ -3,13 +3,19 @@
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 
+#include <atomic>
 #include <cstdio>
+#include <deque>
 #include <filesystem>
 #include <fstream>
 #include <random>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "common/hash.h"
+#include "common/varint.h"
 
 namespace persona {
 namespace {
@@ -187,6 +193,304 @@ TEST(CategoryDemandTest, CategoriesBeyondTheCapAreNotTracked) {
   EXPECT_EQ(demand.category_count(), 2u);
   EXPECT_EQ(demand.dropped_categories(), 1u);
   EXPECT_FALSE(demand.Series("c", DemandPeriod::kDay, DemandMetric::kEvents).ok());
+}
+
+// An event that owns its strings, for streams built up front.
+struct OwnedEvent {
+  std::string user, category;
+  int64_t ts_ms = 0;
+  EventType type = EventType::kView;
+  Event view() const {
+    Event e;
+    e.user_id = user;
+    e.category_path = category;
+    e.ts_ms = ts_ms;
+    e.type = type;
+    return e;
+  }
+};
+
+// 60 users over 20 days (past the 14-day hour ring), mostly in time order with up to 3 hours of
+// jitter (well inside both rings), in nested categories with a daily cycle. One category is only
+// visited in the first days, so it has gone quiet (and out of the hour ring) by the end.
+std::vector<OwnedEvent> DemandStream(uint32_t seed, int64_t start, int days) {
+  static const std::vector<std::string> kPaths = {"electronics.audio.headphones",
+                                                  "electronics.audio.speakers",
+                                                  "electronics.phones",
+                                                  "home.kitchen",
+                                                  "home.garden",
+                                                  "books",
+                                                  "toys.lego"};
+  std::mt19937 rng(seed);
+  std::vector<OwnedEvent> events;
+  for (int h = 0; h < days * 24; ++h) {
+    const int n = (h % 24 >= 8 && h % 24 < 22) ? 12 : 3;
+    for (int k = 0; k < n; ++k) {
+      OwnedEvent e;
+      e.user = "user" + std::to_string(rng() % 60);
+      e.category = kPaths[rng() % kPaths.size()];
+      e.ts_ms = start + h * kHour + static_cast<int64_t>(rng() % (3 * kHour));
+      e.type = rng() % 8 == 0 ? EventType::kPurchase : EventType::kView;
+      events.push_back(std::move(e));
+    }
+    if (h < 48)
+      events.push_back({"user" + std::to_string(h % 60), "vintage.radios", start + h * kHour});
+  }
+  return events;
+}
+
+void Feed(const std::vector<OwnedEvent>& events, CategoryDemand* demand) {
+  for (const OwnedEvent& e : events) demand->Add(PartitionOf(e.user, demand->parts()), e.view());
+}
+
+// Every read the class offers, for every category it lists (plus the all-events series), as text:
+// equal text means equal reads.
+std::string AllReads(const CategoryDemand& demand) {
+  std::string out =
+      absl::StrCat("watermark ", demand.watermark_ms(), " categories ", demand.category_count(),
+                   " late ", demand.dropped_late(), " capped ", demand.dropped_categories(), "\n");
+  std::vector<std::string> names = {std::string(kAllCategories)};
+  for (const CategoryActivity& a : demand.Categories(1000)) {
+    absl::StrAppend(&out, a.category, " ", a.events, " ", a.purchases, "\n");
+    names.push_back(a.category);
+  }
+  for (const std::string& name : names) {
+    for (DemandPeriod period : {DemandPeriod::kHour, DemandPeriod::kDay}) {
+      for (DemandMetric metric : {DemandMetric::kEvents, DemandMetric::kPurchases}) {
+        int64_t first = 0;
+        absl::StatusOr<std::vector<double>> series = demand.Series(name, period, metric, &first);
+        absl::StrAppend(&out, name, "/", std::string(DemandPeriodName(period)), "/",
+                        std::string(DemandMetricName(metric)), " ", series.status().ToString(),
+                        " from ", first, ":");
+        for (double v : series.value_or(std::vector<double>{})) absl::StrAppend(&out, " ", v);
+        absl::StrAppend(&out, "\n");
+        if (metric != DemandMetric::kEvents) continue;  // forecasts cost; one metric is enough
+        absl::StatusOr<DemandForecast> f = demand.Forecast(name, period, 5, metric);
+        absl::StrAppend(&out, "  forecast ", f.status().ToString());
+        if (f.ok()) {
+          absl::StrAppend(&out, " ", f->history_buckets, " ", f->model.period);
+          for (const DemandPoint& p : f->points) {
+            absl::StrAppend(&out, " [", p.start_ms, " ", p.mean, " ", p.lo, " ", p.hi, "]");
+          }
+        }
+        absl::StrAppend(&out, "\n");
+      }
+    }
+  }
+  return out;
+}
+
+std::string SaveAll(const CategoryDemand& demand) {
+  std::string out;
+  for (uint32_t p = 0; p < demand.parts(); ++p) {
+    std::string part;
+    demand.SavePart(p, &part);
+    absl::StrAppend(&out, part.size(), ":", part);
+  }
+  return out;
+}
+
+TEST(CategoryDemandPartsTest, StreamSplitByUserReadsLikeOnePart) {
+  CategoryDemandConfig config;
+  config.count_all = true;
+  const std::vector<OwnedEvent> events = DemandStream(1, kStart, 20);
+  CategoryDemand one(config);
+  Feed(events, &one);
+  ASSERT_EQ(one.dropped_late(), 0u);
+  ASSERT_EQ(one.category_count(), 14u);  // 13 nodes and ancestors + the all-events series
+  const std::string expected = AllReads(one);
+  for (uint32_t parts : {2u, 3u}) {
+    CategoryDemand split(config, parts);
+    Feed(events, &split);
+    EXPECT_EQ(AllReads(split), expected) << parts << " parts";
+  }
+}
+
+TEST(CategoryDemandPartsTest, OneWriterThreadPerPartWithLiveReadersMatchesASequentialFeed) {
+  const std::vector<OwnedEvent> events = DemandStream(6, kStart, 4);
+  CategoryDemand sequential(CategoryDemandConfig(), 3), threaded(CategoryDemandConfig(), 3);
+  Feed(events, &sequential);
+  std::atomic<int> writing{3};
+  std::vector<std::thread> threads;
+  for (uint32_t part = 0; part < 3; ++part) {
+    threads.emplace_back([&, part] {
+      for (const OwnedEvent& e : events) {
+        if (PartitionOf(e.user, 3) == part) threaded.Add(part, e.view());
+      }
+      writing.fetch_sub(1);
+    });
+  }
+  threads.emplace_back([&] {
+    while (writing.load() > 0) {
+      (void)threaded.Series("electronics", DemandPeriod::kHour, DemandMetric::kEvents);
+      (void)threaded.Categories(5);
+      (void)threaded.category_count();
+      std::string part;
+      threaded.SavePart(1, &part);
+    }
+  });
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(SaveAll(threaded), SaveAll(sequential));
+  EXPECT_EQ(AllReads(threaded), AllReads(sequential));
+}
+
+TEST(CategoryDemandPartsTest, EachPartKeepsItsOwnWatermarkAndDropRule) {
+  CategoryDemand demand(CategoryDemandConfig(), 2);
+  demand.Add(0, At("toys", kStart + 20 * kDay));
+  // Older than the hour ring's span behind part 0, but part 1 has seen nothing newer: kept there.
+  demand.Add(1, At("toys", kStart));
+  EXPECT_EQ(demand.dropped_late(), 0u);
+  EXPECT_EQ(demand.watermark_ms(), kStart + 20 * kDay);
+  auto days = demand.Series("toys", DemandPeriod::kDay, DemandMetric::kEvents);
+  ASSERT_TRUE(days.ok());
+  EXPECT_EQ(*days,
+            (std::vector<double>{1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1}));
+  demand.Add(1, At("toys", kStart + 15 * kDay));
+  demand.Add(1, At("toys", kStart + kHour));  // now late in part 1's own hour ring
+  EXPECT_EQ(demand.dropped_late(), 1u);
+}
+
+TEST(CategoryDemandPartsTest, CategoryCapHoldsPerPart) {
+  CategoryDemandConfig config;
+  config.max_categories = 2;
+  CategoryDemand demand(config, 2);
+  for (std::string_view c : {"a", "b", "c"}) demand.Add(0, At(c, kStart));
+  for (std::string_view c : {"c", "d"}) demand.Add(1, At(c, kStart));
+  EXPECT_EQ(demand.category_count(), 4u);  // a, b in part 0; c, d in part 1
+  EXPECT_EQ(demand.dropped_categories(), 1u);
+  EXPECT_EQ(*demand.Series("c", DemandPeriod::kDay, DemandMetric::kEvents), std::vector<double>{1});
+}
+
+TEST(CategoryDemandPartsTest, RestoredPartsReadAndEvolveLikeTheOriginal) {
+  CategoryDemandConfig config;
+  config.count_all = true;
+  const std::vector<OwnedEvent> before = DemandStream(2, kStart, 16);
+  const std::vector<OwnedEvent> after = DemandStream(3, kStart + 16 * kDay, 6);
+  CategoryDemand original(config, 3);
+  Feed(before, &original);
+  // The restored instance starts with other content, which LoadPart must replace.
+  CategoryDemand restored(config, 3);
+  restored.Add(1, At("stale.category", kStart + 30 * kDay));
+  for (uint32_t p = 0; p < 3; ++p) {
+    std::string part;
+    original.SavePart(p, &part);
+    ASSERT_TRUE(restored.LoadPart(p, part).ok()) << p;
+  }
+  EXPECT_EQ(SaveAll(restored), SaveAll(original));
+  EXPECT_EQ(AllReads(restored), AllReads(original));
+  EXPECT_FALSE(restored.Series("stale.category", DemandPeriod::kDay, DemandMetric::kEvents).ok());
+
+  Feed(after, &original);
+  Feed(after, &restored);
+  EXPECT_EQ(SaveAll(restored), SaveAll(original));
+  EXPECT_EQ(AllReads(restored), AllReads(original));
+}
+
+TEST(CategoryDemandPartsTest, EmptyPartRoundTrips) {
+  CategoryDemand empty, other;
+  other.Add(At("a", kStart));
+  std::string part;
+  empty.SavePart(0, &part);
+  ASSERT_TRUE(other.LoadPart(0, part).ok());
+  EXPECT_EQ(other.category_count(), 0u);
+  EXPECT_EQ(other.watermark_ms(), 0);
+  EXPECT_TRUE(other.Categories(10).empty());
+}
+
+// A blob whose body is `body` with a correct checksum: the decoder's own checks are all that
+// stands between it and the part.
+std::string WithChecksum(std::string_view body) {
+  std::string out(body);
+  AppendFixed64(&out, Hash64(body));
+  return out;
+}
+
+TEST(CategoryDemandPartsTest, TruncatedOrCorruptPartIsDataLossAndChangesNothing) {
+  CategoryDemand source;
+  Feed(DemandStream(4, kStart, 3), &source);
+  source.Add(At("x.y", kStart + 2 * kDay, EventType::kPurchase));
+  std::string blob;
+  source.SavePart(0, &blob);
+  ASSERT_GT(blob.size(), 100u);
+
+  CategoryDemand target;
+  target.Add(At("kept", kStart));
+  std::string before;
+  target.SavePart(0, &before);
+  auto expect_rejected = [&](std::string_view in, const std::string& what) {
+    const absl::Status s = target.LoadPart(0, in);
+    EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss) << what << ": " << s;
+  };
+  for (size_t n = 0; n < blob.size(); ++n)
+    expect_rejected(blob.substr(0, n), "prefix " + std::to_string(n));
+  for (size_t i = 0; i < blob.size(); ++i) {
+    for (int bit : {0, 7}) {
+      std::string flipped = blob;
+      flipped[i] = static_cast<char>(flipped[i] ^ (1 << bit));
+      expect_rejected(flipped, "flip at " + std::to_string(i));
+    }
+  }
+  expect_rejected(blob + "x", "trailing byte");
+  // Every proper prefix of the body, checksummed: the structure itself must give it away.
+  const std::string_view body = std::string_view(blob).substr(0, blob.size() - 8);
+  for (size_t n = 0; n < body.size(); ++n) {
+    expect_rejected(WithChecksum(body.substr(0, n)), "checksummed prefix " + std::to_string(n));
+  }
+  std::string after;
+  target.SavePart(0, &after);
+  EXPECT_EQ(after, before);
+  EXPECT_TRUE(target.LoadPart(0, blob).ok());
+}
+
+// Random damage behind a valid checksum: any outcome but a crash or an out-of-bounds read (run
+// under ASan) is fine, and a part that loads must encode back to a valid blob.
+TEST(CategoryDemandPartsTest, CorruptBodyWithValidChecksumNeverCrashes) {
+  CategoryDemand source;
+  Feed(DemandStream(5, kStart, 2), &source);
+  std::string blob;
+  source.SavePart(0, &blob);
+  const std::string body = blob.substr(0, blob.size() - 8);
+  std::mt19937 rng(9);
+  int loaded = 0;
+  for (int trial = 0; trial < 3000; ++trial) {
+    std::string damaged = body;
+    const int edits = 1 + static_cast<int>(rng() % 3);
+    for (int k = 0; k < edits; ++k) {
+      damaged[rng() % damaged.size()] = static_cast<char>(rng());
+    }
+    CategoryDemand target;
+    const absl::Status s = target.LoadPart(0, WithChecksum(damaged));
+    if (s.ok()) {
+      ++loaded;
+      std::string again;
+      target.SavePart(0, &again);
+      CategoryDemand check;
+      EXPECT_TRUE(check.LoadPart(0, again).ok());
+      (void)target.Categories(10);
+      (void)target.Series("books", DemandPeriod::kHour, DemandMetric::kEvents);
+    } else {
+      EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss) << s;
+    }
+  }
+  RecordProperty("loaded", loaded);
+}
+
+TEST(CategoryDemandPartsTest, PartOfAnotherRingGeometryIsRejected) {
+  CategoryDemandConfig small;
+  small.hour_buckets = 24;
+  CategoryDemand source(small);
+  source.Add(At("a", kStart));
+  std::string blob;
+  source.SavePart(0, &blob);
+  CategoryDemand target;
+  EXPECT_EQ(target.LoadPart(0, blob).code(), absl::StatusCode::kDataLoss);
+  CategoryDemandConfig narrow;
+  narrow.day_bucket_ms = kHour * 12;
+  CategoryDemand other(narrow);
+  EXPECT_EQ(other.LoadPart(0, blob).code(), absl::StatusCode::kDataLoss);
+  CategoryDemand same(small, 2);
+  EXPECT_TRUE(same.LoadPart(1, blob).ok());
+  EXPECT_EQ(same.LoadPart(2, blob).code(), absl::StatusCode::kInvalidArgument);
 }
 
 #if defined(PERSONA_BINARY)

@@ -6,6 +6,7 @@
 #include <filesystem>
 
 #include "common/time_util.h"
+#include "common/varint.h"
 #include "model/item_catalog.h"
 #include "model/profile_vector.h"
 #include "model/recommender.h"
@@ -13,10 +14,6 @@
 
 namespace persona {
 namespace {
-
-// The rates before the event being applied, taken by BeforeApply and used by the Enrich call that
-// follows on the same writer thread.
-thread_local RateSnapshot t_rates_before;
 
 int64_t WallMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -90,16 +87,72 @@ CategoryDemandConfig ServingDemandConfig() {
 }
 }  // namespace
 
-Predictor::Predictor(Engine* engine, std::string data_dir, const Recommender* recommender)
-    : engine_(engine),
-      data_dir_(std::move(data_dir)),
-      recommender_(recommender),
-      demand_(ServingDemandConfig()) {
-  // The anomaly population is derived state: rebuilt from the loaded profiles.
-  engine_->ForEachProfile([&](std::string_view, const Profile& p, const ProfileContext&) {
-    anomaly_.Add(AnomalyDetector::Snapshot(p));
-  });
+Predictor::Predictor(std::string data_dir, const Recommender* recommender)
+    : data_dir_(std::move(data_dir)), recommender_(recommender) {
+  OpenPartitions(1);  // replaced by the engine's count when it opens
   (void)Reload();
+}
+
+void Predictor::OpenPartitions(uint32_t partitions) {
+  partitions_.clear();
+  for (uint32_t i = 0; i < partitions; ++i) partitions_.push_back(std::make_unique<PartitionState>());
+  demand_ = std::make_unique<CategoryDemand>(ServingDemandConfig(), partitions);
+  keywords_ = std::make_unique<KeywordCategories>(KeywordCategoryOptions(), partitions);
+}
+
+void Predictor::OnProfileLoaded(uint32_t partition, std::string_view, const Profile& profile,
+                                const ProfileContext&) {
+  // The anomaly histograms are a function of the profiles: rebuilt from the loaded ones.
+  partitions_[partition]->anomaly.Restore(AnomalyDetector::Snapshot(profile));
+}
+
+void Predictor::OnProfileErased(uint32_t partition, std::string_view user_id,
+                                const Profile& profile, uint64_t) {
+  partitions_[partition]->anomaly.Remove(AnomalyDetector::Snapshot(profile));
+  keywords_->Forget(partition, user_id);
+}
+
+// State of one partition: the anomaly refresh schedule, the demand part and the keyword part, each
+// length-prefixed.
+namespace {
+constexpr char kPredictorStateFormat = 1;
+}  // namespace
+
+void Predictor::SaveState(uint32_t partition, std::string* out) {
+  out->push_back(kPredictorStateFormat);
+  std::string part;
+  partitions_[partition]->anomaly.SaveRefreshState(&part);
+  AppendVarint64(out, part.size());
+  out->append(part);
+  part.clear();
+  demand_->SavePart(partition, &part);
+  AppendVarint64(out, part.size());
+  out->append(part);
+  part.clear();
+  keywords_->SavePart(partition, &part);
+  AppendVarint64(out, part.size());
+  out->append(part);
+}
+
+absl::Status Predictor::LoadState(uint32_t partition, std::string_view in) {
+  if (in.empty() || in[0] != kPredictorStateFormat) {
+    return absl::DataLossError("corrupt predictor state (format)");
+  }
+  in.remove_prefix(1);
+  std::string_view parts[3];
+  for (std::string_view& part : parts) {
+    uint64_t n;
+    if (!ReadVarint64(&in, &n) || n > in.size()) {
+      return absl::DataLossError("corrupt predictor state (lengths)");
+    }
+    part = in.substr(0, n);
+    in.remove_prefix(n);
+  }
+  if (absl::Status s = partitions_[partition]->anomaly.LoadRefreshState(parts[0]); !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = demand_->LoadPart(partition, parts[1]); !s.ok()) return s;
+  return keywords_->LoadPart(partition, parts[2]);
 }
 
 Predictor::~Predictor() = default;
@@ -146,15 +199,18 @@ std::vector<std::string> Predictor::load_errors() const {
 
 // ---- update time ----------------------------------------------------------------------------------
 
-void Predictor::BeforeApply(uint32_t, const Event&, const Profile& profile) {
-  t_rates_before = AnomalyDetector::Snapshot(profile);
+void Predictor::BeforeApply(uint32_t partition, const Event&, const Profile& profile) {
+  partitions_[partition]->before = AnomalyDetector::Snapshot(profile);
 }
 
-void Predictor::Enrich(uint32_t, const Event& e, Profile& profile, ProfileContext& ctx) {
+void Predictor::OnEvent(const AppliedEvent& applied) {
+  const Event& e = applied.event;
+  Profile& profile = applied.profile;
+  PartitionState& part = *partitions_[applied.partition];
   const RateSnapshot after = AnomalyDetector::Snapshot(profile);
-  anomaly_.Update(t_rates_before, after);
-  const uint8_t flags = anomaly_.Evaluate(after);
-  if (flags != 0 && profile.anomaly_flags() == 0) {
+  part.anomaly.Update(part.before, after);
+  const uint8_t flags = part.anomaly.Evaluate(after);
+  if (flags != 0 && profile.anomaly_flags() == 0 && !applied.replay) {
     flagged_transitions_.fetch_add(1, std::memory_order_relaxed);
   }
   profile.set_anomaly_flags(flags);
@@ -166,26 +222,21 @@ void Predictor::Enrich(uint32_t, const Event& e, Profile& profile, ProfileContex
     }
     if (std::isnan(score) && e.rating >= 1 && e.rating <= 5) score = (e.rating - 1) / 4.0;
     if (!std::isnan(score)) {
-      profile.AddReviewSentiment(score, e.category_key(), ctx);
+      profile.AddReviewSentiment(score, e.category_key(), applied.ctx);
       reviews_scored_.fetch_add(1, std::memory_order_relaxed);
     }
   }
 
   if (auto model = segments_.load()) {
-    profile.set_segment(static_cast<int16_t>(model->Assign(profile, ctx)));
+    profile.set_segment(static_cast<int16_t>(model->Assign(profile, applied.ctx)));
     segment_assignments_.fetch_add(1, std::memory_order_relaxed);
   }
 
   // Stream-wide learners. Flagged users' events do not shape demand or keyword mappings.
   if (flags == 0) {
-    demand_.Add(e);
-    keywords_.Observe(e);
+    demand_->Add(applied.partition, e);
+    keywords_->Observe(applied.partition, e);
   }
-}
-
-void Predictor::Replay(const Event& e) {
-  demand_.Add(e);
-  keywords_.Observe(e);
 }
 
 // ---- read time ------------------------------------------------------------------------------------
@@ -288,7 +339,7 @@ void Predictor::WritePredictionMembers(JsonWriter& w, const Profile& p, const Pr
   w.EndArray();
   w.Key("keyword_categories").BeginArray();
   for (const ScoredInterest& k : p.TopInterests(InterestKind::kKeyword, ctx, now_ms, 3)) {
-    auto categories = keywords_.Categories(k.key, 3);
+    auto categories = keywords_->Categories(k.key, 3);
     if (categories.empty()) continue;
     w.BeginObject();
     w.Key("keyword").String(k.key);
@@ -398,7 +449,7 @@ absl::StatusOr<std::string> Predictor::ForecastJson(std::string_view category,
     return absl::InvalidArgumentError("metric: expected events or purchases, got '" +
                                       std::string(metric_name) + "'");
   }
-  auto f = demand_.Forecast(category, period, horizon, metric);
+  auto f = demand_->Forecast(category, period, horizon, metric);
   if (!f.ok()) {
     if (absl::IsNotFound(f.status())) {
       return absl::NotFoundError(category.empty() ? "no events counted yet"

@@ -1,6 +1,6 @@
 // The serving side of Persona's predictive models. One Predictor per server:
 //
-//   at update time (ProfileEnricher, on the partition writer threads)
+//   at update time (a StreamOperator, engine/stream_operator.h, on the partition writer threads)
 //     - anomaly flags from the user's activity rhythm against robust population statistics
 //     - review sentiment (fastText) of `review` events with text, into the profile's satisfaction
 //       and per-category sentiment (a rating without text counts as (rating - 1) / 4)
@@ -14,6 +14,12 @@
 // next_category: .pnc; sentiment: .pst); Reload() swaps in the newest file of each atomically
 // and keeps the current model when a file is refused. A missing model leaves its output null
 // (and its enrichment off) rather than failing the request.
+//
+// Per-partition state (the operator contract): each partition has its own anomaly population
+// (histograms rebuilt from the loaded profiles, refresh schedule checkpointed), its own demand and
+// keyword parts (checkpointed), combined at read time. Nothing a partition's enrichment computes
+// depends on another partition, so recovery (checkpoint + log tail through the pipeline) yields
+// exactly the flags, sentiment and segments of a run that never stopped.
 #pragma once
 
 #include <atomic>
@@ -28,7 +34,7 @@
 #include "absl/status/statusor.h"
 #include "common/json_writer.h"
 #include "engine/engine.h"
-#include "engine/profile_enricher.h"
+#include "engine/stream_operator.h"
 #include "model/anomaly_detector.h"
 #include "model/category_demand.h"
 #include "model/gbdt_model.h"
@@ -41,12 +47,12 @@ namespace persona {
 
 class Recommender;
 
-class Predictor : public ProfileEnricher {
+class Predictor : public StreamOperator {
  public:
-  // `engine` must outlive the Predictor; `recommender` (may be null) supplies item categories for
-  // next-category predictions. Loads the newest artifacts; a refused one is reported by
-  // load_errors() and left out.
-  Predictor(Engine* engine, std::string data_dir, const Recommender* recommender);
+  // `recommender` (may be null) supplies item categories for next-category predictions. Loads the
+  // newest artifacts; a refused one is reported by load_errors() and left out. Open the engine
+  // with this operator in its pipeline, then Bind the engine for the read-side calls.
+  Predictor(std::string data_dir, const Recommender* recommender);
   ~Predictor() override;
   Predictor(const Predictor&) = delete;
   Predictor& operator=(const Predictor&) = delete;
@@ -57,13 +63,20 @@ class Predictor : public ProfileEnricher {
   // Messages of artifacts refused by the last Reload (empty when all loaded).
   std::vector<std::string> load_errors() const;
 
-  void BeforeApply(uint32_t partition, const Event& event, const Profile& profile) override;
-  void Enrich(uint32_t partition, const Event& event, Profile& profile,
-              ProfileContext& ctx) override;
+  // The engine whose profiles the read-side calls read; it must outlive the Predictor.
+  void Bind(const Engine* engine) { engine_ = engine; }
 
-  // Feeds one event replayed from the log at start (written before the enricher was attached) to
-  // the stream-wide learners: demand counters and keyword categories. Thread-safe.
-  void Replay(const Event& event);
+  // StreamOperator: anomaly flags, sentiment, segment, demand and keyword learners.
+  std::string_view name() const override { return "predict"; }
+  void OpenPartitions(uint32_t partitions) override;
+  void OnProfileLoaded(uint32_t partition, std::string_view user_id, const Profile& profile,
+                       const ProfileContext& ctx) override;
+  void BeforeApply(uint32_t partition, const Event& event, const Profile& profile) override;
+  void OnEvent(const AppliedEvent& applied) override;
+  void OnProfileErased(uint32_t partition, std::string_view user_id, const Profile& profile,
+                       uint64_t membership) override;
+  void SaveState(uint32_t partition, std::string* out) override;
+  absl::Status LoadState(uint32_t partition, std::string_view blob) override;
 
   // Writes the predictions of one profile at `now_ms` as a JSON object (propensity, churn,
   // next_categories, segment, keyword categories, model versions). Reader-thread safe.
@@ -101,8 +114,8 @@ class Predictor : public ProfileEnricher {
   };
   Counters counters() const;
 
-  const AnomalyDetector& anomaly_detector() const { return anomaly_; }
-  const CategoryDemand& demand() const { return demand_; }
+  const CategoryDemand& demand() const { return *demand_; }
+  const KeywordCategories& keywords() const { return *keywords_; }
 
  private:
   struct PopulationScan;
@@ -116,7 +129,7 @@ class Predictor : public ProfileEnricher {
   };
   std::mutex reload_mu_;
   ArtifactPaths paths_;
-  Engine* const engine_;
+  const Engine* engine_ = nullptr;
   const std::string data_dir_;
   const Recommender* const recommender_;
 
@@ -126,9 +139,14 @@ class Predictor : public ProfileEnricher {
   std::atomic<std::shared_ptr<const NextCategoryModel>> next_category_;
   std::atomic<std::shared_ptr<const SentimentModel>> sentiment_;
 
-  AnomalyDetector anomaly_;
-  CategoryDemand demand_;
-  KeywordCategories keywords_;
+  // Writer-thread state of one partition.
+  struct PartitionState {
+    AnomalyDetector anomaly;
+    RateSnapshot before;  // the rates before the event being applied (BeforeApply -> OnEvent)
+  };
+  std::vector<std::unique_ptr<PartitionState>> partitions_;
+  std::unique_ptr<CategoryDemand> demand_;  // one part per partition
+  std::unique_ptr<KeywordCategories> keywords_;
 
   mutable std::mutex mu_;  // guards errors_ and the scan cache
   std::vector<std::string> errors_;

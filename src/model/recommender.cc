@@ -10,7 +10,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "common/hash.h"
 #include "common/json_writer.h"
-#include "engine/batch_record.h"
+#include "common/varint.h"
 
 namespace persona {
 namespace {
@@ -50,14 +50,11 @@ bool Contains(const std::vector<std::string>& sorted, std::string_view s) {
 
 }  // namespace
 
-Recommender::Recommender(Engine* engine, RecommendConfig config, std::string data_dir)
-    : engine_(engine),
-      config_(std::move(config)),
+Recommender::Recommender(RecommendConfig config, std::string data_dir)
+    : config_(std::move(config)),
       data_dir_(std::move(data_dir)),
-      trending_(&catalog_, config_.trending),
-      cf_(config_.item_cf),
-      code_to_item_(engine->partitions()),
       counters_(std::make_unique<VariantCounters[]>(config_.variants.size() + 1)) {
+  OpenPartitions(1);  // replaced by the engine's count when it opens
   if (!config_.impressions_log.empty() && !data_dir_.empty()) {
     std::filesystem::path path = std::filesystem::path(data_dir_) / config_.impressions_log;
     std::error_code ec;
@@ -77,7 +74,6 @@ void Recommender::Stop() {
     stopping_.store(true);
   }
   stop_cv_.notify_all();
-  if (rebuild_thread_.joinable()) rebuild_thread_.join();
   if (watch_thread_.joinable()) watch_thread_.join();
   std::lock_guard<std::mutex> lock(impressions_mu_);
   if (impressions_ != nullptr) std::fflush(impressions_);
@@ -90,18 +86,34 @@ std::string Recommender::ModelDir() const {
 
 // ---- event stream -------------------------------------------------------------------------------
 
-void Recommender::OnEvent(uint32_t partition, const Event& e, const Profile& profile,
-                          const ProfileContext& ctx) {
-  if (!e.rec_id.empty()) Attribute(e);
+void Recommender::OpenPartitions(uint32_t partitions) {
+  trending_ = std::make_unique<Trending>(&catalog_, config_.trending, partitions);
+  cf_ = std::make_unique<ItemCf>(config_.item_cf, partitions, &catalog_);
+  code_to_item_.assign(partitions, {});
+  items_of_.assign(partitions, {});
+}
+
+uint32_t Recommender::InternFor(uint32_t partition, std::string_view item,
+                                std::string_view category) {
+  const uint32_t id = catalog_.Intern(item, category);
+  items_of_[partition].insert(id);
+  return id;
+}
+
+void Recommender::OnEvent(const AppliedEvent& applied) {
+  const Event& e = applied.event;
+  const uint32_t partition = applied.partition;
+  if (!e.rec_id.empty() && !applied.replay) Attribute(e);
   if (e.item_id.empty()) return;
-  const uint32_t item = catalog_.Intern(e.item_id, e.category_key());
+  const uint32_t item = InternFor(partition, e.item_id, e.category_key());
   // Users flagged as anomalous (bots, scrapers) teach neither trending nor item-CF; their items
-  // stay in the catalogue. The flags are set by the ProfileEnricher, which runs first.
+  // stay in the catalogue. The flags are set by the predictor, which runs before this operator.
+  const Profile& profile = applied.profile;
   if (profile.anomaly_flags() != 0) {
-    flagged_events_.fetch_add(1, std::memory_order_relaxed);
+    if (!applied.replay) flagged_events_.fetch_add(1, std::memory_order_relaxed);
     return;
   }
-  trending_.Add(item, e.type, e.ts_ms);
+  trending_->Add(partition, item, e.type, e.ts_ms);
   const float weight = config_.cf_weights[static_cast<int>(e.type)];
   if (weight <= 0) return;
 
@@ -118,6 +130,7 @@ void Recommender::OnEvent(uint32_t partition, const Event& e, const Profile& pro
     head = (head + 1) % (window + 1);
     filled = std::min(filled + 1, window + 1);
   });
+  const ProfileContext& ctx = applied.ctx;
   const uint32_t current_code = ctx.pool.Find(e.item_id);
   std::vector<uint32_t>& cache = code_to_item_[partition];
   uint32_t previous[17];
@@ -127,10 +140,81 @@ void Recommender::OnEvent(uint32_t partition, const Event& e, const Profile& pro
     if (code == current_code) continue;
     if (code >= cache.size()) cache.resize(std::max<size_t>(code + 1, cache.size() * 2),
                                            ItemCatalog::kNone);
-    if (cache[code] == ItemCatalog::kNone) cache[code] = catalog_.Intern(ctx.pool.Get(code), {});
+    if (cache[code] == ItemCatalog::kNone) cache[code] = InternFor(partition, ctx.pool.Get(code), {});
     previous[n++] = cache[code];
   }
-  if (n > 0) cf_.Add(item, std::span<const uint32_t>(previous, n), weight);
+  if (n > 0) cf_->Add(partition, item, std::span<const uint32_t>(previous, n), weight);
+}
+
+// State of one partition: the catalogue entries its parts may refer to (item, category), then
+// the trending part and the item-CF part, each length-prefixed.
+namespace {
+constexpr char kStateFormat = 1;
+}  // namespace
+
+void Recommender::SaveState(uint32_t partition, std::string* out) {
+  out->push_back(kStateFormat);
+  std::vector<uint32_t> ids(items_of_[partition].begin(), items_of_[partition].end());
+  // By item string, so that equal states encode to equal bytes whatever the catalogue ids.
+  std::sort(ids.begin(), ids.end(), [&](uint32_t a, uint32_t b) {
+    return catalog_.Item(a) < catalog_.Item(b);
+  });
+  AppendVarint64(out, ids.size());
+  for (uint32_t id : ids) {
+    const std::string_view item = catalog_.Item(id);
+    const uint32_t c = catalog_.CategoryOf(id);
+    const std::string_view category = c == ItemCatalog::kNone ? "" : catalog_.CategoryName(c);
+    AppendVarint64(out, item.size());
+    out->append(item);
+    AppendVarint64(out, category.size());
+    out->append(category);
+  }
+  std::string part;
+  trending_->SavePart(partition, &part);
+  AppendVarint64(out, part.size());
+  out->append(part);
+  part.clear();
+  cf_->SavePart(partition, &part);
+  AppendVarint64(out, part.size());
+  out->append(part);
+}
+
+absl::Status Recommender::LoadState(uint32_t partition, std::string_view in) {
+  auto corrupt = [](std::string_view what) {
+    return absl::DataLossError("corrupt recommender state (" + std::string(what) + ")");
+  };
+  if (in.empty() || in[0] != kStateFormat) return corrupt("format");
+  in.remove_prefix(1);
+  uint64_t n;
+  if (!ReadVarint64(&in, &n) || n > in.size()) return corrupt("items");
+  auto read_string = [&](std::string_view* s) {
+    uint64_t len;
+    if (!ReadVarint64(&in, &len) || len > in.size()) return false;
+    *s = in.substr(0, len);
+    in.remove_prefix(len);
+    return true;
+  };
+  for (uint64_t i = 0; i < n; ++i) {
+    std::string_view item, category;
+    if (!read_string(&item) || !read_string(&category)) return corrupt("items");
+    InternFor(partition, item, category);
+  }
+  std::string_view part;
+  if (!read_string(&part)) return corrupt("trending");
+  // A trending part saved under another half-life cannot be converted: the configured decay
+  // wins and trending starts over for this partition (the operator of a config change wants it).
+  if (absl::Status s = trending_->LoadPart(partition, part);
+      !s.ok() && !absl::IsFailedPrecondition(s)) {
+    return s;
+  }
+  if (!read_string(&part)) return corrupt("item-CF");
+  if (absl::Status s = cf_->LoadPart(partition, part); !s.ok()) return s;
+  return absl::OkStatus();
+}
+
+void Recommender::OnRecovered() {
+  trending_->Invalidate();
+  warmed_up_.store(true, std::memory_order_release);
 }
 
 void Recommender::Attribute(const Event& e) {
@@ -163,11 +247,8 @@ void Recommender::Attribute(const Event& e) {
   }
 }
 
-void Recommender::StartBackground(std::vector<uint64_t> log_seqs,
-                                  std::function<void(std::string_view)> log) {
-  rebuild_thread_ = std::thread([this, seqs = std::move(log_seqs), log] {
-    RebuildFromLog(seqs, log);
-  });
+void Recommender::Start(Engine* engine, std::function<void(std::string_view)> log) {
+  engine_ = engine;
   auto loaded = ReloadModel();
   if (log) {
     if (!loaded.ok()) {
@@ -205,67 +286,6 @@ void Recommender::StartBackground(std::vector<uint64_t> log_seqs,
       lock.lock();
     }
   });
-}
-
-void Recommender::RebuildFromLog(const std::vector<uint64_t>& log_seqs,
-                                 const std::function<void(std::string_view)>& log) {
-  const auto start = std::chrono::steady_clock::now();
-  uint64_t events = 0;
-  std::vector<RecordedEvent> recorded;
-  const uint32_t window = std::min<uint32_t>(config_.item_cf.window, 16);
-  for (uint32_t p = 0; p < log_seqs.size() && !stopping_.load(); ++p) {
-    // The previous items of each user seen so far in this partition's log (users live in one
-    // partition, so the map is per partition and freed after it).
-    struct Recent {
-      uint32_t items[16];
-      uint32_t n = 0;
-    };
-    absl::flat_hash_map<uint64_t, Recent> users;
-    auto it = engine_->store().ReadLog(p, 1);
-    for (; it->Valid() && it->seq() <= log_seqs[p] && !stopping_.load(); it->Next()) {
-      if (!DecodeBatchRecord(it->record(), &recorded)) continue;  // recovery reported it already
-      for (const RecordedEvent& r : recorded) {
-        const Event& e = r.event;
-        if (IsRedacted(e)) continue;
-        if (replay_listener_) replay_listener_(e);
-        if (e.item_id.empty()) continue;
-        const uint32_t item = catalog_.Intern(e.item_id, e.category_key());
-        trending_.Add(item, e.type, e.ts_ms);
-        ++events;
-        const float weight = config_.cf_weights[static_cast<int>(e.type)];
-        if (weight <= 0) continue;
-        Recent& recent = users[Hash64(e.user_id)];
-        uint32_t previous[16];
-        uint32_t n = 0;
-        for (uint32_t i = 0; i < recent.n && n < window; ++i) {
-          if (recent.items[i] != item) previous[n++] = recent.items[i];
-        }
-        if (n > 0) cf_.Add(item, std::span<const uint32_t>(previous, n), weight);
-        if (recent.n == 0 || recent.items[0] != item) {
-          std::move_backward(recent.items, recent.items + std::min(recent.n, window),
-                             recent.items + std::min(recent.n, window) + 1);
-          recent.items[0] = item;
-          recent.n = std::min(recent.n + 1, window + 1);
-        }
-        if (log && events % 1000000 == 0) {
-          log("recommend: replayed " + std::to_string(events / 1000000) +
-              "M logged events into trending and item-CF");
-        }
-      }
-    }
-  }
-  trending_.Invalidate();
-  warmed_up_.store(true, std::memory_order_release);
-  if (log) {
-    const double s =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    char buf[160];
-    std::snprintf(buf, sizeof(buf),
-                  "recommend: trending and item-CF rebuilt from %llu logged events in %.1f s "
-                  "(%zu items)",
-                  static_cast<unsigned long long>(events), s, catalog_.size());
-    log(buf);
-  }
 }
 
 // ---- models ---------------------------------------------------------------------------------------
@@ -423,7 +443,7 @@ absl::StatusOr<Recommender::Response> Recommender::Recommend(const Request& requ
           std::sort(exclude.begin(), exclude.end());
         }
         const size_t depth = category == ItemCatalog::kNone ? want : kCategoryCandidates;
-        for (const ItemCf::Scored& s : cf_.Recommend(hist, depth, exclude)) {
+        for (const ItemCf::Scored& s : cf_->Recommend(hist, depth, exclude)) {
           if (!in_category(s.item)) continue;
           list.push_back({std::string(catalog_.Item(s.item)), s.score,
                           std::string(catalog_.Item(s.because))});
@@ -445,7 +465,7 @@ absl::StatusOr<Recommender::Response> Recommender::Recommend(const Request& requ
           nodes.push_back(ItemCatalog::kNone);
         }
         std::vector<std::vector<Trending::Scored>> tops;
-        for (uint32_t node : nodes) tops.push_back(trending_.Top(want + h.purchased.size(), node, now));
+        for (uint32_t node : nodes) tops.push_back(trending_->Top(want + h.purchased.size(), node, now));
         // Interleave the lists (user's categories first), skipping repeats.
         std::vector<uint32_t> taken;
         for (size_t rank = 0; list.size() < want; ++rank) {
@@ -553,7 +573,7 @@ absl::StatusOr<std::vector<Recommender::Similar>> Recommender::SimilarItems(std:
   std::vector<Similar> out;
   const uint32_t id = catalog_.Find(item);
   if (id != ItemCatalog::kNone) {
-    for (const ItemCf::Neighbour& n : cf_.Similar(id, k)) {
+    for (const ItemCf::Neighbour& n : cf_->Similar(id, k)) {
       out.push_back({std::string(catalog_.Item(n.item)), n.similarity, RecSource::kItemCf});
     }
   }
@@ -605,7 +625,7 @@ absl::StatusOr<std::vector<Trending::Scored>> Recommender::TrendingItems(std::st
       return absl::NotFoundError("unknown category '" + std::string(category) + "'");
     }
   }
-  return trending_.Top(k, node, engine_->NowMs());
+  return trending_->Top(k, node, engine_->NowMs());
 }
 
 std::string Recommender::StatsJson() const {
@@ -614,10 +634,10 @@ std::string Recommender::StatsJson() const {
   w.Key("warmed_up").Bool(warmed_up());
   w.Key("catalog_items").Uint(catalog_.size());
   w.Key("categories").Uint(catalog_.category_count());
-  w.Key("trending_events").Uint(trending_.events());
-  w.Key("item_cf_items").Uint(cf_.items());
-  w.Key("item_cf_pairs").Uint(cf_.pairs());
-  w.Key("item_cf_bytes").Uint(cf_.MemoryBytes());
+  w.Key("trending_events").Uint(trending_->events());
+  w.Key("item_cf_items").Uint(cf_->items());
+  w.Key("item_cf_pairs").Uint(cf_->pairs());
+  w.Key("item_cf_bytes").Uint(cf_->MemoryBytes());
   w.Key("flagged_events_skipped").Uint(flagged_events());
   w.Key("model");
   if (auto m = model_.load()) {

@@ -1,13 +1,18 @@
-// The recommendation layer: keeps the stream-wide recommenders (trending, online item-CF) current
-// with every event the engine applies, holds the current SASRec model (hot-swapped when a new
-// artifact appears), and answers requests by blending the sources of the user's A/B variant over
-// the user's *live* profile: the event acknowledged a moment ago is already in the sequence the
-// model encodes.
+// The recommendation layer: a stream operator (engine/stream_operator.h) that keeps the
+// stream-wide recommenders (trending, online item-CF) current with every event the engine applies,
+// holds the current SASRec model (hot-swapped when a new artifact appears), and answers requests by
+// blending the sources of the user's A/B variant over the user's *live* profile: the event
+// acknowledged a moment ago is already in the sequence the model encodes.
 //
-//   Recommender rec(engine, config, data_dir);
-//   engine->SetEventObserver(&rec);              // from now on every applied event updates it
-//   rec.StartBackground(seqs_before_attach);      // rebuild from the log, watch the model dir
+//   Recommender rec(config, data_dir);
+//   auto engine = Engine::Open(cfg, log, {&predictor, &rec});  // checkpointed parts restored,
+//   rec.Start(engine.get());                                    // log tail replayed through it
 //   rec.Recommend({.user = "u1", .k = 10});
+//
+// State: trending and item-CF are kept as one part per partition (each fed only by its partition's
+// writer, so a part is a function of that partition's stream), checkpointed with the partition
+// (with the catalogue entries the part refers to, by item string) and combined at read time. A
+// restart loads the parts and replays only the log tail: no scan of the history.
 //
 // Fallbacks: no model or no known item in the history -> item-CF + trending; a cold user (no
 // items) -> trending in the user's top categories, then overall. Attribution: every response has
@@ -28,8 +33,9 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/container/flat_hash_set.h"
 #include "engine/engine.h"
-#include "engine/event_observer.h"
+#include "engine/stream_operator.h"
 #include "model/item_catalog.h"
 #include "model/item_cf.h"
 #include "model/recommend_config.h"
@@ -38,33 +44,30 @@
 
 namespace persona {
 
-class Recommender : public EventObserver {
+class Recommender : public StreamOperator {
  public:
-  // `engine` must outlive the recommender. `data_dir` resolves the default model directory and
-  // the impressions log.
-  Recommender(Engine* engine, RecommendConfig config, std::string data_dir);
+  // `data_dir` resolves the default model directory and the impressions log.
+  Recommender(RecommendConfig config, std::string data_dir);
   ~Recommender() override;
   Recommender(const Recommender&) = delete;
   Recommender& operator=(const Recommender&) = delete;
 
-  // EventObserver: updates catalogue, trending, item-CF and A/B attribution.
-  void OnEvent(uint32_t partition, const Event& event, const Profile& profile,
-               const ProfileContext& ctx) override;
+  // StreamOperator: the catalogue, trending and item-CF parts, A/B attribution (live events only:
+  // the attribution counters are metrics since start).
+  std::string_view name() const override { return "recommend"; }
+  void OpenPartitions(uint32_t partitions) override;
+  void OnEvent(const AppliedEvent& applied) override;
+  void SaveState(uint32_t partition, std::string* out) override;
+  absl::Status LoadState(uint32_t partition, std::string_view blob) override;
+  void OnRecovered() override;
 
-  // Starts the background work: replays the log records up to `log_seqs` (per partition, the
-  // records written before this observer was attached) into trending and item-CF, loads the
-  // newest model, and polls the model directory. `log` receives progress lines.
-  void StartBackground(std::vector<uint64_t> log_seqs,
-                       std::function<void(std::string_view)> log = {});
-  // Also hands every event of that log replay (redacted ones excepted) to `listener`, on the
-  // replay thread, so other stream-wide learners warm up from the same single pass. Set before
-  // StartBackground.
-  void SetReplayListener(std::function<void(const Event&)> listener) {
-    replay_listener_ = std::move(listener);
-  }
+  // Binds the engine the recommender was opened with (reads of live profiles and "now"), loads
+  // the newest model and starts polling the model directory. `engine` must outlive the
+  // recommender. `log` receives progress lines.
+  void Start(Engine* engine, std::function<void(std::string_view)> log = {});
   // Stops background threads (idempotent; the destructor calls it).
   void Stop();
-  // True once the log replay finished.
+  // True once the state is complete: the engine opened (checkpointed parts + log tail replayed).
   bool warmed_up() const { return warmed_up_.load(std::memory_order_acquire); }
 
   // Loads the newest artifact of the model directory when it is not the current one. Returns
@@ -112,6 +115,8 @@ class Recommender : public EventObserver {
   absl::StatusOr<std::vector<Trending::Scored>> TrendingItems(std::string_view category,
                                                               uint32_t k) const;
   const ItemCatalog& catalog() const { return catalog_; }
+  const Trending& trending() const { return *trending_; }
+  const ItemCf& item_cf() const { return *cf_; }
 
   // A/B counters per variant (index as in config().variants; the last entry counts rec_ids of
   // unknown variants).
@@ -129,34 +134,36 @@ class Recommender : public EventObserver {
   uint64_t flagged_events() const { return flagged_events_.load(std::memory_order_relaxed); }
 
  private:
-  void RebuildFromLog(const std::vector<uint64_t>& log_seqs,
-                      const std::function<void(std::string_view)>& log);
   void WatchModels();
+  // The catalogue id of `item` (interned), remembered as one of `partition`'s items so that its
+  // checkpoint carries the item's string and category.
+  uint32_t InternFor(uint32_t partition, std::string_view item, std::string_view category);
   std::string ModelDir() const;
   void Attribute(const Event& event);
 
-  Engine* engine_;
+  Engine* engine_ = nullptr;
   RecommendConfig config_;
   std::string data_dir_;
   ItemCatalog catalog_;
-  Trending trending_;
-  ItemCf cf_;
+  std::unique_ptr<Trending> trending_;  // created by OpenPartitions, one part per partition
+  std::unique_ptr<ItemCf> cf_;
   std::atomic<std::shared_ptr<const SasRecModel>> model_;
   std::string model_path_;  // artifact of the current model (guarded by reload_mu_)
   std::mutex reload_mu_;
-  // Per partition: pool code -> catalogue id (kNone = not yet mapped). Writer-thread only.
+  // Per partition, writer-thread only: pool code -> catalogue id (kNone = not yet mapped), and
+  // the catalogue ids the partition's parts may refer to.
   std::vector<std::vector<uint32_t>> code_to_item_;
+  std::vector<absl::flat_hash_set<uint32_t>> items_of_;
   std::unique_ptr<VariantCounters[]> counters_;
   std::atomic<uint64_t> rec_counter_{0};
   std::atomic<uint64_t> flagged_events_{0};
-  std::function<void(const Event&)> replay_listener_;
   std::mutex impressions_mu_;
   std::FILE* impressions_ = nullptr;  // append-only, flushed by the watcher thread and Stop
   std::atomic<bool> warmed_up_{false};
   std::atomic<bool> stopping_{false};
   std::mutex stop_mu_;
   std::condition_variable stop_cv_;
-  std::thread rebuild_thread_, watch_thread_;
+  std::thread watch_thread_;
 };
 
 }  // namespace persona

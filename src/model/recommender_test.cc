@@ -1,10 +1,12 @@
-// The recommendation layer on a real engine: the observer hook keeps trending and item-CF current,
-// requests read the live profile (real-time reflection), fallbacks for cold users and missing
-// models, filters, A/B assignment and attribution, hot-swap under load, rebuild from the log.
+// The recommendation layer on a real engine: as a stream operator it keeps trending and item-CF
+// current, requests read the live profile (real-time reflection), fallbacks for cold users and
+// missing models, filters, A/B assignment and attribution, hot-swap under load, and a restart
+// that restores trending and item-CF exactly (checkpointed parts + the log tail replayed).
 #include "model/recommender.h"
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <filesystem>
 #include <fstream>
@@ -90,24 +92,35 @@ std::shared_ptr<const SasRecModel> RandomModel(uint32_t n, uint64_t seed, std::s
 
 class RecommenderTest : public ::testing::Test {
  protected:
-  void Open(RecommendConfig config = {}) {
+  // Opens the engine with a fresh recommender in its pipeline and starts the recommender.
+  void Open(RecommendConfig config = {}, bool checkpoint_on_close = true) {
     EngineConfig ec;
     ec.data_dir = dir_.path() + "/db";
     ec.partitions = 2;
-    auto engine = Engine::Open(ec);
+    ec.checkpoint_on_close = checkpoint_on_close;
+    config.model_poll_seconds = 0;
+    config_ = config;
+    rec_ = std::make_unique<Recommender>(config, dir_.path());
+    auto engine = Engine::Open(ec, {}, {rec_.get()});
     ASSERT_TRUE(engine.ok()) << engine.status();
     engine_ = std::move(*engine);
-    config.model_poll_seconds = 0;
-    rec_ = std::make_unique<Recommender>(engine_.get(), config, dir_.path());
-    engine_->SetEventObserver(rec_.get());
+    rec_->Start(engine_.get());
   }
-  void TearDown() override {
+  // Stops the recommender and closes the engine; the recommender is destroyed after the engine.
+  void Close() {
     if (rec_) rec_->Stop();
     if (engine_) {
       ASSERT_TRUE(engine_->Close().ok());
-      engine_->SetEventObserver(nullptr);
     }
+    engine_.reset();
+    rec_.reset();
   }
+  // Closes, then opens the same data directory with a new recommender (same config).
+  void Restart(bool checkpoint_on_close = true) {
+    Close();
+    Open(config_, checkpoint_on_close);
+  }
+  void TearDown() override { Close(); }
   void Ingest(const std::string& ndjson) {
     IngestOutcome out = engine_->Ingest(Batch(ndjson));
     ASSERT_TRUE(out.rejected.empty());
@@ -131,8 +144,10 @@ class RecommenderTest : public ::testing::Test {
   }
 
   ScopedTempDir dir_{"recommender"};
-  std::unique_ptr<Engine> engine_;
+  RecommendConfig config_;
+  // The recommender is an operator of the engine's pipeline: declared first, destroyed last.
   std::unique_ptr<Recommender> rec_;
+  std::unique_ptr<Engine> engine_;
 };
 
 TEST_F(RecommenderTest, ANewViewIsReflectedInTheNextRecommendation) {
@@ -312,33 +327,127 @@ TEST_F(RecommenderTest, ModelSwapsUnderLoadNeverFailARequest) {
   EXPECT_EQ(rec_->model()->version(), "sasrec-20261122T000000Z");
 }
 
-TEST_F(RecommenderTest, RebuildFromTheLogEqualsLiveLearning) {
-  Open();
-  PlantPairs();
-  auto live = rec_->SimilarItems("a", 3);
-  ASSERT_TRUE(live.ok());
-  auto live_trending = rec_->TrendingItems("", 4);
-  ASSERT_TRUE(live_trending.ok());
-  // A second recommender that never saw the events live learns them from the log.
+// What a request sees of the stream-wide state, by item string (catalogue ids are not stable
+// across restarts).
+struct RecState {
+  std::vector<std::pair<std::string, double>> similar[4];
+  std::vector<std::pair<std::string, double>> trending;
+  std::vector<std::pair<std::string, double>> trending_books;
+  std::vector<std::string> recommended;
+};
+
+RecState ReadState(Recommender& rec) {
+  RecState out;
+  const char* items[] = {"a", "b", "c", "d"};
+  for (int i = 0; i < 4; ++i) {
+    auto similar = rec.SimilarItems(items[i], 5);
+    EXPECT_TRUE(similar.ok()) << similar.status();
+    if (!similar.ok()) continue;
+    for (const auto& s : *similar) out.similar[i].emplace_back(s.item, s.score);
+  }
+  auto trending = rec.TrendingItems("", 10);
+  EXPECT_TRUE(trending.ok()) << trending.status();
+  if (trending.ok()) {
+    for (const auto& s : *trending) out.trending.emplace_back(rec.catalog().Item(s.item), s.score);
+  }
+  auto books = rec.TrendingItems("books", 10);
+  EXPECT_TRUE(books.ok()) << books.status();
+  if (books.ok()) {
+    for (const auto& s : *books)
+      out.trending_books.emplace_back(rec.catalog().Item(s.item), s.score);
+  }
+  Recommender::Request r;
+  r.user = "q3";
+  r.k = 5;
+  auto recs = rec.Recommend(r);
+  EXPECT_TRUE(recs.ok()) << recs.status();
+  if (recs.ok()) {
+    for (const auto& i : recs->items) out.recommended.push_back(i.item);
+  }
+  return out;
+}
+
+void ExpectSameLists(const std::vector<std::pair<std::string, double>>& restarted,
+                     const std::vector<std::pair<std::string, double>>& live,
+                     std::string_view what) {
+  ASSERT_EQ(restarted.size(), live.size()) << what;
+  for (size_t i = 0; i < live.size(); ++i) {
+    EXPECT_EQ(restarted[i].first, live[i].first) << what << " rank " << i;
+    EXPECT_NEAR(restarted[i].second, live[i].second, 1e-6 * std::max(1.0, live[i].second))
+        << what << " rank " << i;
+  }
+}
+
+void ExpectSameState(const RecState& restarted, const RecState& live) {
+  for (int i = 0; i < 4; ++i) ExpectSameLists(restarted.similar[i], live.similar[i], "similar");
+  ExpectSameLists(restarted.trending, live.trending, "trending");
+  ExpectSameLists(restarted.trending_books, live.trending_books, "trending in books");
+  EXPECT_EQ(restarted.recommended, live.recommended);
+}
+
+// More users after PlantPairs: q<u> view a then c, and buy d.
+std::string Tail() {
+  std::string s;
+  for (int u = 0; u < 10; ++u) {
+    const std::string user = "q" + std::to_string(u);
+    s += Ev(user, "view", "a", 3000 + u * 10, "shoes.running");
+    s += Ev(user, "view", "c", 3001 + u * 10, "books");
+    s += Ev(user, "purchase", "d", 3002 + u * 10, "books");
+  }
+  return s;
+}
+
+// The events after the last checkpoint exist only in the log: the restarted recommender loads the
+// checkpointed parts and learns the tail from the replay through the pipeline.
+TEST_F(RecommenderTest, ARestartRestoresTrendingAndItemCfFromTheCheckpointAndTheLogTail) {
   RecommendConfig config;
-  config.model_poll_seconds = 0;
-  Recommender cold(engine_.get(), config, "");
-  cold.StartBackground(engine_->LastSeqs());
-  for (int i = 0; i < 500 && !cold.warmed_up(); ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  ASSERT_TRUE(cold.warmed_up());
-  auto rebuilt = cold.SimilarItems("a", 3);
-  ASSERT_TRUE(rebuilt.ok());
-  ASSERT_EQ(rebuilt->size(), live->size());
-  for (size_t i = 0; i < live->size(); ++i) {
-    EXPECT_EQ((*rebuilt)[i].item, (*live)[i].item);
-    EXPECT_NEAR((*rebuilt)[i].score, (*live)[i].score, 1e-5);
-  }
-  auto rebuilt_trending = cold.TrendingItems("", 4);
-  ASSERT_TRUE(rebuilt_trending.ok());
-  ASSERT_EQ(rebuilt_trending->size(), live_trending->size());
-  cold.Stop();
+  config.trending.refresh_ms = 0;  // every read sees the current parts
+  Open(config, /*checkpoint_on_close=*/false);
+  PlantPairs();
+  ASSERT_TRUE(engine_->Checkpoint().ok());
+  Ingest(Tail());
+  const RecState live = ReadState(*rec_);
+  ASSERT_FALSE(live.similar[0].empty());
+  ASSERT_FALSE(live.trending.empty());
+
+  Restart(/*checkpoint_on_close=*/false);
+  EXPECT_TRUE(rec_->warmed_up());  // complete as soon as the engine opened
+  EXPECT_EQ(engine_->recovered_events(), 30u);
+  ExpectSameState(ReadState(*rec_), live);
+  // And it keeps learning live from there as a recommender that never stopped would.
+  Ingest(Ev("late", "view", "b", 4000, "shoes.running") + Ev("late", "view", "d", 4001, "books"));
+  auto similar = rec_->SimilarItems("b", 5);
+  ASSERT_TRUE(similar.ok());
+  EXPECT_FALSE(similar->empty());
+}
+
+// Every event is in the checkpoint (closing checkpoint): nothing is replayed, the parts alone
+// restore the state.
+TEST_F(RecommenderTest, ARestartRestoresTrendingAndItemCfFromTheClosingCheckpointAlone) {
+  RecommendConfig config;
+  config.trending.refresh_ms = 0;
+  Open(config);
+  PlantPairs();
+  Ingest(Tail());
+  const RecState live = ReadState(*rec_);
+  Restart();
+  EXPECT_TRUE(rec_->warmed_up());
+  EXPECT_EQ(engine_->recovered_events(), 0u);
+  ExpectSameState(ReadState(*rec_), live);
+}
+
+// A/B attribution counts live events since start: a replayed click is not counted again.
+TEST_F(RecommenderTest, ReplayedEventsAreNotAttributedAgain) {
+  Open({}, /*checkpoint_on_close=*/false);
+  PlantPairs();
+  auto r = rec_->Recommend(Req("p1", 2, "", ""));
+  ASSERT_TRUE(r.ok());
+  const size_t v = rec_->VariantOf("p1");
+  Ingest(Ev("p1", "click", r->items[0].item, 9000, "", "\"rec_id\":\"" + r->rec_id + "\""));
+  EXPECT_EQ(rec_->counters(v).clicks.load(), 1u);
+  Restart(/*checkpoint_on_close=*/false);
+  EXPECT_GT(engine_->recovered_events(), 0u);
+  EXPECT_EQ(rec_->counters(v).clicks.load(), 0u);
 }
 
 TEST_F(RecommenderTest, SimilarFallsBackToModelEmbeddingsForItemsWithoutCoOccurrence) {

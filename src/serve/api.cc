@@ -1148,6 +1148,17 @@ struct Api::Routes {
               {{"partition", std::to_string(s.partition)}},
               static_cast<double>(s.watermark_ms) / 1000.0);
     }
+    for (const auto& s : stats) {
+      w.Gauge("persona_log_bytes",
+              "Bytes of the partition's retained event log (before RocksDB compression)",
+              {{"partition", std::to_string(s.partition)}}, static_cast<double>(s.log_bytes));
+    }
+    for (const auto& s : stats) {
+      w.Counter("persona_log_trimmed_segments_total",
+                "Log segments deleted by retention since start",
+                {{"partition", std::to_string(s.partition)}},
+                static_cast<double>(s.log_trimmed_segments));
+    }
     uint64_t profiles = 0, checkpoints = 0;
     double checkpoint_seconds = 0, last_checkpoint = 0;
     for (const auto& s : stats) {

@@ -276,8 +276,12 @@ absl::StatusOr<std::unique_ptr<Store>> Store::OpenImpl(const std::string& dir,
     }
     rocksdb::WriteOptions sync;
     sync.sync = true;
-    s = db->Put(sync, store->meta_, ToSlice(kPartitionCountKey),
-                ToSlice(std::to_string(partitions)));
+    rocksdb::WriteBatch init;
+    s = init.Put(store->meta_, ToSlice(kPartitionCountKey), ToSlice(std::to_string(partitions)));
+    if (s.ok()) {
+      s = init.Put(store->meta_, ToSlice(kFormatKey), ToSlice(std::to_string(kStoreFormat)));
+    }
+    if (s.ok()) s = db->Write(sync, &init);
     if (!s.ok()) return FromRocks(s, "recording the partition count");
     store->partitions_ = partitions;
   } else if (!s.ok()) {
@@ -287,6 +291,17 @@ absl::StatusOr<std::unique_ptr<Store>> Store::OpenImpl(const std::string& dir,
     return absl::DataLossError(absl::StrCat("store: '", path, "': stored partition count '",
                                             stored_count, "' is not a number in 1..",
                                             kMaxPartitions));
+  }
+
+  std::string format;
+  s = db->Get(rocksdb::ReadOptions(), store->meta_, ToSlice(kFormatKey), &format);
+  if (s.IsNotFound()) format = "1";
+  else if (!s.ok()) return FromRocks(s, "reading the store format");
+  if (format != std::to_string(kStoreFormat)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "store: '", path, "' has store format ", Absl(format), "; this build reads format ",
+        kStoreFormat, " (versioned checkpoints). Re-import the events into a new data directory "
+        "(`persona import`), or run the Persona version that wrote it"));
   }
 
   std::unique_ptr<rocksdb::Iterator> last(
@@ -428,7 +443,7 @@ absl::Status Store::TrimLog(uint32_t partition, uint64_t below_seq) {
 // ---- Checkpoints --------------------------------------------------------------------------------
 
 absl::Status Store::PutProfiles(
-    uint32_t partition, uint64_t label_seq,
+    uint32_t partition, uint64_t generation,
     std::span<const std::pair<std::string_view, std::string_view>> user_blobs) {
   if (absl::Status s = CheckPartition(partition); !s.ok()) return s;
   if (user_blobs.empty()) return absl::OkStatus();
@@ -440,24 +455,38 @@ absl::Status Store::PutProfiles(
           absl::StrCat("store: profile with an empty user id (partition ", partition, ")"));
     }
     value.clear();
-    AppendFixed64BE(label_seq, &value);
+    AppendFixed64BE(generation, &value);
     value.append(blob);
-    rocksdb::Status s =
-        batch.Put(profiles_, ToSlice(EncodeProfileKey(partition, user_id)), ToSlice(value));
+    rocksdb::Status s = batch.Put(
+        profiles_, ToSlice(EncodeProfileKey(partition, generation, user_id)), ToSlice(value));
     if (!s.ok()) return FromRocks(s, PartitionContext("writing profiles", partition));
   }
   return FromRocks(db_->Write(rocksdb::WriteOptions(), &batch),
                    PartitionContext("writing profiles", partition));
 }
 
-absl::Status Store::DeleteProfile(uint32_t partition, std::string_view user_id) {
+absl::Status Store::DeleteProfile(uint32_t partition, std::string_view user_id,
+                                  uint64_t generation) {
   if (absl::Status s = CheckPartition(partition); !s.ok()) return s;
   return FromRocks(db_->Delete(rocksdb::WriteOptions(), profiles_,
-                               ToSlice(EncodeProfileKey(partition, user_id))),
+                               ToSlice(EncodeProfileKey(partition, generation, user_id))),
                    PartitionContext("deleting a profile", partition));
 }
 
-absl::Status Store::CommitCheckpoint(uint32_t partition, uint64_t seq, std::string_view meta_blob) {
+absl::Status Store::DeleteProfilesAbove(uint32_t partition, uint64_t generation) {
+  if (absl::Status s = CheckPartition(partition); !s.ok()) return s;
+  if (generation == UINT64_MAX) return absl::OkStatus();
+  const PartitionPrefix next = EncodePartitionPrefix(partition + 1);
+  return FromRocks(
+      db_->DeleteRange(rocksdb::WriteOptions(), profiles_,
+                       ToSlice(EncodeProfileGenerationPrefix(partition, generation + 1)),
+                       ToSlice(next)),
+      PartitionContext("deleting uncommitted profiles", partition));
+}
+
+absl::Status Store::CommitCheckpoint(
+    uint32_t partition, uint64_t seq, std::string_view meta_blob,
+    std::span<const std::pair<std::string_view, std::string_view>> operator_states) {
   absl::StatusOr<CheckpointMeta> current = LoadCheckpointMeta(partition);
   if (!current.ok()) return current.status();
   if (seq < current->seq) {
@@ -465,10 +494,17 @@ absl::Status Store::CommitCheckpoint(uint32_t partition, uint64_t seq, std::stri
         absl::StrCat("store: checkpoint of partition ", partition, " at seq ", seq,
                      " is older than the committed one at seq ", current->seq));
   }
+  rocksdb::WriteBatch batch;
+  rocksdb::Status s = batch.Put(meta_, ToSlice(EncodeCheckpointKey(partition)),
+                                ToSlice(EncodeCheckpointValue(seq, meta_blob)));
+  for (const auto& [name, blob] : operator_states) {
+    if (!s.ok()) break;
+    s = batch.Put(meta_, ToSlice(EncodeOperatorStateKey(partition, name)), ToSlice(blob));
+  }
+  if (!s.ok()) return FromRocks(s, PartitionContext("committing a checkpoint", partition));
   rocksdb::WriteOptions sync;
   sync.sync = true;
-  return FromRocks(db_->Put(sync, meta_, ToSlice(EncodeCheckpointKey(partition)),
-                            ToSlice(EncodeCheckpointValue(seq, meta_blob))),
+  return FromRocks(db_->Write(sync, &batch),
                    PartitionContext("committing a checkpoint", partition));
 }
 
@@ -487,12 +523,26 @@ absl::StatusOr<Store::CheckpointMeta> Store::LoadCheckpointMeta(uint32_t partiti
   return CheckpointMeta{parts->seq, std::string(parts->meta_blob)};
 }
 
+absl::StatusOr<std::optional<std::string>> Store::LoadOperatorState(uint32_t partition,
+                                                                   std::string_view name) {
+  if (absl::Status s = CheckPartition(partition); !s.ok()) return s;
+  std::string value;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), meta_,
+                               ToSlice(EncodeOperatorStateKey(partition, name)), &value);
+  if (s.IsNotFound()) return std::nullopt;
+  if (!s.ok()) return FromRocks(s, PartitionContext("loading an operator's state", partition));
+  return value;
+}
+
 absl::Status Store::ForEachProfile(
-    uint32_t partition,
+    uint32_t partition, uint64_t max_generation,
     const std::function<absl::Status(std::string_view, uint64_t, std::string_view)>& fn) {
   if (absl::Status s = CheckPartition(partition); !s.ok()) return s;
   const PartitionPrefix prefix = EncodePartitionPrefix(partition);
-  const PartitionPrefix next = EncodePartitionPrefix(partition + 1);
+  const std::string next =
+      max_generation == UINT64_MAX
+          ? std::string(EncodePartitionPrefix(partition + 1).data(), kPartitionPrefixSize)
+          : EncodeProfileGenerationPrefix(partition, max_generation + 1);
   const rocksdb::Slice lower = ToSlice(prefix);
   const rocksdb::Slice upper = ToSlice(next);
   rocksdb::ReadOptions options;
@@ -502,33 +552,54 @@ absl::Status Store::ForEachProfile(
   options.readahead_size = 2 * kMiB;
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(options, profiles_));
   for (it->Seek(lower); it->Valid(); it->Next()) {
-    const std::string_view user_id = ToView(it->key()).substr(kPartitionPrefixSize);
+    const std::optional<ProfileKeyParts> key = DecodeProfileKey(ToView(it->key()));
     const std::optional<ProfileValueParts> value = DecodeProfileValue(ToView(it->value()));
-    if (!value) {
-      return absl::DataLossError(
-          absl::StrCat("store: profile of user '", Absl(user_id), "' (partition ", partition,
-                       ") is ", it->value().size(), " bytes, shorter than its label"));
+    if (!key || !value) {
+      return absl::DataLossError(absl::StrCat("store: a profile key or value of partition ",
+                                              partition, " is shorter than its header"));
     }
-    if (absl::Status s = fn(user_id, value->label_seq, value->blob); !s.ok()) return s;
+    if (absl::Status s = fn(key->user_id, key->generation, value->blob); !s.ok()) return s;
   }
   return FromRocks(it->status(), PartitionContext("reading profiles", partition));
 }
 
-absl::StatusOr<std::optional<std::pair<uint64_t, std::string>>> Store::GetProfile(
-    uint32_t partition, std::string_view user_id) {
+// ---- Attributes ---------------------------------------------------------------------------------
+
+absl::Status Store::PutAttributes(uint32_t partition, std::string_view user_id,
+                                  std::string_view json, bool sync) {
   if (absl::Status s = CheckPartition(partition); !s.ok()) return s;
-  rocksdb::PinnableSlice value;
-  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), profiles_,
-                               ToSlice(EncodeProfileKey(partition, user_id)), &value);
-  if (s.IsNotFound()) return std::nullopt;
-  if (!s.ok()) return FromRocks(s, PartitionContext("reading a profile", partition));
-  const std::optional<ProfileValueParts> parts = DecodeProfileValue(ToView(value));
-  if (!parts) {
-    return absl::DataLossError(absl::StrCat("store: profile of user '", Absl(user_id),
-                                            "' (partition ", partition, ") is ", value.size(),
-                                            " bytes, shorter than its label"));
+  rocksdb::WriteOptions options;
+  options.sync = sync;
+  return FromRocks(
+      db_->Put(options, meta_, ToSlice(EncodeAttributesKey(partition, user_id)), ToSlice(json)),
+      PartitionContext("writing attributes", partition));
+}
+
+absl::Status Store::DeleteAttributes(uint32_t partition, std::string_view user_id) {
+  if (absl::Status s = CheckPartition(partition); !s.ok()) return s;
+  return FromRocks(db_->Delete(rocksdb::WriteOptions(), meta_,
+                               ToSlice(EncodeAttributesKey(partition, user_id))),
+                   PartitionContext("deleting attributes", partition));
+}
+
+absl::Status Store::ForEachAttributes(
+    uint32_t partition,
+    const std::function<absl::Status(std::string_view, std::string_view)>& fn) {
+  if (absl::Status s = CheckPartition(partition); !s.ok()) return s;
+  const std::string lower_key = EncodeAttributesKey(partition, "");
+  std::string upper_key = EncodeAttributesKey(partition + 1, "");
+  const rocksdb::Slice lower = ToSlice(lower_key);
+  const rocksdb::Slice upper = ToSlice(upper_key);
+  rocksdb::ReadOptions options;
+  options.iterate_lower_bound = &lower;
+  options.iterate_upper_bound = &upper;
+  options.fill_cache = false;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(options, meta_));
+  for (it->Seek(lower); it->Valid(); it->Next()) {
+    const std::string_view user = ToView(it->key()).substr(lower_key.size());
+    if (absl::Status s = fn(user, ToView(it->value())); !s.ok()) return s;
   }
-  return std::make_pair(parts->label_seq, std::string(parts->blob));
+  return FromRocks(it->status(), PartitionContext("reading attributes", partition));
 }
 
 // ---- Dead letters -------------------------------------------------------------------------------
@@ -624,7 +695,8 @@ absl::Status Store::PurgeDeadLetters() {
 // ---- Meta and maintenance -----------------------------------------------------------------------
 
 absl::Status Store::PutMeta(std::string_view key, std::string_view value) {
-  if (key == kPartitionCountKey || key.starts_with(kCheckpointKeyPrefix)) {
+  if (key == kPartitionCountKey || key == kFormatKey || key.starts_with(kCheckpointKeyPrefix) ||
+      key.starts_with(kAttributesKeyPrefix) || key.starts_with(kOperatorStateKeyPrefix)) {
     return absl::InvalidArgumentError(
         absl::StrCat("store: meta key '", Absl(key), "' is the store's own; it cannot be put"));
   }

@@ -125,37 +125,60 @@ class Store {
 
   // ---- Checkpoints ------------------------------------------------------------------------------
   // Protocol (docs/checkpoint_format.md): PutProfiles, in as many calls as convenient, for every
-  // profile changed since the last checkpoint, labelled with the seq `label_seq` its state
-  // reflects; then CommitCheckpoint(seq) with the partition's meta blob. A crash between the two
-  // is safe because of the labels: recovery replays from the last committed seq and skips, per
-  // profile, the events with seq <= its label.
+  // profile changed since the last checkpoint, under the generation `seq` of the checkpoint being
+  // written; then CommitCheckpoint(seq) with the partition's meta blob and its operators' states,
+  // atomically; then DeleteProfile for the versions the new generation replaced. The committed
+  // state is every profile at its newest generation <= the committed seq: a crash before the
+  // commit leaves generations above it, which recovery ignores and deletes (DeleteProfilesAbove),
+  // so what recovery loads is exactly the partition's state at the committed seq.
 
-  // Writes the profiles (user_id, blob) of `partition` labelled `label_seq`, atomically per call.
+  // Writes the profiles (user_id, blob) of `partition` under `generation`, atomically per call.
   // Not synced: CommitCheckpoint syncs them. InvalidArgument for an empty user id.
   absl::Status PutProfiles(
-      uint32_t partition, uint64_t label_seq,
+      uint32_t partition, uint64_t generation,
       std::span<const std::pair<std::string_view, std::string_view>> user_blobs);
-  // Removes a stored profile (erasure). It is not an error if there was none. Not synced: durable
-  // with the next sync or checkpoint commit.
-  absl::Status DeleteProfile(uint32_t partition, std::string_view user_id);
+  // Removes one stored version of a profile (a replaced generation, or erasure). It is not an
+  // error if there was none. Not synced: durable with the next sync or checkpoint commit.
+  absl::Status DeleteProfile(uint32_t partition, std::string_view user_id, uint64_t generation);
+  // Removes every profile version of `partition` with a generation above `generation` (the
+  // leftovers of a checkpoint that was never committed). Not synced.
+  absl::Status DeleteProfilesAbove(uint32_t partition, uint64_t generation);
   // Records that `partition`'s state up to log seq `seq` is checkpointed, with `meta_blob` (opaque
-  // partition state), and syncs the WAL so that the profiles written before are durable too.
+  // partition state) and `operator_states` ((name, blob) pairs replacing the stored states of those
+  // names), in one atomic write, and syncs the WAL so that the profiles written before are durable
+  // too. States of operators not named are left as they are: the engine prefixes every state with
+  // the seq it reflects and refuses, at recovery, one that is older than its checkpoint.
   // Re-committing the same seq is allowed; FailedPrecondition if `seq` is below the committed one.
-  absl::Status CommitCheckpoint(uint32_t partition, uint64_t seq, std::string_view meta_blob);
+  absl::Status CommitCheckpoint(
+      uint32_t partition, uint64_t seq, std::string_view meta_blob,
+      std::span<const std::pair<std::string_view, std::string_view>> operator_states = {});
   struct CheckpointMeta {
     uint64_t seq = 0;
     std::string blob;
   };  // seq 0 + empty blob = none yet
   // The last committed checkpoint of `partition`; {0, ""} if there is none.
   absl::StatusOr<CheckpointMeta> LoadCheckpointMeta(uint32_t partition);
-  // Calls fn(user_id, label_seq, blob) for every stored profile of the partition (in user id byte
-  // order, from a snapshot); stops at and returns the first error fn returns.
+  // The state operator `name` committed with the partition's last checkpoint; nullopt if none.
+  absl::StatusOr<std::optional<std::string>> LoadOperatorState(uint32_t partition,
+                                                              std::string_view name);
+  // Calls fn(user_id, generation, blob) for every stored profile version of the partition with a
+  // generation <= max_generation, in generation order (then user id byte order), from a snapshot;
+  // a user appears once per version still stored (the caller keeps the newest). Stops at and
+  // returns the first error fn returns.
   absl::Status ForEachProfile(
-      uint32_t partition,
+      uint32_t partition, uint64_t max_generation,
       const std::function<absl::Status(std::string_view, uint64_t, std::string_view)>& fn);
-  // (label_seq, blob) of one stored profile, nullopt if there is none.
-  absl::StatusOr<std::optional<std::pair<uint64_t, std::string>>> GetProfile(
-      uint32_t partition, std::string_view user_id);
+
+  // ---- Attributes -------------------------------------------------------------------------------
+  // A user's attribute object (JSON text): not an event, so kept beside the log rather than in it.
+  // PutAttributes replaces it and syncs when `sync`; DeleteAttributes removes it (not synced).
+  absl::Status PutAttributes(uint32_t partition, std::string_view user_id, std::string_view json,
+                             bool sync);
+  absl::Status DeleteAttributes(uint32_t partition, std::string_view user_id);
+  // Calls fn(user_id, json) for every stored attribute object of `partition`.
+  absl::Status ForEachAttributes(
+      uint32_t partition,
+      const std::function<absl::Status(std::string_view, std::string_view)>& fn);
 
   // ---- Dead letters -----------------------------------------------------------------------------
   // Dead letters in key order (received time, then arrival), oldest first / newest last: up to
@@ -175,8 +198,9 @@ class Store {
   absl::Status PurgeDeadLetters();
 
   // ---- Small named values -----------------------------------------------------------------------
-  // Stores `value` under `key` and syncs. Keys the store owns ("config.partitions" and
-  // "ckpt/...") are refused with InvalidArgument: they change only through the calls above.
+  // Stores `value` under `key` and syncs. Keys the store owns ("config.partitions",
+  // "config.format", "ckpt/...", "op/...", "attr/...") are refused with InvalidArgument: they
+  // change only through the calls above.
   absl::Status PutMeta(std::string_view key, std::string_view value);
   // The value under `key` (including the store's own keys), nullopt if absent.
   absl::StatusOr<std::optional<std::string>> GetMeta(std::string_view key);

@@ -1,10 +1,12 @@
 // What the Store does with damaged data: bytes it does not interpret come back as they are (the
 // engine's decoder judges them); damage to what the Store itself interprets, or to the database,
-// becomes a Status naming the problem, never a crash and never a silently empty store.
+// becomes a Status naming the problem, never a crash and never a silently empty store. A store
+// of another format is refused at open, never misread.
 #include <rocksdb/db.h>
 
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <random>
 #include <string>
 #include <vector>
@@ -27,29 +29,53 @@ std::unique_ptr<Store> OpenOrDie(const std::string& dir, uint32_t partitions) {
   return store.ok() ? *std::move(store) : nullptr;
 }
 
-// Writes raw key/values into a family of a closed store, bypassing the Store's encoders: the way
-// a bug in an older version or a bad restore would leave them.
-void PutRaw(const std::string& dir, std::string_view family, std::string_view key,
-            std::string_view value) {
+constexpr std::string_view kFamilies[] = {"default", "log", "profiles", "meta", "deadletter"};
+
+// Runs `fn` on `family` of a closed store's database opened with plain RocksDB, bypassing the
+// Store's encoders and checks: the way a bug in an older version or a bad restore would leave it.
+// `create` makes a database (and the families) where there is none.
+void WithRawFamily(
+    const std::string& dir, std::string_view family,
+    const std::function<rocksdb::Status(rocksdb::DB&, rocksdb::ColumnFamilyHandle*)>& fn,
+    bool create = false) {
   std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
-  for (std::string name : {"default", "log", "profiles", "meta", "deadletter"}) {
-    descriptors.emplace_back(name, rocksdb::ColumnFamilyOptions());
+  for (std::string_view name : kFamilies) {
+    descriptors.emplace_back(std::string(name), rocksdb::ColumnFamilyOptions());
   }
+  rocksdb::DBOptions options;
+  options.create_if_missing = create;
+  options.create_missing_column_families = create;
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* raw = nullptr;
-  rocksdb::Status s =
-      rocksdb::DB::Open(rocksdb::DBOptions(), dir + "/db", descriptors, &handles, &raw);
+  rocksdb::Status s = rocksdb::DB::Open(options, dir + "/db", descriptors, &handles, &raw);
   ASSERT_TRUE(s.ok()) << s.ToString();
   std::unique_ptr<rocksdb::DB> db(raw);
   for (rocksdb::ColumnFamilyHandle* handle : handles) {
     if (handle->GetName() == family) {
-      s = db->Put(rocksdb::WriteOptions(), handle, rocksdb::Slice(key.data(), key.size()),
-                  rocksdb::Slice(value.data(), value.size()));
+      s = fn(*db, handle);
       EXPECT_TRUE(s.ok()) << s.ToString();
     }
   }
   for (rocksdb::ColumnFamilyHandle* handle : handles) db->DestroyColumnFamilyHandle(handle);
   EXPECT_TRUE(db->Close().ok());
+}
+
+rocksdb::Slice Raw(std::string_view s) { return {s.data(), s.size()}; }
+
+void PutRaw(const std::string& dir, std::string_view family, std::string_view key,
+            std::string_view value, bool create = false) {
+  WithRawFamily(
+      dir, family,
+      [&](rocksdb::DB& db, rocksdb::ColumnFamilyHandle* handle) {
+        return db.Put(rocksdb::WriteOptions(), handle, Raw(key), Raw(value));
+      },
+      create);
+}
+
+void DeleteRaw(const std::string& dir, std::string_view family, std::string_view key) {
+  WithRawFamily(dir, family, [&](rocksdb::DB& db, rocksdb::ColumnFamilyHandle* handle) {
+    return db.Delete(rocksdb::WriteOptions(), handle, Raw(key));
+  });
 }
 
 std::vector<fs::path> FilesWithExtension(const std::string& db_dir, std::string_view ext) {
@@ -183,14 +209,80 @@ TEST(StoreCorruptionTest, DamagedSstBlockIsDataLossOnReadNotACrash) {
 TEST(StoreCorruptionTest, ProfileValueShorterThanItsLabelIsDataLoss) {
   ScopedTempDir dir("short_profile");
   { ASSERT_NE(OpenOrDie(dir.path(), 1), nullptr); }
-  PutRaw(dir.path(), "profiles", EncodeProfileKey(0, "mallory"), "abc");
+  PutRaw(dir.path(), "profiles", EncodeProfileKey(0, 3, "mallory"), "abc");
   auto store = OpenOrDie(dir.path(), 1);
   ASSERT_NE(store, nullptr);
   absl::Status s = store->ForEachProfile(
-      0, [](std::string_view, uint64_t, std::string_view) { return absl::OkStatus(); });
+      0, 3, [](std::string_view, uint64_t, std::string_view) { return absl::OkStatus(); });
   EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss);
-  EXPECT_THAT(std::string(s.message()), HasSubstr("mallory"));
-  EXPECT_EQ(store->GetProfile(0, "mallory").status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(std::string(s.message()), HasSubstr("partition 0"));
+  EXPECT_TRUE(
+      store
+          ->ForEachProfile(
+              0, 2, [](std::string_view, uint64_t, std::string_view) { return absl::OkStatus(); })
+          .ok())
+      << "a damaged version above max_generation is not read";
+}
+
+TEST(StoreCorruptionTest, ProfileKeyShorterThanPartitionAndGenerationIsDataLoss) {
+  ScopedTempDir dir("short_profile_key");
+  { ASSERT_NE(OpenOrDie(dir.path(), 1), nullptr); }
+  // A format-1 key ([partition][user], no generation) that slipped into a format-2 store.
+  PutRaw(dir.path(), "profiles", std::string("\0\0", 2) + "mal", EncodeProfileValue(1, "x"));
+  auto store = OpenOrDie(dir.path(), 1);
+  ASSERT_NE(store, nullptr);
+  int calls = 0;
+  absl::Status s =
+      store->ForEachProfile(0, UINT64_MAX, [&](std::string_view, uint64_t, std::string_view) {
+        ++calls;
+        return absl::OkStatus();
+      });
+  EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss) << s;
+  EXPECT_EQ(calls, 0) << "its bytes must not be read as a generation and a user";
+}
+
+TEST(StoreCorruptionTest, FormatOneStoreIsRefusedAtOpenWithAdviceToReimport) {
+  ScopedTempDir dir("format_one");
+  // (a) A store of this build whose format key was removed: what a format-1 store looks like.
+  const std::string stripped = dir.path() + "/stripped";
+  {
+    auto store = OpenOrDie(stripped, 2);
+    ASSERT_NE(store, nullptr);
+    EXPECT_EQ(**store->GetMeta(kFormatKey), "2");
+    ASSERT_TRUE(store->Append(1, 1, "precious", {}, true).ok());
+  }
+  DeleteRaw(stripped, "meta", kFormatKey);
+  // (b) One written from scratch the way format 1 did: a partition count, unversioned profiles.
+  const std::string old = dir.path() + "/old";
+  fs::create_directories(old);
+  PutRaw(old, "meta", kPartitionCountKey, "2", /*create=*/true);
+  PutRaw(old, "profiles", std::string("\0\0", 2) + "alice", EncodeProfileValue(7, "blob"));
+
+  for (const std::string& path : {stripped, old}) {
+    for (bool read_only : {false, true}) {
+      absl::StatusOr<std::unique_ptr<Store>> store =
+          read_only ? Store::OpenReadOnly(path) : Store::Open(path, 2);
+      ASSERT_FALSE(store.ok()) << path << ": a format-1 store must not be read as format 2";
+      EXPECT_EQ(store.status().code(), absl::StatusCode::kFailedPrecondition) << store.status();
+      EXPECT_THAT(std::string(store.status().message()), HasSubstr("format 1"));
+      EXPECT_THAT(std::string(store.status().message()), HasSubstr("Re-import"));
+    }
+  }
+  // The refusal changed nothing: with the format key back, the log is all there.
+  PutRaw(stripped, "meta", kFormatKey, "2");
+  auto store = OpenOrDie(stripped, 2);
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(*store->GetLogRecord(1, 1), "precious");
+}
+
+TEST(StoreCorruptionTest, UnknownStoreFormatIsRefusedAtOpen) {
+  ScopedTempDir dir("format_three");
+  { ASSERT_NE(OpenOrDie(dir.path(), 1), nullptr); }
+  PutRaw(dir.path(), "meta", kFormatKey, "3");
+  absl::StatusOr<std::unique_ptr<Store>> store = Store::Open(dir.path(), 1);
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(store.status().message()), HasSubstr("format 3"));
 }
 
 TEST(StoreCorruptionTest, CheckpointValueShorterThanItsSeqIsDataLoss) {

@@ -47,18 +47,40 @@ std::optional<LogKeyParts> DecodeLogKey(std::string_view key) {
   return LogKeyParts{DecodePartition(key.data()), GetFixed64BE(key.data() + kPartitionPrefixSize)};
 }
 
-std::string EncodeProfileKey(uint32_t partition, std::string_view user_id) {
+std::string EncodeProfileGenerationPrefix(uint32_t partition, uint64_t generation) {
   std::string key;
-  key.reserve(kPartitionPrefixSize + user_id.size());
+  const PartitionPrefix prefix = EncodePartitionPrefix(partition);
+  key.append(prefix.data(), prefix.size());
+  AppendFixed64BE(generation, &key);
+  return key;
+}
+
+std::string EncodeProfileKey(uint32_t partition, uint64_t generation, std::string_view user_id) {
+  std::string key = EncodeProfileGenerationPrefix(partition, generation);
+  key.append(user_id);
+  return key;
+}
+
+std::optional<ProfileKeyParts> DecodeProfileKey(std::string_view key) {
+  if (key.size() < kProfileKeyPrefixSize) return std::nullopt;
+  return ProfileKeyParts{GetFixed64BE(key.data() + kPartitionPrefixSize),
+                         key.substr(kProfileKeyPrefixSize)};
+}
+
+std::string EncodeAttributesKey(uint32_t partition, std::string_view user_id) {
+  std::string key(kAttributesKeyPrefix);
   const PartitionPrefix prefix = EncodePartitionPrefix(partition);
   key.append(prefix.data(), prefix.size());
   key.append(user_id);
   return key;
 }
 
-std::optional<std::string_view> DecodeProfileKeyUser(std::string_view key) {
-  if (key.size() < kPartitionPrefixSize) return std::nullopt;
-  return key.substr(kPartitionPrefixSize);
+std::string EncodeOperatorStateKey(uint32_t partition, std::string_view name) {
+  std::string key(kOperatorStateKeyPrefix);
+  key.append(std::to_string(partition));
+  key.push_back('/');
+  key.append(name);
+  return key;
 }
 
 std::string EncodeProfileValue(uint64_t label_seq, std::string_view blob) {

@@ -54,10 +54,20 @@ struct LogKeyParts {
 // nullopt unless `key` is exactly kLogKeySize bytes.
 std::optional<LogKeyParts> DecodeLogKey(std::string_view key);
 
-// [partition u16 BE][user_id bytes]: the user id is the rest of the key, any bytes allowed.
-std::string EncodeProfileKey(uint32_t partition, std::string_view user_id);
-// The user id of a profile key; nullopt if the key is shorter than the partition prefix.
-std::optional<std::string_view> DecodeProfileKeyUser(std::string_view key);
+// Profiles are versioned by checkpoint generation: [partition u16 BE][generation u64 BE][user_id
+// bytes], the user id being the rest of the key (any bytes allowed). A checkpoint at seq S writes
+// the profiles it changed under generation S, so the committed state (every profile at its newest
+// generation <= the committed seq) is never overwritten before the commit that replaces it.
+inline constexpr size_t kProfileKeyPrefixSize = kPartitionPrefixSize + 8;
+std::string EncodeProfileKey(uint32_t partition, uint64_t generation, std::string_view user_id);
+// [partition u16 BE][generation u64 BE]: the first key of a generation (a range bound).
+std::string EncodeProfileGenerationPrefix(uint32_t partition, uint64_t generation);
+struct ProfileKeyParts {
+  uint64_t generation;
+  std::string_view user_id;
+};
+// nullopt if the key is shorter than the partition prefix and generation.
+std::optional<ProfileKeyParts> DecodeProfileKey(std::string_view key);
 
 // [label_seq u64 BE][profile blob]: the blob's state reflects the log up to label_seq.
 std::string EncodeProfileValue(uint64_t label_seq, std::string_view blob);
@@ -67,6 +77,17 @@ struct ProfileValueParts {
 };
 // nullopt if `value` is shorter than the label.
 std::optional<ProfileValueParts> DecodeProfileValue(std::string_view value);
+
+// Meta key recording the store format (decimal text); absent in stores of format 1.
+inline constexpr std::string_view kFormatKey = "config.format";
+inline constexpr int kStoreFormat = 2;
+// "attr/" + [partition u16 BE] + user id: the user's attribute object (JSON), written when it
+// changes (attributes are not events, so they are not in the log).
+inline constexpr std::string_view kAttributesKeyPrefix = "attr/";
+std::string EncodeAttributesKey(uint32_t partition, std::string_view user_id);
+// "op/<partition>/<operator name>": an operator's checkpointed state, committed with "ckpt/".
+inline constexpr std::string_view kOperatorStateKeyPrefix = "op/";
+std::string EncodeOperatorStateKey(uint32_t partition, std::string_view name);
 
 // "ckpt/<partition>" and its value [seq u64 BE][meta blob].
 std::string EncodeCheckpointKey(uint32_t partition);

@@ -40,12 +40,59 @@ TEST(StoreFormatTest, DecodeLogKeyRejectsWrongLength) {
   EXPECT_FALSE(DecodeLogKey(std::string(11, 'a')).has_value());
 }
 
-TEST(StoreFormatTest, ProfileKeyAndValueRoundTripAnyBytes) {
+TEST(StoreFormatTest, ProfileKeyIsPartitionThenGenerationThenUserAndRoundTripsAnyBytes) {
   const std::string user("u\0\xff:1", 5);
-  const std::string key = EncodeProfileKey(7, user);
-  EXPECT_EQ(key.substr(0, 2), std::string("\x00\x07", 2));
-  EXPECT_EQ(DecodeProfileKeyUser(key), user);
+  const std::string key = EncodeProfileKey(7, 0x0102030405060708ULL, user);
+  EXPECT_EQ(key, std::string("\x00\x07\x01\x02\x03\x04\x05\x06\x07\x08", 10) + user);
+  EXPECT_EQ(key.substr(0, kProfileKeyPrefixSize),
+            EncodeProfileGenerationPrefix(7, 0x0102030405060708ULL));
+  const auto parts = DecodeProfileKey(key);
+  ASSERT_TRUE(parts.has_value());
+  EXPECT_EQ(parts->generation, 0x0102030405060708ULL);
+  EXPECT_EQ(parts->user_id, user);
+  // The extremes survive too.
+  for (uint64_t generation : {uint64_t{0}, ~uint64_t{0}}) {
+    const auto edge = DecodeProfileKey(EncodeProfileKey(kMaxPartitions - 1, generation, "x"));
+    ASSERT_TRUE(edge.has_value());
+    EXPECT_EQ(edge->generation, generation);
+    EXPECT_EQ(edge->user_id, "x");
+  }
+}
 
+TEST(StoreFormatTest, DecodeProfileKeyRejectsKeysShorterThanPartitionAndGeneration) {
+  // A key this short cannot have come from EncodeProfileKey (e.g. a format-1 key, which had no
+  // generation): it must not be read as a generation made of user id bytes.
+  EXPECT_FALSE(DecodeProfileKey("").has_value());
+  EXPECT_FALSE(DecodeProfileKey(std::string_view("\x00\x01", 2)).has_value());
+  EXPECT_FALSE(DecodeProfileKey(std::string(kProfileKeyPrefixSize - 1, '\0')).has_value());
+  // Exactly the header is a (degenerate) key with an empty user id; the store never writes one.
+  const auto empty_user = DecodeProfileKey(EncodeProfileGenerationPrefix(3, 9));
+  ASSERT_TRUE(empty_user.has_value());
+  EXPECT_EQ(empty_user->generation, 9u);
+  EXPECT_EQ(empty_user->user_id, "");
+}
+
+TEST(StoreFormatTest, ProfileKeysSortByGenerationThenUserWithinTheirPartition) {
+  // ForEachProfile relies on this order (generation order, the newest version of a user last) and
+  // on generation prefixes as range bounds (ForEachProfile's max_generation, DeleteProfilesAbove).
+  const uint64_t generations[] = {0, 1, 255, 256, 1ULL << 32, ~0ULL - 1};
+  for (uint32_t p : {0u, 1u, 255u, 256u, kMaxPartitions - 1}) {
+    for (size_t i = 0; i + 1 < std::size(generations); ++i) {
+      const uint64_t g = generations[i];
+      const uint64_t next = generations[i + 1];
+      EXPECT_LT(EncodeProfileKey(p, g, "a"), EncodeProfileKey(p, g, "b"));
+      EXPECT_LT(EncodeProfileKey(p, g, std::string(100, '\xff')), EncodeProfileKey(p, next, ""))
+          << "every user of generation " << g << " sorts before generation " << next;
+      EXPECT_LE(EncodeProfileGenerationPrefix(p, g), EncodeProfileKey(p, g, ""));
+      EXPECT_LT(EncodeProfileKey(p, g, "\xff\xff"), EncodeProfileGenerationPrefix(p, g + 1))
+          << "generation g + 1's prefix bounds generation " << g;
+    }
+    EXPECT_LT(EncodeProfileKey(p, ~0ULL, "\xff\xff"), View(EncodePartitionPrefix(p + 1)))
+        << "the next partition's prefix bounds every generation of partition " << p;
+  }
+}
+
+TEST(StoreFormatTest, ProfileValueIsLabelThenBlob) {
   const std::string value = EncodeProfileValue(42, "blob");
   EXPECT_EQ(value, std::string("\0\0\0\0\0\0\0\x2a", 8) + "blob");
   const auto parts = DecodeProfileValue(value);
@@ -54,6 +101,26 @@ TEST(StoreFormatTest, ProfileKeyAndValueRoundTripAnyBytes) {
   EXPECT_EQ(parts->blob, "blob");
   EXPECT_FALSE(DecodeProfileValue("short").has_value());
   EXPECT_TRUE(DecodeProfileValue(EncodeProfileValue(1, "")).has_value());
+}
+
+TEST(StoreFormatTest, AttributesKeyIsPrefixThenBinaryPartitionThenUser) {
+  EXPECT_EQ(EncodeAttributesKey(0x0102, "ann"), std::string("attr/\x01\x02"
+                                                            "ann",
+                                                            10));
+  // Partitions 255 and 256 differ in both prefix bytes; each one's keys stay inside
+  // [attr/P, attr/P+1), the range ForEachAttributes scans, whatever bytes the user id has.
+  for (uint32_t p : {0u, 1u, 255u, 256u, kMaxPartitions - 1}) {
+    EXPECT_LT(EncodeAttributesKey(p, std::string(50, '\xff')), EncodeAttributesKey(p + 1, ""))
+        << "partition " << p;
+    EXPECT_LE(EncodeAttributesKey(p, ""), EncodeAttributesKey(p, std::string(1, '\0')));
+  }
+}
+
+TEST(StoreFormatTest, OperatorStateKeyIsAsciiPartitionThenName) {
+  EXPECT_EQ(EncodeOperatorStateKey(0, "tags"), "op/0/tags");
+  EXPECT_EQ(EncodeOperatorStateKey(12, "recommend"), "op/12/recommend");
+  // Partition 1's keys and partition 10's are distinct (the '/' ends the number).
+  EXPECT_FALSE(EncodeOperatorStateKey(10, "x").starts_with(EncodeOperatorStateKey(1, "")));
 }
 
 TEST(StoreFormatTest, CheckpointKeyIsAsciiAndValueCarriesSeq) {

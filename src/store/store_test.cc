@@ -1,7 +1,8 @@
-// The log half of the Store: append, read back, LastSeq, reopen, concurrency, trim, rewrite, and
-// the small named values.
+// The log half of the Store: append, read back, LastSeq, reopen, concurrency, trim, rewrite; the
+// users' attributes kept beside the log; and the small named values.
 #include "store/store.h"
 
+#include <map>
 #include <string>
 #include <thread>
 #include <vector>
@@ -101,6 +102,7 @@ TEST(StoreLogTest, ReopenKeepsRecordsAndPartitionCount) {
   ASSERT_NE(store, nullptr);
   EXPECT_EQ(store->partitions(), 5u);
   EXPECT_EQ(**store->GetMeta("config.partitions"), "5");
+  EXPECT_EQ(**store->GetMeta("config.format"), "2") << "a new store records its format";
   EXPECT_EQ(**store->GetMeta("engine.version"), "1.2.3");
   for (uint32_t p = 0; p < 5; ++p) {
     const auto records = ReadAll(*store, p);
@@ -272,9 +274,24 @@ TEST(StoreMetaTest, PutGetAndReservedKeysAreRefused) {
   ASSERT_TRUE(store->PutMeta("engine.version", "2").ok());
   ASSERT_TRUE(store->PutMeta("engine.version", "3").ok());
   EXPECT_EQ(**store->GetMeta("engine.version"), "3");
-  EXPECT_EQ(store->PutMeta("config.partitions", "9").code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(store->PutMeta("ckpt/0", "x").code(), absl::StatusCode::kInvalidArgument);
+  // The store's own keys change only through its own calls: PutMeta could otherwise forge a
+  // format, a checkpoint, an operator's committed state or a user's attributes.
+  const std::string attributes_key = EncodeAttributesKey(0, "ann");
+  for (std::string_view key :
+       {std::string_view("config.partitions"), std::string_view("config.format"),
+        std::string_view("ckpt/0"), std::string_view("op/0/tags"), std::string_view("op/"),
+        std::string_view("attr/"), std::string_view(attributes_key)}) {
+    absl::Status s = store->PutMeta(key, "9");
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << key;
+    EXPECT_THAT(std::string(s.message()), HasSubstr("store's own")) << key;
+  }
   EXPECT_EQ(**store->GetMeta("config.partitions"), "2");
+  EXPECT_EQ(**store->GetMeta("config.format"), "2");
+  EXPECT_EQ(*store->GetMeta("op/0/tags"), std::nullopt);
+  EXPECT_EQ(*store->GetMeta(attributes_key), std::nullopt);
+  // Keys that merely resemble them are the caller's.
+  EXPECT_TRUE(store->PutMeta("config.formatting", "x").ok());
+  EXPECT_TRUE(store->PutMeta("options/1", "x").ok());
 }
 
 TEST(StoreMetaTest, PropertyAggregatesFamiliesOrAsksOne) {
@@ -283,11 +300,94 @@ TEST(StoreMetaTest, PropertyAggregatesFamiliesOrAsksOne) {
   ASSERT_NE(store, nullptr);
   for (uint64_t seq = 1; seq <= 10; ++seq) ASSERT_TRUE(store->Append(0, seq, "r", {}, false).ok());
   EXPECT_EQ(store->Property("log:rocksdb.estimate-num-keys"), "10");
-  // 10 log records + the partition count in meta.
-  EXPECT_EQ(store->Property("rocksdb.estimate-num-keys"), "11");
+  // 10 log records + the partition count and the format in meta.
+  EXPECT_EQ(store->Property("rocksdb.estimate-num-keys"), "12");
   EXPECT_FALSE(store->Property("rocksdb.stats").empty());
   EXPECT_EQ(store->Property("rocksdb.no-such-property"), "");
   EXPECT_EQ(store->Property("nofamily:rocksdb.estimate-num-keys"), "");
+}
+
+// The attributes of a user (JSON text) as PutAttributes left them, per partition.
+using Attributes = std::map<std::string, std::string>;
+Attributes AllAttributes(Store& store, uint32_t partition) {
+  Attributes out;
+  absl::Status s =
+      store.ForEachAttributes(partition, [&](std::string_view user, std::string_view json) {
+        EXPECT_TRUE(out.emplace(user, json).second) << "user '" << user << "' listed twice";
+        return absl::OkStatus();
+      });
+  EXPECT_TRUE(s.ok()) << s;
+  return out;
+}
+
+TEST(StoreAttributesTest, PutReplacesDeleteRemovesAndBothSurviveReopen) {
+  ScopedTempDir dir("attributes");
+  const std::string binary_user("b\0\xff", 3);
+  {
+    auto store = OpenOrDie(dir.path(), 2);
+    ASSERT_NE(store, nullptr);
+    EXPECT_TRUE(AllAttributes(*store, 1).empty());
+    ASSERT_TRUE(store->PutAttributes(1, "ann", R"({"plan":"free"})", /*sync=*/false).ok());
+    ASSERT_TRUE(store->PutAttributes(1, "ann", R"({"plan":"pro"})", /*sync=*/true).ok());
+    ASSERT_TRUE(store->PutAttributes(1, "bob", R"({"age":40})", false).ok());
+    ASSERT_TRUE(store->PutAttributes(1, binary_user, "{}", true).ok());
+    ASSERT_TRUE(store->DeleteAttributes(1, "bob").ok());
+    ASSERT_TRUE(store->DeleteAttributes(1, "never-had-any").ok()) << "not an error";
+    EXPECT_EQ(AllAttributes(*store, 1),
+              (Attributes{{"ann", R"({"plan":"pro"})"}, {binary_user, "{}"}}));
+  }
+  auto store = OpenOrDie(dir.path(), 2);
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(AllAttributes(*store, 1),
+            (Attributes{{"ann", R"({"plan":"pro"})"}, {binary_user, "{}"}}));
+  EXPECT_TRUE(AllAttributes(*store, 0).empty());
+  EXPECT_TRUE(store
+                  ->ForEachProfile(1, UINT64_MAX,
+                                   [](std::string_view, uint64_t, std::string_view) {
+                                     return absl::InternalError(
+                                         "attributes are not profile versions");
+                                   })
+                  .ok());
+  EXPECT_EQ(store->PutAttributes(2, "ann", "{}", false).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(store->DeleteAttributes(2, "ann").code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(store
+                ->ForEachAttributes(
+                    2, [](std::string_view, std::string_view) { return absl::OkStatus(); })
+                .code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST(StoreAttributesTest, ForEachAttributesReturnsOnlyThatPartitionsUsers) {
+  ScopedTempDir dir("attributes_partitions");
+  // Adjacent partitions, including 255/256 where both prefix bytes change, and 1/10 and 25/255
+  // whose decimal spellings are prefixes of each other. Every partition holds the same user ids,
+  // one of them spelled like the next partition's prefix.
+  const std::vector<uint32_t> partitions = {0, 1, 10, 25, 255, 256};
+  const std::vector<std::string> users = {"shared", std::string("\x01\x00", 2), "\xff\xff"};
+  auto store = OpenOrDie(dir.path(), 257);
+  ASSERT_NE(store, nullptr);
+  for (uint32_t p : partitions) {
+    for (const std::string& user : users) {
+      ASSERT_TRUE(store->PutAttributes(p, user, "{\"p\":" + std::to_string(p) + "}", false).ok());
+    }
+    ASSERT_TRUE(store->PutAttributes(p, "only-" + std::to_string(p), "{}", false).ok());
+  }
+  for (uint32_t p : partitions) {
+    Attributes want;
+    for (const std::string& user : users) want[user] = "{\"p\":" + std::to_string(p) + "}";
+    want["only-" + std::to_string(p)] = "{}";
+    EXPECT_EQ(AllAttributes(*store, p), want) << "partition " << p;
+  }
+  EXPECT_TRUE(AllAttributes(*store, 2).empty());
+  EXPECT_TRUE(AllAttributes(*store, 254).empty());
+
+  int calls = 0;
+  absl::Status s = store->ForEachAttributes(255, [&](std::string_view, std::string_view) {
+    ++calls;
+    return absl::CancelledError("stop here");
+  });
+  EXPECT_EQ(s.code(), absl::StatusCode::kCancelled);
+  EXPECT_EQ(calls, 1);
 }
 
 }  // namespace
