@@ -13,7 +13,7 @@
 #include "engine/engine.h"
 #include "event/event_reader.h"
 #include "gen/generator.h"
-#include "model/recommender.h"
+#include "recommend/recommender.h"
 
 namespace persona {
 namespace {
@@ -123,7 +123,11 @@ void BM_EngineIngestWithRecommender(benchmark::State& state) {
   state.SetLabel(state.range(0) != 0 ? "sync=none, recommender in the pipeline"
                                      : "sync=none, no recommender");
 }
-BENCHMARK(BM_EngineIngestWithRecommender)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_EngineIngestWithRecommender)
+    ->Arg(0)
+    ->Arg(1)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 
 // File replay of the real taobao slice: parse + route + log + apply, as `persona import` does.
 void BM_EngineReplayTaobaoFile(benchmark::State& state) {

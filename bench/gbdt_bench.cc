@@ -8,11 +8,11 @@
 #include <string>
 #include <vector>
 
-#include "absl/strings/str_cat.h"
 #include "absl/container/flat_hash_map.h"
-#include "model/event_log.h"
-#include "model/gbdt_model.h"
-#include "model/profile_vector.h"
+#include "absl/strings/str_cat.h"
+#include "predict/event_log.h"
+#include "predict/gbdt_model.h"
+#include "predict/profile_vector.h"
 
 namespace persona {
 namespace {
@@ -80,12 +80,10 @@ void BM_GbdtImportJson(benchmark::State& state) {
 }
 BENCHMARK(BM_GbdtImportJson)->Unit(benchmark::kMillisecond);
 
-
 // The other half of a live prediction: the feature vector of a real profile (the taobao slice's
 // 815 users, ~104 events each) at "now", which the trees then score.
 void BM_ProfileVectorExtract(benchmark::State& state) {
-  auto log = EventLog::FromFile(std::string(PERSONA_DATASETS) +
-                                    "/taobao/UserBehavior-by-user.csv",
+  auto log = EventLog::FromFile(std::string(PERSONA_DATASETS) + "/taobao/UserBehavior-by-user.csv",
                                 InputFormat::kTaobao);
   if (!log.ok()) {
     state.SkipWithError("taobao slice not found");

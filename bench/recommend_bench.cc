@@ -22,9 +22,9 @@
 #include <string>
 #include <vector>
 
-#include "model/item_catalog.h"
-#include "model/item_cf.h"
-#include "model/trending.h"
+#include "recommend/item_catalog.h"
+#include "recommend/item_cf.h"
+#include "recommend/trending.h"
 
 namespace persona {
 namespace {

@@ -19,19 +19,19 @@ P=${PERSONA:-./build-rel/persona}
 L=${LOADGEN:-./build-rel/persona_loadgen}
 mkdir -p "$WORK"
 free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
-# Starts serve on $1 and prints the seconds until /readyz is 200; leaves SERVER_PID set.
+# Starts serve on $1 and sets READY_S to the seconds until /readyz is 200, SERVER_PID and PORT.
 time_ready() {
   local data=$1 port start
   port=$(free_port)
   start=$(date +%s.%N)
-  "$P" serve --data "$data" --port "$port" --quiet >"$WORK/serve.log" 2>&1 &
+  "$P" serve --data "$data" --port "$port" >"$WORK/serve.log" 2>&1 &
   SERVER_PID=$!
   PORT=$port
   until curl -sf "http://127.0.0.1:$port/readyz" >/dev/null 2>&1; do
     kill -0 "$SERVER_PID" 2>/dev/null || { cat "$WORK/serve.log"; exit 1; }
     sleep 0.05
   done
-  echo "$(date +%s.%N) - $start" | bc
+  READY_S=$(echo "$(date +%s.%N) - $start" | bc)
 }
 for n in $SIZES; do
   file="$WORK/events-$n.csv"
@@ -45,14 +45,16 @@ for n in $SIZES; do
     touch "$data/.imported"
   fi
   du_gb=$(du -sb "$data" | awk '{printf "%.2f", $1 / 1e9}')
-  clean=$(time_ready "$data")
+  time_ready "$data"
+  clean=$READY_S
   rss=$(ps -o rss= -p "$SERVER_PID" | awk '{printf "%.0f", $1 / 1024}')
   # Crash in the middle of more ingest: the next start replays the tail after the checkpoint.
   "$L" --port "$PORT" -c 4 -d 5 --warmup 0 --method POST --path /v1/events --gen-events 1000 \
     --user-count $((n / 100)) >/dev/null 2>&1 || true
   kill -9 "$SERVER_PID"
   wait "$SERVER_PID" 2>/dev/null || true
-  crashed=$(time_ready "$data")
+  time_ready "$data"
+  crashed=$READY_S
   tail_events=$(grep -o 'recovered [0-9]* events' "$WORK/serve.log" | awk '{print $2}' || true)
   kill -TERM "$SERVER_PID"
   wait "$SERVER_PID" 2>/dev/null || true

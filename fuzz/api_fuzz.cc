@@ -39,12 +39,12 @@
 #include <string_view>
 #include <vector>
 
-#include "engine/config.h"
 #include "audience/saved_audiences.h"
+#include "engine/config.h"
 #include "engine/engine.h"
 #include "event/json_event.h"
-#include "model/predictor.h"
-#include "model/recommender.h"
+#include "predict/predictor.h"
+#include "recommend/recommender.h"
 #include "serve/api.h"
 #include "serve/api_keys.h"
 #include "serve/http_server.h"
@@ -112,8 +112,8 @@ struct Fixture {
     ServeConfig serve;
     serve.access_log = "";  // off: the fuzzer's output is its own
     serve.max_batch_events = 1000;
-    auto api = Api::Create(engine.get(), serve, "", recommender.get(), predictor.get(),
-                           audiences.get());
+    auto api =
+        Api::Create(engine.get(), serve, "", recommender.get(), predictor.get(), audiences.get());
     if (!api.ok()) Fail("Api::Create", api.status().ToString());
     open_api = std::move(*api);
     open_api->SetReady(true);
@@ -122,8 +122,8 @@ struct Fixture {
         {"full", ApiKeys::Sha256Hex(kFullSecret), {"ingest", "read", "admin"}});
     serve.api_keys.push_back({"reader", ApiKeys::Sha256Hex(kReaderSecret), {"read"}});
     serve.metrics_public = false;
-    auto keyed = Api::Create(engine.get(), serve, "", recommender.get(), predictor.get(),
-                           audiences.get());
+    auto keyed =
+        Api::Create(engine.get(), serve, "", recommender.get(), predictor.get(), audiences.get());
     if (!keyed.ok()) Fail("Api::Create (keys)", keyed.status().ToString());
     keyed_api = std::move(*keyed);
     keyed_api->SetReady(true);
@@ -338,8 +338,7 @@ void CheckSuccessShape(const ParsedInput& in, const HttpResponse& r, simdjson::d
   } else if (r.route == "/v1/users/{id}/recommendations") {
     FUZZ_CHECK(!doc["rec_id"].get_string().get(s) && !doc["items"].get_array().get(a), what);
     for (auto item : a) {
-      FUZZ_CHECK(!item["item_id"].get_string().get(s) && !item["source"].get_string().get(s),
-                 what);
+      FUZZ_CHECK(!item["item_id"].get_string().get(s) && !item["source"].get_string().get(s), what);
     }
   } else if (r.route == "/v1/items/{id}/similar" || r.route == "/v1/trending") {
     FUZZ_CHECK(!doc["items"].get_array().get(a), what);

@@ -14,7 +14,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "common/time_util.h"
-#include "model/predictor.h"
+#include "predict/predictor.h"
 #include "simdjson.h"
 
 namespace persona {

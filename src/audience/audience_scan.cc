@@ -12,7 +12,7 @@
 #include "common/hash.h"
 #include "common/time_util.h"
 #include "engine/engine.h"
-#include "model/predictor.h"
+#include "predict/predictor.h"
 
 namespace persona {
 namespace {

@@ -49,7 +49,6 @@ const Spec kMidStream[] = {
 // Deleted after two thirds and re-created under another name (its bit is reused).
 const Spec kRecreated = {"cart fans", "carts > purchases + 1", false};
 
-
 // A random stream: users, types, categories, prices and mostly increasing times.
 class RandomStream {
  public:
@@ -58,8 +57,8 @@ class RandomStream {
   std::string User() { return "user" + std::to_string(Uniform(0, kUsers - 1)); }
 
   std::string Events(int n) {
-    static const char* kTypes[] = {"view", "view", "view", "view", "view", "cart",  "cart",
-                                   "fav",  "purchase", "purchase", "remove_cart", "refund"};
+    static const char* kTypes[] = {"view", "view", "view",     "view",     "view",        "cart",
+                                   "cart", "fav",  "purchase", "purchase", "remove_cart", "refund"};
     static const char* kCategories[] = {"books.fiction", "books.comics", "electronics.audio",
                                         "toys", "home.kitchen"};
     std::string out;
@@ -228,8 +227,9 @@ TEST_P(MembershipPropertyTest, IncrementalBitsAndSizesEqualAFullRescan) {
       EXPECT_EQ(c.seq, expected_seq++);
       auto [it, fresh] = last.try_emplace(c.user_id, c.entered);
       if (!fresh) {
-        EXPECT_NE(it->second, c.entered) << "two " << (c.entered ? "enters" : "exits") << " in a row for "
-                                         << c.user_id << " in " << tracked[i].condition;
+        EXPECT_NE(it->second, c.entered)
+            << "two " << (c.entered ? "enters" : "exits") << " in a row for " << c.user_id << " in "
+            << tracked[i].condition;
         it->second = c.entered;
       }
       if (c.entered) {

@@ -56,9 +56,9 @@ struct SavedAudiences::Snapshot {
   std::vector<const AudienceCondition*> conditions;  // conditions[i] of audiences[i]
   std::array<uint8_t, 64> bit_of{};                  // bit of conditions[i]
   std::array<Audience*, 64> by_bit{};
-  uint64_t mask = 0;      // the bits evaluated
-  uint64_t emitting = 0;  // the bits whose flips are emitted as changes
-  bool dense = true;      // bit_of[i] == i for every i: MatchAll's result is the membership
+  uint64_t mask = 0;        // the bits evaluated
+  uint64_t emitting = 0;    // the bits whose flips are emitted as changes
+  bool dense = true;        // bit_of[i] == i for every i: MatchAll's result is the membership
   bool reads_tags = false;  // some condition may call tag(): follow tag-rule reloads
   AudienceEnv env;
 };
@@ -111,7 +111,6 @@ uint64_t Evaluate(const std::vector<const AudienceCondition*>& conditions,
   }
   return out;
 }
-
 
 }  // namespace
 
@@ -195,7 +194,8 @@ absl::Status SavedAudiences::Load() {
     }
     if (item["description"].get_string().get(description)) description = {};
     if (item["created_ms"].get_int64().get(created)) created = 0;
-    if (FindLocked(id) != nullptr) return bad(absl::StrCat("duplicate audience id ", std::string(id)));
+    if (FindLocked(id) != nullptr)
+      return bad(absl::StrCat("duplicate audience id ", std::string(id)));
     a->id = std::string(id);
     a->name = std::string(name);
     a->description = std::string(description);
@@ -315,8 +315,8 @@ absl::StatusOr<SavedAudienceInfo> SavedAudiences::Create(std::string_view name,
                                                          std::string_view id) {
   if (!id.empty()) {
     const bool valid = id.size() <= 64 && std::all_of(id.begin(), id.end(), [](char c) {
-      return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
-    });
+                         return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
+                       });
     if (!valid) {
       return absl::InvalidArgumentError(
           "id must be 1..64 characters of lowercase letters, digits and '-'");
@@ -406,7 +406,8 @@ absl::Status SavedAudiences::Delete(std::string_view id) {
     std::lock_guard<std::mutex> lock(list_mu_);
     a = FindLocked(id);
   }
-  if (a == nullptr) return absl::NotFoundError(absl::StrCat("no saved audience with id ", std::string(id)));
+  if (a == nullptr)
+    return absl::NotFoundError(absl::StrCat("no saved audience with id ", std::string(id)));
   std::vector<const Audience*> defs;
   for (const auto& x : audiences_) {
     if (x != a) defs.push_back(x.get());
@@ -512,8 +513,8 @@ void SavedAudiences::OnProfileChanged(const ChangedProfile& changed) {
     std::shared_ptr<const Snapshot> snap = snapshot_.load();
     if (snap == nullptr) return;
     ApplyBits(*snap, user_id, now_ms, membership,
-              Evaluate(snap->conditions, snap->bit_of, snap->dense, snap->env, profile, ctx,
-                       now_ms, nullptr),
+              Evaluate(snap->conditions, snap->bit_of, snap->dense, snap->env, profile, ctx, now_ms,
+                       nullptr),
               nullptr, nullptr);
     return;
   }
@@ -616,8 +617,8 @@ void SavedAudiences::ScanEvaluate(const Snapshot& snap, uint64_t* entered, uint6
   engine_->ScanProfiles(options_.scan_threads, [&](uint32_t t, const ProfileScanItem& item) {
     PerThread& p = *per[t];
     ++p.scanned;
-    const uint64_t next = Evaluate(snap.conditions, snap.bit_of, snap.dense, snap.env,
-                                   item.profile, item.ctx, now, &p.cache);
+    const uint64_t next = Evaluate(snap.conditions, snap.bit_of, snap.dense, snap.env, item.profile,
+                                   item.ctx, now, &p.cache);
     ApplyBits(snap, item.user_id, now, item.membership, next, &p.entered, &p.exited);
   });
   for (const auto& p : per) {
@@ -628,8 +629,9 @@ void SavedAudiences::ScanEvaluate(const Snapshot& snap, uint64_t* entered, uint6
 }
 
 void SavedAudiences::ScanClear(uint64_t bits) {
-  engine_->ScanProfiles(options_.scan_threads,
-                        [bits](uint32_t, const ProfileScanItem& item) { item.membership &= ~bits; });
+  engine_->ScanProfiles(options_.scan_threads, [bits](uint32_t, const ProfileScanItem& item) {
+    item.membership &= ~bits;
+  });
 }
 
 SavedAudiences::ReconcileStats SavedAudiences::Reconcile() {
@@ -656,7 +658,8 @@ absl::StatusOr<SavedAudiences::ChangesPage> SavedAudiences::Changes(std::string_
     std::lock_guard<std::mutex> lock(list_mu_);
     a = FindLocked(id);
   }
-  if (a == nullptr) return absl::NotFoundError(absl::StrCat("no saved audience with id ", std::string(id)));
+  if (a == nullptr)
+    return absl::NotFoundError(absl::StrCat("no saved audience with id ", std::string(id)));
   if (limit == 0) limit = 1000;
   ChangesPage page;
   page.epoch = epoch_;

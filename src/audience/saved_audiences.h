@@ -3,10 +3,11 @@
 //
 // Each active audience owns one of the 64 membership bits the engine keeps per profile (see
 // engine/stream_operator.h: this is the pipeline's audience stage). The engine calls
-// OnProfileChanged once per profile a batch changed; the operator evaluates every active condition on that profile (one MatchAll, sharing
-// variable values) and, for each bit that differs from the stored one, updates the audience's size
-// and appends a change to its ring. Conditions that move with time alone (windows, recency,
-// lifecycle, predictions) drift between a profile's changes; Reconcile() re-evaluates everything.
+// OnProfileChanged once per profile a batch changed; the operator evaluates every active condition
+// on that profile (one MatchAll, sharing variable values) and, for each bit that differs from the
+// stored one, updates the audience's size and appends a change to its ring. Conditions that move
+// with time alone (windows, recency, lifecycle, predictions) drift between a profile's changes;
+// Reconcile() re-evaluates everything.
 //
 // Concurrency. The writer threads never take a lock of ours unless a membership actually changes:
 // the active audiences are an immutable Snapshot published through an atomic shared_ptr, sizes
@@ -47,7 +48,7 @@
 #include "audience/audience_condition.h"
 #include "engine/engine.h"
 #include "engine/stream_operator.h"
-#include "model/predictor.h"
+#include "predict/predictor.h"
 
 namespace persona {
 
@@ -63,7 +64,7 @@ struct SavedAudienceInfo {
   // The seq of the latest change (0 = none yet): a consumer that reads it, then exports the
   // members, then follows the changes after it misses nothing (changes are idempotent to apply).
   uint64_t last_seq = 0;
-  bool active = false;     // false: the stored condition no longer compiles (see error)
+  bool active = false;  // false: the stored condition no longer compiles (see error)
   std::string error;
 };
 
@@ -92,8 +93,9 @@ class SavedAudiences : public StreamOperator {
   // definition whose condition no longer compiles is kept inactive with its error. Open the engine
   // with this operator in its pipeline, then call Attach(engine). `predictor` (may be null) must
   // outlive the object.
-  static absl::StatusOr<std::unique_ptr<SavedAudiences>> Open(
-      const Predictor* predictor, std::string path, SavedAudiencesOptions options = {});
+  static absl::StatusOr<std::unique_ptr<SavedAudiences>> Open(const Predictor* predictor,
+                                                              std::string path,
+                                                              SavedAudiencesOptions options = {});
   // Detaches (see Detach), stops the timer thread and calls every pending waiter.
   ~SavedAudiences() override;
   SavedAudiences(const SavedAudiences&) = delete;
@@ -121,8 +123,7 @@ class SavedAudiences : public StreamOperator {
   // characters; InvalidArgument otherwise, AlreadyExists when taken), so that a campaign tool
   // can create idempotently under a name it already knows.
   absl::StatusOr<SavedAudienceInfo> Create(std::string_view name, std::string_view condition,
-                                           std::string_view description,
-                                           std::string_view id = {});
+                                           std::string_view description, std::string_view id = {});
   // Removes the audience: it stops being evaluated at once, its bit is cleared in every profile and
   // freed, pending waiters are called. NotFound for an unknown id; Internal when the file cannot be
   // written (the audience then stays).
@@ -184,8 +185,7 @@ class SavedAudiences : public StreamOperator {
   struct Snapshot;
   using Clock = std::chrono::steady_clock;
 
-  SavedAudiences(const Predictor* predictor, std::string path,
-                 SavedAudiencesOptions options);
+  SavedAudiences(const Predictor* predictor, std::string path, SavedAudiencesOptions options);
 
   absl::Status Load();
   // Writes `defs` (tmp file, fsync, rename, fsync of the directory). No-op when path_ is "".
@@ -245,7 +245,7 @@ class SavedAudiences : public StreamOperator {
     uint64_t version = 0;  // of `snapshot`
     std::shared_ptr<const Snapshot> snapshot;
     std::atomic<uint64_t> evaluations{0};  // written by the partition's writer only
-    int64_t tags_checked_now_ms = 0;  // `now_ms` of the last tag-rules check
+    int64_t tags_checked_now_ms = 0;       // `now_ms` of the last tag-rules check
     uint32_t calls_since_tag_check = 0;
   };
   // How often a writer compares the engine's tag rules with its snapshot's: whenever `now_ms`

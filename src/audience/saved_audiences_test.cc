@@ -26,7 +26,6 @@ using std::chrono::milliseconds;
 constexpr int64_t kT0 = 1700000000000;  // event time of the first test event
 constexpr int64_t kDayMs = 86'400'000;
 
-
 std::shared_ptr<EventBatch> Batch(const std::string& ndjson) {
   auto batch = std::make_shared<EventBatch>();
   std::vector<EventIssue> issues;
@@ -37,8 +36,7 @@ std::shared_ptr<EventBatch> Batch(const std::string& ndjson) {
   return batch;
 }
 
-std::string Event(const std::string& user, const std::string& type, int64_t ts,
-                  double price = 0) {
+std::string Event(const std::string& user, const std::string& type, int64_t ts, double price = 0) {
   static std::atomic<int> next_id{0};
   std::string e = R"({"event_id":"e)" + std::to_string(next_id++) + R"(","user_id":")" + user +
                   R"(","type":")" + type + R"(","ts":)" + std::to_string(ts) +
@@ -170,8 +168,7 @@ TEST_F(SavedAudiencesTest, BadConditionAndNameAreInvalidArgumentWithPosition) {
   ASSERT_EQ(typo.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(typo.status().message().find("did you mean 'monetary'"), std::string_view::npos)
       << typo.status();
-  EXPECT_EQ(saved->Create("", "views > 1", "").status().code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(saved->Create("", "views > 1", "").status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(saved->Create(std::string(101, 'n'), "views > 1", "").status().code(),
             absl::StatusCode::kInvalidArgument);
   EXPECT_TRUE(saved->Create(std::string(100, 'n'), "views > 1", "").ok());

@@ -10,11 +10,11 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "engine/config.h"
 #include "audience/saved_audiences.h"
+#include "engine/config.h"
 #include "engine/engine.h"
-#include "model/predictor.h"
-#include "model/recommender.h"
+#include "predict/predictor.h"
+#include "recommend/recommender.h"
 
 namespace persona::cli {
 
@@ -48,11 +48,11 @@ class Registry {
 void AddEngineOptions(CLI::App* cmd, EngineOptions* opts);
 // Builds the config: defaults <- config file <- flags.
 absl::StatusOr<EngineConfig> MakeConfig(const EngineOptions& opts);
-// The operators of Persona's stream pipeline (engine/stream_operator.h), in pipeline order after the
-// built-in stages: predictions (enrichment, demand, keywords), recommendations (trending, item-CF,
-// attribution), saved audiences. Every command that opens a data directory opens it with all of
-// them, so that a replay or a bulk import builds exactly the state live traffic would, and no
-// operator's checkpointed state falls behind the log.
+// The operators of Persona's stream pipeline (engine/stream_operator.h), in pipeline order after
+// the built-in stages: predictions (enrichment, demand, keywords), recommendations (trending,
+// item-CF, attribution), saved audiences. Every command that opens a data directory opens it with
+// all of them, so that a replay or a bulk import builds exactly the state live traffic would, and
+// no operator's checkpointed state falls behind the log.
 struct StandardOperators {
   std::shared_ptr<Predictor> predictor;
   std::shared_ptr<Recommender> recommender;
@@ -72,17 +72,17 @@ void RegisterIngest(Registry& r);
 void RegisterRead(Registry& r);        // profile, timeline, stats, checkpoint
 void RegisterDeadLetter(Registry& r);  // deadletter list|export|purge
 void RegisterGen(Registry& r);
-void RegisterServe(Registry& r);  // serve, apikey new
-void RegisterTrain(Registry& r);  // train sasrec
-void RegisterEval(Registry& r);   // eval (offline next-item protocol)
+void RegisterServe(Registry& r);       // serve, apikey new
+void RegisterTrain(Registry& r);       // train sasrec
+void RegisterEval(Registry& r);        // eval (offline next-item protocol)
 void RegisterEvalOnline(Registry& r);  // eval-online (A/B report of recommendation variants)
 // Issue 5 (predictions). Each adds subcommands under the existing `train` and `eval` commands
 // (r.app().get_subcommand("train") / ("eval")), so they must be called after RegisterTrain and
 // RegisterEval.
-void RegisterDataset(Registry& r);           // dataset (point-in-time training sets)
-void RegisterGbdtCommands(Registry& r);      // train|eval propensity, churn
-void RegisterSegmentCommands(Registry& r);   // train|eval segments, next-category
-void RegisterSentimentCommands(Registry& r); // train|eval sentiment
-void RegisterDemandCommands(Registry& r);    // eval demand
+void RegisterDataset(Registry& r);            // dataset (point-in-time training sets)
+void RegisterGbdtCommands(Registry& r);       // train|eval propensity, churn
+void RegisterSegmentCommands(Registry& r);    // train|eval segments, next-category
+void RegisterSentimentCommands(Registry& r);  // train|eval sentiment
+void RegisterDemandCommands(Registry& r);     // eval demand
 
 }  // namespace persona::cli

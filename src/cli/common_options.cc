@@ -2,8 +2,7 @@
 #include <iostream>
 
 #include "cli/commands.h"
-
-#include "model/recommend_config.h"
+#include "recommend/recommend_config.h"
 
 namespace persona::cli {
 
@@ -63,16 +62,14 @@ absl::StatusOr<std::unique_ptr<Engine>> OpenEngine(const EngineOptions& opts,
   StandardOperators ops;
   ops.recommender = std::make_shared<Recommender>(rec_config, config->data_dir);
   ops.predictor = std::make_shared<Predictor>(config->data_dir, ops.recommender.get());
-  auto audiences =
-      SavedAudiences::Open(ops.predictor.get(), config->data_dir + "/audiences.json");
+  auto audiences = SavedAudiences::Open(ops.predictor.get(), config->data_dir + "/audiences.json");
   if (!audiences.ok()) return audiences.status();
   ops.audiences = std::move(*audiences);
-  auto engine = Engine::Open(
-      *config,
-      [quiet](std::string_view line) {
-        if (!quiet) std::cerr << "persona: " << line << "\n";
-      },
-      {ops.predictor.get(), ops.recommender.get(), ops.audiences.get()});
+  auto engine = Engine::Open(*config,
+                             [quiet](std::string_view line) {
+                               if (!quiet) std::cerr << "persona: " << line << "\n";
+                             },
+                             {ops.predictor.get(), ops.recommender.get(), ops.audiences.get()});
   if (!engine.ok()) return engine.status();
   ops.predictor->Bind(engine->get());
   (*engine)->KeepAlive(ops.predictor);

@@ -1,4 +1,4 @@
-// `persona dataset`: a point-in-time training set (model/point_in_time.h) as CSV, from an event
+// `persona dataset`: a point-in-time training set (predict/point_in_time.h) as CSV, from an event
 // file or a data directory's log, with a per-cutoff summary of the labels on stderr.
 #include <unistd.h>
 
@@ -14,8 +14,8 @@
 
 #include "cli/commands.h"
 #include "common/time_util.h"
-#include "model/event_log.h"
-#include "model/point_in_time.h"
+#include "predict/event_log.h"
+#include "predict/point_in_time.h"
 
 namespace persona::cli {
 namespace {

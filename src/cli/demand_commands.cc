@@ -15,9 +15,9 @@
 
 #include "cli/commands.h"
 #include "common/json_writer.h"
+#include "eval/holt_winters.h"
 #include "event/event_reader.h"
-#include "model/category_demand.h"
-#include "model/holt_winters.h"
+#include "predict/category_demand.h"
 
 namespace persona::cli {
 namespace {

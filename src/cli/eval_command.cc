@@ -1,4 +1,4 @@
-// `persona eval`: the offline next-item protocol (model/sequence_eval.h) on a sequence file, for
+// `persona eval`: the offline next-item protocol (eval/sequence_eval.h) on a sequence file, for
 // trained SASRec artifacts and the built-in baselines. Tables go to stdout (markdown), progress to
 // stderr, every number to --json.
 #include <unistd.h>
@@ -16,11 +16,11 @@
 
 #include "cli/commands.h"
 #include "common/json_writer.h"
-#include "model/item_cf_scorer.h"
-#include "model/sasrec_model.h"
-#include "model/sasrec_scorer.h"
-#include "model/sequence_data.h"
-#include "model/sequence_eval.h"
+#include "eval/sequence_data.h"
+#include "eval/sequence_eval.h"
+#include "recommend/item_cf_scorer.h"
+#include "recommend/sasrec_model.h"
+#include "recommend/sasrec_scorer.h"
 
 namespace persona::cli {
 namespace {

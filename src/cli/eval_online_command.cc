@@ -10,8 +10,8 @@
 #include "cli/commands.h"
 #include "common/json_writer.h"
 #include "engine/batch_record.h"
-#include "model/online_eval.h"
-#include "model/recommend_config.h"
+#include "recommend/online_eval.h"
+#include "recommend/recommend_config.h"
 #include "store/store.h"
 
 namespace persona::cli {
@@ -133,7 +133,8 @@ int Run(const EvalOnlineOptions& o) {
     return 0;
   }
   std::cout << "| variant | responses | items | CTR [95% CI] | conversion [95% CI] | revenue | "
-               "p CTR vs " << (report.empty() ? "-" : report[0].name) << " | p conv. |\n"
+               "p CTR vs "
+            << (report.empty() ? "-" : report[0].name) << " | p conv. |\n"
             << "|---|---|---|---|---|---|---|---|\n";
   for (const VariantOutcome& v : report) {
     char revenue[32];

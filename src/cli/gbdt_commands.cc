@@ -17,10 +17,10 @@
 #include "cli/commands.h"
 #include "common/json_writer.h"
 #include "common/time_util.h"
-#include "model/classification_metrics.h"
-#include "model/event_log.h"
-#include "model/point_in_time.h"
-#include "model/recency_frequency_baseline.h"
+#include "eval/classification_metrics.h"
+#include "predict/event_log.h"
+#include "predict/point_in_time.h"
+#include "predict/recency_frequency_baseline.h"
 #include "train/gbdt_trainer.h"
 
 namespace persona::cli {

@@ -18,10 +18,10 @@
 #include "cli/commands.h"
 #include "common/json_writer.h"
 #include "common/time_util.h"
-#include "model/event_log.h"
-#include "model/next_category.h"
-#include "model/point_in_time.h"
-#include "model/segment_model.h"
+#include "predict/event_log.h"
+#include "predict/next_category.h"
+#include "predict/point_in_time.h"
+#include "predict/segment_model.h"
 
 namespace persona::cli {
 namespace {
@@ -137,8 +137,7 @@ void AddSegmentOptions(CLI::App* cmd, SegmentsCli* o) {
   cmd->add_option("--k-max", o->train.k_max, "Largest k tried")->capture_default_str();
   cmd->add_option("--seed", o->train.seed, "Random seed (k-means++ and silhouette sample)")
       ->capture_default_str();
-  cmd->add_option("--restarts", o->train.restarts, "k-means restarts per k")
-      ->capture_default_str();
+  cmd->add_option("--restarts", o->train.restarts, "k-means restarts per k")->capture_default_str();
   cmd->add_option("--top-categories", o->train.top_categories,
                   "Top-level categories in the features (at most 8)")
       ->capture_default_str();
@@ -153,8 +152,7 @@ absl::StatusOr<SegmentModel> TrainSegments(SegmentsCli& o, const Source& src) {
   pit.horizon_ms = 1;  // no labels are used
   pit.profile = src.profile;
   auto replay = BuildPointInTime(
-      *src.log, pit,
-      [&](const Profile& p, const ProfileContext& ctx, std::string_view, int64_t) {
+      *src.log, pit, [&](const Profile& p, const ProfileContext& ctx, std::string_view, int64_t) {
         observations.push_back(ObserveSegmentInputs(p, ctx));
       });
   if (!replay.ok()) return replay.status();
@@ -186,9 +184,10 @@ std::string SegmentsMarkdown(const SegmentModel& m) {
   for (const auto& s : m.segments()) total += s.train_size;
   absl::StrAppend(&out, "\nk = ", m.segments().size(), ", silhouette ",
                   absl::StrFormat("%.4f", m.silhouette()), ", ", total, " profiles\n\n");
-  absl::StrAppend(&out,
-                  "| segment | size | share | description | monetary | orders | events_30d | "
-                  "sessions | price_index | cart_rate |\n|---|---|---|---|---|---|---|---|---|---|\n");
+  absl::StrAppend(
+      &out,
+      "| segment | size | share | description | monetary | orders | events_30d | "
+      "sessions | price_index | cart_rate |\n|---|---|---|---|---|---|---|---|---|---|\n");
   for (const auto& s : m.segments()) {
     auto value = [&](std::string_view name) {
       for (const auto& [n, v] : s.centroid) {
@@ -248,10 +247,9 @@ int RunTrainSegments(SegmentsCli& o) {
   if (int code = ReadSource(o.source, &src); code != 0) return code;
   auto model = TrainSegments(o, src);
   if (!model.ok()) return FailTraining(model.status());
-  const std::string out =
-      o.out.empty() ? DefaultArtifactPath(o.source.engine.data_dir, "segments", model->version(),
-                                          ".pseg")
-                    : o.out;
+  const std::string out = o.out.empty() ? DefaultArtifactPath(o.source.engine.data_dir, "segments",
+                                                              model->version(), ".pseg")
+                                        : o.out;
   if (!MakeParent(out)) return 1;
   if (auto s = model->Save(out); !s.ok()) return Fail(s);
   std::printf("%s\n", out.c_str());
@@ -287,11 +285,13 @@ struct NextCategoryCli {
 
 void AddNextCategoryOptions(CLI::App* cmd, NextCategoryCli* o) {
   AddSourceOptions(cmd, &o->source);
-  cmd->add_option("--valid-fraction", o->valid_fraction,
-                  "Fraction of the training events (the latest) whose users' first events tune alpha")
+  cmd->add_option(
+         "--valid-fraction", o->valid_fraction,
+         "Fraction of the training events (the latest) whose users' first events tune alpha")
       ->capture_default_str();
-  cmd->add_option("--session-gap", o->session_gap,
-                  "With --fold-repeats: a return to the same category after this gap is a transition")
+  cmd->add_option(
+         "--session-gap", o->session_gap,
+         "With --fold-repeats: a return to the same category after this gap is a transition")
       ->capture_default_str();
   cmd->add_flag("--fold-repeats", o->fold_repeats,
                 "Count only transitions between distinct categories (and returns after a gap)");
@@ -352,10 +352,10 @@ int RunTrainNextCategory(NextCategoryCli& o) {
   size_t valid_users = 0;
   auto model = TrainNextCategory(o, src, src.log->max_ts_ms(), &valid_users);
   if (!model.ok()) return FailTraining(model.status());
-  const std::string out = o.out.empty() ? DefaultArtifactPath(o.source.engine.data_dir,
-                                                              "next_category", model->version(),
-                                                              ".pnc")
-                                        : o.out;
+  const std::string out =
+      o.out.empty()
+          ? DefaultArtifactPath(o.source.engine.data_dir, "next_category", model->version(), ".pnc")
+          : o.out;
   if (!MakeParent(out)) return 1;
   if (auto s = model->Save(out); !s.ok()) return Fail(s);
   std::printf("%s\n", out.c_str());
@@ -384,8 +384,8 @@ int RunEvalNextCategory(NextCategoryCli& o) {
     cutoff = *parsed;
   }
   if (cutoff <= min_ts || cutoff >= max_ts) {
-    std::cerr << "persona: --cutoff must lie inside the events' time range " << FormatIsoTime(min_ts)
-              << " .. " << FormatIsoTime(max_ts) << "\n";
+    std::cerr << "persona: --cutoff must lie inside the events' time range "
+              << FormatIsoTime(min_ts) << " .. " << FormatIsoTime(max_ts) << "\n";
     return 2;
   }
   int64_t label_end = max_ts;
@@ -442,11 +442,12 @@ int RunEvalNextCategory(NextCategoryCli& o) {
     std::printf("%s\n", w.str().c_str());
     return 0;
   }
-  std::printf("Next category on %s: cutoff %s, targets = first event in (cutoff, %s]; %zu test "
-              "users, alpha %.2f (beta %g, decay %g) tuned on %zu validation users\n\n",
-              src.description.c_str(), FormatIsoTime(cutoff).c_str(),
-              FormatIsoTime(label_end).c_str(), test->examples.size(), model->params().alpha,
-              model->params().beta, model->params().decay, valid_users);
+  std::printf(
+      "Next category on %s: cutoff %s, targets = first event in (cutoff, %s]; %zu test "
+      "users, alpha %.2f (beta %g, decay %g) tuned on %zu validation users\n\n",
+      src.description.c_str(), FormatIsoTime(cutoff).c_str(), FormatIsoTime(label_end).c_str(),
+      test->examples.size(), model->params().alpha, model->params().beta, model->params().decay,
+      valid_users);
   std::printf("| method | accuracy@1 | accuracy@3 | vs baseline @3 |\n|---|---|---|---|\n");
   for (const auto& r : rows) {
     std::string verdict = "(baseline)";

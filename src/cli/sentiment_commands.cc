@@ -1,5 +1,5 @@
 // `persona train sentiment` and `persona eval sentiment`: the fastText review-sentiment model
-// (src/model/sentiment_model.h). Both split every corpus with the same seeded 70/10/20
+// (src/predict/sentiment_model.h). Both split every corpus with the same seeded 70/10/20
 // train/validation/test split (SplitSentimentExamples), so a model trained here never saw the test
 // sentences that `eval sentiment --model` scores it on.
 #include <unistd.h>
@@ -13,7 +13,7 @@
 
 #include "cli/commands.h"
 #include "common/json_writer.h"
-#include "model/sentiment_model.h"
+#include "predict/sentiment_model.h"
 
 namespace persona::cli {
 namespace {

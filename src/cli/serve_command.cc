@@ -36,8 +36,7 @@ int RunServe(ServeOptions& o) {
 
   serve::ServeConfig serve_config;
   if (!o.engine.config_file.empty()) {
-    if (absl::Status s = serve::LoadServeConfigFile(o.engine.config_file, &serve_config);
-        !s.ok()) {
+    if (absl::Status s = serve::LoadServeConfigFile(o.engine.config_file, &serve_config); !s.ok()) {
       std::cerr << "persona: " << s.message() << "\n";
       return 2;
     }
@@ -109,9 +108,8 @@ int RunServe(ServeOptions& o) {
   }
   serve::Api* a = api->get();
   auto server = serve::HttpServer::Start(
-      serve_config.http, [a](const serve::HttpRequest& req, serve::Responder r) {
-        a->Handle(req, std::move(r));
-      },
+      serve_config.http,
+      [a](const serve::HttpRequest& req, serve::Responder r) { a->Handle(req, std::move(r)); },
       [a](const serve::HttpExchange& x) { a->Observe(x); });
   if (!server.ok()) {
     std::cerr << "persona: cannot serve on " << serve_config.http.bind_address << ":"

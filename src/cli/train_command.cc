@@ -12,8 +12,8 @@
 #include <vector>
 
 #include "cli/commands.h"
-#include "model/engine_sequences.h"
-#include "model/sequence_data.h"
+#include "eval/sequence_data.h"
+#include "recommend/engine_sequences.h"
 #include "train/sasrec_trainer.h"
 
 namespace persona::cli {
@@ -198,7 +198,8 @@ int RunTrainSasRec(TrainSasRecCli& o) {
 }  // namespace
 
 void RegisterTrain(Registry& r) {
-  CLI::App* train = r.app().add_subcommand("train", "Train a model (recommendations, predictions, text)");
+  CLI::App* train =
+      r.app().add_subcommand("train", "Train a model (recommendations, predictions, text)");
   train->require_subcommand(1);
   auto o = std::make_shared<TrainSasRecCli>();
   CLI::App* cmd = train->add_subcommand(

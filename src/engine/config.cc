@@ -269,6 +269,7 @@ void ReadAll(ConfigReader& r, EngineConfig& c) {
   r.Duration("store.log_retention", 0, 100 * kYearMs, &c.log_retention_ms);
   r.Count("store.log_retention_bytes", 0, std::numeric_limits<int64_t>::max(),
           &c.log_retention_bytes);
+  r.Count("store.log_segment_bytes", 1, int64_t{1} << 40, &c.log_segment_bytes);
 
   ValidationLimits& l = c.limits;
   r.Count("limits.max_id_length", 1, kMaxSize, &l.max_id_length);

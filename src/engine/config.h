@@ -44,6 +44,8 @@ struct EngineConfig {
   // The log then serves the timeline, erasure and offline training for the retained window only.
   int64_t log_retention_ms = 30 * 24 * kHourMs;
   uint64_t log_retention_bytes = 0;
+  // A log segment (the unit retention deletes) closes after this many bytes or an hour of appends.
+  uint64_t log_segment_bytes = 64 << 20;
   // File of tag rules (`name: expression` per line); empty = none. Reloadable.
   std::string tag_rules_file;
   ValidationLimits limits;

@@ -57,6 +57,7 @@ tag_rules_file = "config/tags.rules"
 [store]
 log_retention = "2d"
 log_retention_bytes = 1073741824
+log_segment_bytes = 1048576
 
 [limits]
 max_id_length = 64
@@ -106,6 +107,7 @@ void ExpectSameConfig(const EngineConfig& a, const EngineConfig& b) {
   EXPECT_EQ(a.tag_rules_file, b.tag_rules_file);
   EXPECT_EQ(a.log_retention_ms, b.log_retention_ms);
   EXPECT_EQ(a.log_retention_bytes, b.log_retention_bytes);
+  EXPECT_EQ(a.log_segment_bytes, b.log_segment_bytes);
   EXPECT_EQ(a.limits.max_id_length, b.limits.max_id_length);
   EXPECT_EQ(a.limits.max_category_length, b.limits.max_category_length);
   EXPECT_EQ(a.limits.max_query_length, b.limits.max_query_length);
@@ -153,7 +155,7 @@ std::string ErrorOf(std::string_view toml_text) {
 TEST(ConfigTest, LoaderAndTheseTestsKnowEveryConfigField) {
   // When one of these fails, a field was added or removed: update ReadAll in config.cc,
   // config/persona.toml, kEveryKeyChanged and ExpectSameConfig, then the count here.
-  EXPECT_EQ(CountFields<EngineConfig>(), 17u);
+  EXPECT_EQ(CountFields<EngineConfig>(), 18u);
   EXPECT_EQ(CountFields<ValidationLimits>(), 6u);
   EXPECT_EQ(CountFields<ProfileConfig>(), 11u);
 }

@@ -52,9 +52,9 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Open(const EngineConfig& config,
   for (StreamOperator* op : engine->operators_) op->OpenPartitions(p);
   Engine* raw = engine.get();
   for (uint32_t i = 0; i < p; ++i) {
-    engine->partitions_.push_back(std::make_unique<Partition>(
-        i, engine->store_.get(), engine->config_, &engine->operators_,
-        [raw] { return raw->watermark_ms(); }));
+    engine->partitions_.push_back(
+        std::make_unique<Partition>(i, engine->store_.get(), engine->config_, &engine->operators_,
+                                    [raw] { return raw->watermark_ms(); }));
   }
 
   // Recover partitions in parallel: each replays its own log tail.
@@ -276,8 +276,8 @@ uint32_t Engine::ScanThreads(uint32_t threads) const {
   return std::min<uint32_t>(threads, 64);
 }
 
-void Engine::ScanProfiles(
-    uint32_t threads, const std::function<void(uint32_t, const ProfileScanItem&)>& fn) {
+void Engine::ScanProfiles(uint32_t threads,
+                          const std::function<void(uint32_t, const ProfileScanItem&)>& fn) {
   const uint32_t n = ScanThreads(threads);
   // Work units of 8 shards: small enough to balance, large enough that taking one is cheap.
   constexpr size_t kShardsPerUnit = 8;

@@ -27,8 +27,7 @@ int64_t WallMs() {
 
 // Meta format 2 adds the log segments (retention) after the price stats.
 constexpr char kMetaFormatV2 = 2;
-// A log segment closes after this many bytes or this much wall time of appends.
-constexpr uint64_t kSegmentBytes = 64 << 20;
+// A log segment closes after config_.log_segment_bytes or this much wall time of appends.
 constexpr int64_t kSegmentMs = 3'600'000;
 // Profiles are handed to the store in chunks of about this many bytes.
 constexpr size_t kCheckpointChunkBytes = 4 << 20;
@@ -148,8 +147,8 @@ absl::StatusOr<std::string> Partition::SetAttributes(const PartitionControl& con
     }
     return status;
   }
-  if (absl::Status s = store_->PutAttributes(id_, entry->user_id, attributes,
-                                             config_.sync != SyncPolicy::kNone);
+  if (absl::Status s =
+          store_->PutAttributes(id_, entry->user_id, attributes, config_.sync != SyncPolicy::kNone);
       !s.ok()) {
     return s;
   }
@@ -491,8 +490,8 @@ void Partition::RunPipeline(uint64_t seq, int64_t now_ms, bool replay) {
     for (StreamOperator* op : operators_) op->BeforeApply(id_, *a.event, entry->profile);
     entry->profile.Apply(*a.event, ctx_);
     if (!operators_.empty()) {
-      const AppliedEvent applied{id_, entry->user_id, *a.event, entry->profile, ctx_, now_ms,
-                                 replay};
+      const AppliedEvent applied{id_,  entry->user_id, *a.event, entry->profile,
+                                 ctx_, now_ms,         replay};
       for (StreamOperator* op : operators_) op->OnEvent(applied);
     }
     if (entry->touched != batch_number_) {
@@ -559,8 +558,7 @@ void Partition::ForEachUser(const std::function<void(std::string_view)>& fn) con
 }
 
 void Partition::ForEachProfile(
-    const std::function<void(std::string_view, const Profile&, const ProfileContext&)>& fn)
-    const {
+    const std::function<void(std::string_view, const Profile&, const ProfileContext&)>& fn) const {
   for (size_t s = 0; s < kShards; ++s) {
     std::lock_guard<std::mutex> lock(shards_[s].mu);
     for (const auto& [user, entry] : shards_[s].users) fn(user, entry->profile, ctx_);
@@ -687,6 +685,10 @@ absl::Status Partition::WriteCheckpoint() {
     operators_[i]->SaveState(id_, &states[i]);
     named.emplace_back(operators_[i]->name(), states[i]);
   }
+  // Retention is decided before the meta is encoded, so that the committed segment list is the
+  // retained one; the records go after the commit (a crash in between leaves records below the
+  // first segment, which the next trim's range covers).
+  const uint64_t trim_below = PlanRetention(seq);
   if (auto s = store_->CommitCheckpoint(id_, seq, EncodeMeta(), named); !s.ok()) return s;
   // The versions the new generation replaced are garbage now (a crash before these deletes leaves
   // them shadowed; recovery deletes them).
@@ -701,11 +703,11 @@ absl::Status Partition::WriteCheckpoint() {
   checkpoint_seq_.store(seq);
   events_since_checkpoint_ = 0;
   last_checkpoint_wall_ms_ = WallMs();
-  return ApplyRetention();
+  return trim_below == 0 ? absl::OkStatus() : store_->TrimLog(id_, trim_below);
 }
 
 void Partition::NoteAppend(uint64_t seq, uint64_t bytes, int64_t wall_ms) {
-  if (segments_.empty() || segments_.back().bytes >= kSegmentBytes ||
+  if (segments_.empty() || segments_.back().bytes >= config_.log_segment_bytes ||
       wall_ms - segments_.back().first_append_ms >= kSegmentMs) {
     segments_.push_back(LogSegment{seq, seq, 0, wall_ms, wall_ms});
     log_segments_.store(segments_.size(), std::memory_order_relaxed);
@@ -718,12 +720,11 @@ void Partition::NoteAppend(uint64_t seq, uint64_t bytes, int64_t wall_ms) {
   log_bytes_.fetch_add(bytes, std::memory_order_relaxed);
 }
 
-absl::Status Partition::ApplyRetention() {
-  if (config_.log_retention_ms <= 0 && config_.log_retention_bytes == 0) return absl::OkStatus();
+uint64_t Partition::PlanRetention(uint64_t covered) {
+  if (config_.log_retention_ms <= 0 && config_.log_retention_bytes == 0) return 0;
   uint64_t total = 0;
   for (const LogSegment& g : segments_) total += g.bytes;
   const int64_t cutoff = WallMs() - config_.log_retention_ms;
-  const uint64_t covered = checkpoint_seq_.load();
   uint64_t trim_below = 0;
   // The newest segment is the one being appended to: it always stays.
   while (segments_.size() > 1 && segments_.front().last_seq <= covered) {
@@ -738,10 +739,11 @@ absl::Status Partition::ApplyRetention() {
   }
   log_bytes_.store(total, std::memory_order_relaxed);
   log_segments_.store(segments_.size(), std::memory_order_relaxed);
-  if (trim_below == 0) return absl::OkStatus();
-  log_first_seq_.store(segments_.empty() ? trim_below : segments_.front().first_seq,
-                       std::memory_order_relaxed);
-  return store_->TrimLog(id_, trim_below);
+  if (trim_below != 0) {
+    log_first_seq_.store(segments_.empty() ? trim_below : segments_.front().first_seq,
+                         std::memory_order_relaxed);
+  }
+  return trim_below;
 }
 
 absl::Status Partition::Recover(uint64_t* replayed_events) {

@@ -41,8 +41,8 @@ struct PendingIngest {
 
 // What erasing a user removed from a partition.
 struct UserErasure {
-  bool profile = false;      // the profile (memory and checkpoint)
-  uint64_t log_events = 0;   // events redacted from the log (the timeline)
+  bool profile = false;     // the profile (memory and checkpoint)
+  uint64_t log_events = 0;  // events redacted from the log (the timeline)
   uint64_t dead_letters = 0;
 };
 
@@ -63,7 +63,7 @@ struct PartitionWork {
   std::vector<uint32_t> indexes;  // events of `batch` routed to this partition
   std::shared_ptr<PendingIngest> pending;
   std::shared_ptr<PartitionControl> control;  // set instead of batch for control requests
-  int64_t enqueued_ns = 0;  // steady clock, for the partition's lag
+  int64_t enqueued_ns = 0;                    // steady clock, for the partition's lag
 };
 
 struct PartitionStats {
@@ -84,7 +84,7 @@ struct PartitionStats {
   uint64_t log_bytes = 0;
   uint64_t log_segments = 0;
   uint64_t log_trimmed_segments = 0;  // deleted by retention since this process started
-  uint64_t checkpoints = 0;  // completed by this process
+  uint64_t checkpoints = 0;           // completed by this process
   double checkpoint_seconds_total = 0;
   double last_checkpoint_seconds = 0;
   uint64_t events_by_type[kEventTypeCount] = {};  // accepted (persisted across restarts)
@@ -148,8 +148,8 @@ class Partition {
   // Visits every user id (shard by shard).
   void ForEachUser(const std::function<void(std::string_view)>& fn) const;
   // Calls fn for every profile under its shard lock (fn must not call back into the engine).
-  void ForEachProfile(const std::function<void(std::string_view, const Profile&,
-                                               const ProfileContext&)>& fn) const;
+  void ForEachProfile(
+      const std::function<void(std::string_view, const Profile&, const ProfileContext&)>& fn) const;
   // Calls fn for every profile of shards [shard_begin, shard_end) under its shard lock, with the
   // listener-owned membership bits (a scan may rewrite them; see ProfileChangeListener).
   void ScanShards(size_t shard_begin, size_t shard_end,
@@ -164,8 +164,8 @@ class Partition {
   struct Entry {
     std::string user_id;  // the map key views this string: one copy per user
     Profile profile;
-    uint64_t label_seq = 0;  // checkpoint generation of the stored version (0 = none stored)
-    uint64_t touched = 0;    // last batch number that touched it (tags, dirty tracking)
+    uint64_t label_seq = 0;   // checkpoint generation of the stored version (0 = none stored)
+    uint64_t touched = 0;     // last batch number that touched it (tags, dirty tracking)
     uint64_t membership = 0;  // owned by the operators (ChangedProfile::membership)
     bool dirty = false;
     uint8_t shard = 0;  // index into shards_, fixed at creation
@@ -199,8 +199,9 @@ class Partition {
   absl::Status WriteCheckpoint();
   // Log retention bookkeeping: a record of `bytes` was appended (or replayed) at `wall_ms`.
   void NoteAppend(uint64_t seq, uint64_t bytes, int64_t wall_ms);
-  // Deletes the log segments the retention policy lets go (only those the checkpoint covers).
-  absl::Status ApplyRetention();
+  // Drops from segments_ the log segments the retention policy lets go among those a checkpoint
+  // at `covered` includes; returns the seq below which the log may then be trimmed (0 = none).
+  uint64_t PlanRetention(uint64_t covered);
   // WAL sync (unless every write synced already) and the closing checkpoint.
   absl::Status FinalSync();
   std::string EncodeMeta() const;

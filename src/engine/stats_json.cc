@@ -14,7 +14,8 @@ std::string EngineStatsJson(Engine& engine) {
   w.Key("recovered_events").Uint(engine.recovered_events());
   w.Key("recovery_seconds").Double(engine.recovery_seconds());
   w.Key("recovered_events_per_second")
-      .Double(engine.recovery_seconds() > 0 ? engine.recovered_events() / engine.recovery_seconds() : 0);
+      .Double(engine.recovery_seconds() > 0 ? engine.recovered_events() / engine.recovery_seconds()
+                                            : 0);
   auto stats = engine.Stats();
   auto memory = engine.MemoryUsage();
   uint64_t totals[5] = {};

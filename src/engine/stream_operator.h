@@ -76,8 +76,8 @@ class StreamOperator {
   // Called once by Engine::Open before any partition recovers, with the partition count.
   virtual void OpenPartitions(uint32_t partitions) { (void)partitions; }
   // A profile loaded from the checkpoint at open, before the log tail is replayed.
-  virtual void OnProfileLoaded(uint32_t partition, std::string_view user_id,
-                               const Profile& profile, const ProfileContext& ctx) {
+  virtual void OnProfileLoaded(uint32_t partition, std::string_view user_id, const Profile& profile,
+                               const ProfileContext& ctx) {
     (void)partition, (void)user_id, (void)profile, (void)ctx;
   }
 
@@ -86,8 +86,8 @@ class StreamOperator {
   }
   virtual void OnEvent(const AppliedEvent& applied) { (void)applied; }
   virtual void OnProfileChanged(const ChangedProfile& changed) { (void)changed; }
-  virtual void OnProfileErased(uint32_t partition, std::string_view user_id,
-                               const Profile& profile, uint64_t membership) {
+  virtual void OnProfileErased(uint32_t partition, std::string_view user_id, const Profile& profile,
+                               uint64_t membership) {
     (void)partition, (void)user_id, (void)profile, (void)membership;
   }
 

@@ -169,7 +169,7 @@ class Profile {
   // ---- recent item sequence
   const ItemSequence& sequence() const { return sequence_; }
 
-  // ---- model-derived signals, written at update time by the model stage (ProfileEnricher) and
+  // ---- model-derived signals, written at update time by the predict operator (Predictor) and
   // persisted with the profile.
   const ActivityRhythm& rhythm() const { return rhythm_; }
   // AnomalyFlag bits (0 = nothing abnormal).

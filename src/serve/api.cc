@@ -13,17 +13,17 @@
 #include <utility>
 
 #include "absl/container/flat_hash_map.h"
+#include "audience/saved_audiences.h"
 #include "common/json_writer.h"
 #include "engine/stats_json.h"
 #include "event/json_event.h"
-#include "model/predictor.h"
-#include "model/recommender.h"
+#include "predict/predictor.h"
 #include "profile/profile_json.h"
-#include "audience/saved_audiences.h"
+#include "recommend/recommender.h"
 #include "serve/audience_routes.h"
 #include "serve/json_response.h"
-#include "serve/static_files.h"
 #include "serve/request_target.h"
+#include "serve/static_files.h"
 
 namespace persona::serve {
 namespace {
@@ -39,9 +39,8 @@ std::string MediaType(std::string_view content_type) {
   while (!t.empty() && (t.back() == ' ' || t.back() == '\t')) t.remove_suffix(1);
   while (!t.empty() && (t.front() == ' ' || t.front() == '\t')) t.remove_prefix(1);
   std::string out(t);
-  std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) {
-    return static_cast<char>(std::tolower(c));
-  });
+  std::transform(out.begin(), out.end(), out.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
   return out;
 }
 
@@ -225,10 +224,10 @@ struct Api::Routes {
           return;
         }
         if ((key->scopes & scope) == 0) {
-          HttpResponse r = JsonError(403, "forbidden",
-                                     "API key '" + key->name + "' lacks the scope '" +
-                                         ScopeNames(scope) + "' (it has: " +
-                                         ScopeNames(key->scopes) + ")");
+          HttpResponse r =
+              JsonError(403, "forbidden",
+                        "API key '" + key->name + "' lacks the scope '" + ScopeNames(scope) +
+                            "' (it has: " + ScopeNames(key->scopes) + ")");
           r.route = std::string(route->pattern);
           r.principal = key->name;
           respond(std::move(r));
@@ -278,8 +277,8 @@ struct Api::Routes {
     }
     auto batch = std::make_shared<EventBatch>();
     std::vector<EventIssue> issues;
-    if (absl::Status s = ParseJsonBody(req.body, engine->config().limits, strict, batch.get(),
-                                       &issues);
+    if (absl::Status s =
+            ParseJsonBody(req.body, engine->config().limits, strict, batch.get(), &issues);
         !s.ok()) {
       respond(JsonError(400, "malformed_json", std::string(s.message())));
       return;
@@ -311,10 +310,9 @@ struct Api::Routes {
       for (EventIssue& is : issues) {
         outcome.rejected.push_back({is.index_or_line, std::move(is.field), std::move(is.rule)});
       }
-      std::sort(outcome.rejected.begin(), outcome.rejected.end(),
-                [](const RejectedEvent& a, const RejectedEvent& b) {
-                  return a.position < b.position;
-                });
+      std::sort(
+          outcome.rejected.begin(), outcome.rejected.end(),
+          [](const RejectedEvent& a, const RejectedEvent& b) { return a.position < b.position; });
       JsonWriter w;
       w.BeginObject();
       w.Key("accepted").Uint(outcome.accepted);
@@ -373,19 +371,18 @@ struct Api::Routes {
       return;
     }
     std::string user(m.id);
-    engine->SetAttributes(user, req.body, merge,
-                          [respond, user](absl::StatusOr<std::string> r) {
-                            if (!r.ok()) {
-                              respond(StatusError(r.status()));
-                              return;
-                            }
-                            JsonWriter w;
-                            w.BeginObject();
-                            w.Key("user_id").String(user);
-                            w.Key("attributes").Raw(*r);
-                            w.EndObject();
-                            respond(JsonOk(200, w.Take()));
-                          });
+    engine->SetAttributes(user, req.body, merge, [respond, user](absl::StatusOr<std::string> r) {
+      if (!r.ok()) {
+        respond(StatusError(r.status()));
+        return;
+      }
+      JsonWriter w;
+      w.BeginObject();
+      w.Key("user_id").String(user);
+      w.Key("attributes").Raw(*r);
+      w.EndObject();
+      respond(JsonOk(200, w.Take()));
+    });
   }
 
   void GetProfile(const HttpRequest& req, const RouteMatch& m, Responder& respond) {
@@ -438,8 +435,7 @@ struct Api::Routes {
     if (auto v = params->Get("limit")) {
       auto n = ParseUint(*v);
       if (!n || *n < 1 || *n > 1000) {
-        respond(JsonError(400, "invalid_argument", "limit must be an integer in 1..1000",
-                          "limit"));
+        respond(JsonError(400, "invalid_argument", "limit must be an integer in 1..1000", "limit"));
         return;
       }
       limit = *n;
@@ -553,8 +549,8 @@ struct Api::Routes {
     for (auto v : ids) {
       std::string_view id;
       if (v.get_string().get(id)) {
-        respond(JsonError(400, "invalid_argument", "user_ids must be an array of strings",
-                          "user_ids"));
+        respond(
+            JsonError(400, "invalid_argument", "user_ids must be an array of strings", "user_ids"));
         return;
       }
       std::optional<std::string> json = engine->ProfileJson(id, sections);
@@ -576,9 +572,9 @@ struct Api::Routes {
 
   // -- audiences (serve/audience_routes.h) and the dashboard --
 
-#define PERSONA_AUDIENCE_ROUTE(name, method)                                          \
-  void name(const HttpRequest& req, const RouteMatch& m, Responder& respond) {        \
-    audiences->method(req, m, respond);                                                \
+#define PERSONA_AUDIENCE_ROUTE(name, method)                                   \
+  void name(const HttpRequest& req, const RouteMatch& m, Responder& respond) { \
+    audiences->method(req, m, respond);                                        \
   }
   PERSONA_AUDIENCE_ROUTE(AudienceFields, Fields)
   PERSONA_AUDIENCE_ROUTE(AudienceQuery, Query)
@@ -1032,7 +1028,8 @@ struct Api::Routes {
     Counter* c = rm.by_status[status].load(std::memory_order_acquire);
     if (c == nullptr) {
       // First answer with this status on this route: registration is idempotent and locked.
-      c = &api->metrics_->AddCounter("persona_http_requests_total", "HTTP requests by route and status",
+      c = &api->metrics_->AddCounter("persona_http_requests_total",
+                                     "HTTP requests by route and status",
                                      {{"route", it->first}, {"status", std::to_string(x.status)}});
       rm.by_status[status].store(c, std::memory_order_release);
     }
@@ -1054,11 +1051,10 @@ struct Api::Routes {
           "Events carrying a rec_id, by the variant that served it (click = view or click)";
       w.Counter("persona_rec_attributed_events_total", kHelp,
                 {{"variant", name}, {"type", "click"}}, static_cast<double>(c.clicks.load()));
+      w.Counter("persona_rec_attributed_events_total", kHelp, {{"variant", name}, {"type", "cart"}},
+                static_cast<double>(c.carts.load()));
       w.Counter("persona_rec_attributed_events_total", kHelp,
-                {{"variant", name}, {"type", "cart"}}, static_cast<double>(c.carts.load()));
-      w.Counter("persona_rec_attributed_events_total", kHelp,
-                {{"variant", name}, {"type", "purchase"}},
-                static_cast<double>(c.purchases.load()));
+                {{"variant", name}, {"type", "purchase"}}, static_cast<double>(c.purchases.load()));
     }
     for (size_t i = 0; i < config.variants.size(); ++i) {
       const Recommender::VariantCounters& c = recommender->counters(i);
@@ -1208,9 +1204,8 @@ Api::Api(const ServeConfig& config, std::string config_path)
 Api::~Api() = default;
 
 absl::StatusOr<std::unique_ptr<Api>> Api::Create(Engine* engine, const ServeConfig& config,
-                                                 std::string config_path,
-                                                 Recommender* recommender, Predictor* predictor,
-                                                 SavedAudiences* audiences) {
+                                                 std::string config_path, Recommender* recommender,
+                                                 Predictor* predictor, SavedAudiences* audiences) {
   std::unique_ptr<Api> api(new Api(config, std::move(config_path)));
   api->routes_ = std::make_unique<Routes>(api.get(), engine, recommender, predictor);
   api->routes_->audiences = std::make_unique<AudienceRoutes>(engine, predictor, audiences);

@@ -52,27 +52,26 @@ void RunCommand(const std::vector<std::string>& args) {
 // The conditions of the 20 saved audiences: profile fields, windows, tags of the anomaly
 // detector, segments and predictions, so that every kind of derived state decides membership.
 const std::vector<std::string>& AudienceConditions() {
-  static const std::vector<std::string> kConditions = {
-      "views > 5",
-      "views > 50",
-      "purchases >= 1",
-      "orders >= 2",
-      "monetary > 100",
-      "monetary > 1000",
-      "carts >= 3",
-      "favs >= 1",
-      "searches >= 1",
-      "reviews >= 1",
-      "lifecycle = \"active\"",
-      "lifecycle = \"new\"",
-      "anomalous",
-      "not anomalous and views > 20",
-      "segment = 0",
-      "segment = 1",
-      "segment >= 2",
-      "rfm.monetary_30d > 200",
-      "satisfaction > 0.5",
-      "views > 10 and purchases = 0"};
+  static const std::vector<std::string> kConditions = {"views > 5",
+                                                       "views > 50",
+                                                       "purchases >= 1",
+                                                       "orders >= 2",
+                                                       "monetary > 100",
+                                                       "monetary > 1000",
+                                                       "carts >= 3",
+                                                       "favs >= 1",
+                                                       "searches >= 1",
+                                                       "reviews >= 1",
+                                                       "lifecycle = \"active\"",
+                                                       "lifecycle = \"new\"",
+                                                       "anomalous",
+                                                       "not anomalous and views > 20",
+                                                       "segment = 0",
+                                                       "segment = 1",
+                                                       "segment >= 2",
+                                                       "rfm.monetary_30d > 200",
+                                                       "satisfaction > 0.5",
+                                                       "views > 10 and purchases = 0"};
   return kConditions;
 }
 
@@ -142,9 +141,9 @@ TEST(PipelineCrashTest, SigkillDuringHttpIngestLeavesEveryDerivedStateEqualToAnU
   const size_t batch_events = 200;
   ScopedTempDir dir("persona-pipeline-crash");
   const std::string stream = dir.File("events.jsonl");
-  ASSERT_NO_FATAL_FAILURE(RunCommand({"gen", "--events", std::to_string(events), "--users", "400",
-                               "--items", "3000", "--bot-fraction", "0.02", "--seed", "11",
-                               "--out", stream, "--quiet"}));
+  ASSERT_NO_FATAL_FAILURE(
+      RunCommand({"gen", "--events", std::to_string(events), "--users", "400", "--items", "3000",
+                  "--bot-fraction", "0.02", "--seed", "11", "--out", stream, "--quiet"}));
   std::vector<std::string> lines;
   {
     std::ifstream in(stream);
@@ -156,20 +155,20 @@ TEST(PipelineCrashTest, SigkillDuringHttpIngestLeavesEveryDerivedStateEqualToAnU
   // both servers' directories before they start (every model the demo loads except SASRec, whose
   // training is bench/ material).
   const std::string train = dir.File("train");
-  ASSERT_NO_FATAL_FAILURE(
-      RunCommand({"import", "--data", train, "--partitions", "2", "--format", "jsonl", "--quiet", stream}));
+  ASSERT_NO_FATAL_FAILURE(RunCommand(
+      {"import", "--data", train, "--partitions", "2", "--format", "jsonl", "--quiet", stream}));
   ASSERT_NO_FATAL_FAILURE(RunCommand({"train", "segments", "--data", train, "--k-max", "4", "-q"}));
   ASSERT_NO_FATAL_FAILURE(RunCommand({"train", "next-category", "--data", train, "-q"}));
-  ASSERT_NO_FATAL_FAILURE(RunCommand({"train", "propensity", "--data", train, "--cutoff",
-                               "2017-11-29T00:00:00Z", "--horizon", "2d", "--rounds", "20",
-                               "--threads", "1", "-q"}));
+  ASSERT_NO_FATAL_FAILURE(
+      RunCommand({"train", "propensity", "--data", train, "--cutoff", "2017-11-29T00:00:00Z",
+                  "--horizon", "2d", "--rounds", "20", "--threads", "1", "-q"}));
   if (EnvOr("PERSONA_CRASH_SASREC", 0) != 0) {
     ASSERT_NO_FATAL_FAILURE(RunCommand({"train", "sasrec", "--data", train, "--epochs", "3",
                                         "--dim", "32", "--threads", "2", "-q"}));
   }
   if (std::filesystem::exists(kUci)) {
-    ASSERT_NO_FATAL_FAILURE(RunCommand({"train", "sentiment", "--corpus", kUci, "--data", train,
-                                 "--buckets", "20000", "-q"}));
+    ASSERT_NO_FATAL_FAILURE(RunCommand(
+        {"train", "sentiment", "--corpus", kUci, "--data", train, "--buckets", "20000", "-q"}));
   }
   const std::string config = dir.File("persona.toml");
   ASSERT_TRUE(testing_util::WriteConfigFile(
@@ -223,10 +222,11 @@ TEST(PipelineCrashTest, SigkillDuringHttpIngestLeavesEveryDerivedStateEqualToAnU
       ASSERT_TRUE(r.ok()) << r.status();
       ASSERT_EQ(r->status, 200) << r->Describe();
     }
-    ref_us = std::chrono::duration_cast<std::chrono::microseconds>(
-                 std::chrono::steady_clock::now() - t0)
-                 .count();
-    auto exported = client.Request("GET", "/v1/audiences:export?condition=views%20%3E%3D%200&format=csv&fields=user_id", "");
+    ref_us =
+        std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0)
+            .count();
+    auto exported = client.Request(
+        "GET", "/v1/audiences:export?condition=views%20%3E%3D%200&format=csv&fields=user_id", "");
     ASSERT_TRUE(exported.ok() && exported->status == 200);
     std::istringstream rows(exported->body);
     std::string row;

@@ -202,8 +202,8 @@ absl::StatusOr<std::unique_ptr<Store>> Store::OpenReadOnly(const std::string& di
   return OpenImpl(dir, 0, true);
 }
 
-absl::StatusOr<std::unique_ptr<Store>> Store::OpenImpl(const std::string& dir,
-                                                       uint32_t partitions, bool read_only) {
+absl::StatusOr<std::unique_ptr<Store>> Store::OpenImpl(const std::string& dir, uint32_t partitions,
+                                                       bool read_only) {
   std::error_code ec;
   if (!read_only) fs::create_directories(dir, ec);
   if (ec || !fs::is_directory(dir, ec)) {
@@ -268,7 +268,8 @@ absl::StatusOr<std::unique_ptr<Store>> Store::OpenImpl(const std::string& dir,
   s = db->Get(rocksdb::ReadOptions(), store->meta_, ToSlice(kPartitionCountKey), &stored_count);
   if (s.IsNotFound()) {
     // A new store, or one whose creation died before this write: record the count now.
-    if (read_only) return absl::DataLossError(absl::StrCat("store: '", path, "' has no partition count"));
+    if (read_only)
+      return absl::DataLossError(absl::StrCat("store: '", path, "' has no partition count"));
     if (partitions == 0 || partitions > kMaxPartitions) {
       return absl::InvalidArgumentError(absl::StrCat("store: '", path,
                                                      "' has no partition count and ", partitions,
@@ -295,13 +296,16 @@ absl::StatusOr<std::unique_ptr<Store>> Store::OpenImpl(const std::string& dir,
 
   std::string format;
   s = db->Get(rocksdb::ReadOptions(), store->meta_, ToSlice(kFormatKey), &format);
-  if (s.IsNotFound()) format = "1";
-  else if (!s.ok()) return FromRocks(s, "reading the store format");
+  if (s.IsNotFound())
+    format = "1";
+  else if (!s.ok())
+    return FromRocks(s, "reading the store format");
   if (format != std::to_string(kStoreFormat)) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "store: '", path, "' has store format ", Absl(format), "; this build reads format ",
-        kStoreFormat, " (versioned checkpoints). Re-import the events into a new data directory "
-        "(`persona import`), or run the Persona version that wrote it"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("store: '", path, "' has store format ", Absl(format),
+                     "; this build reads format ", kStoreFormat,
+                     " (versioned checkpoints). Re-import the events into a new data directory "
+                     "(`persona import`), or run the Persona version that wrote it"));
   }
 
   std::unique_ptr<rocksdb::Iterator> last(
@@ -434,10 +438,19 @@ absl::Status Store::PutLogRecord(uint32_t partition, uint64_t seq, std::string_v
 absl::Status Store::TrimLog(uint32_t partition, uint64_t below_seq) {
   if (absl::Status s = CheckPartition(partition); !s.ok()) return s;
   if (below_seq <= 1) return absl::OkStatus();  // nothing below seq 1
-  return FromRocks(
-      db_->DeleteRange(rocksdb::WriteOptions(), log_, ToSlice(EncodeLogKey(partition, 0)),
-                       ToSlice(EncodeLogKey(partition, below_seq))),
-      PartitionContext("trimming the log", partition));
+  const LogKey begin = EncodeLogKey(partition, 0);
+  const LogKey end = EncodeLogKey(partition, below_seq);
+  if (absl::Status s =
+          FromRocks(db_->DeleteRange(rocksdb::WriteOptions(), log_, ToSlice(begin), ToSlice(end)),
+                    PartitionContext("trimming the log", partition));
+      !s.ok()) {
+    return s;
+  }
+  // SST files wholly inside the trimmed range are dropped now (like deleting a Kafka segment)
+  // rather than when compaction reaches them; the tombstone covers the rest until then.
+  const rocksdb::Slice b = ToSlice(begin), e = ToSlice(end);
+  return FromRocks(rocksdb::DeleteFilesInRange(db_.get(), log_, &b, &e, /*include_end=*/false),
+                   PartitionContext("deleting trimmed log files", partition));
 }
 
 // ---- Checkpoints --------------------------------------------------------------------------------
@@ -524,7 +537,7 @@ absl::StatusOr<Store::CheckpointMeta> Store::LoadCheckpointMeta(uint32_t partiti
 }
 
 absl::StatusOr<std::optional<std::string>> Store::LoadOperatorState(uint32_t partition,
-                                                                   std::string_view name) {
+                                                                    std::string_view name) {
   if (absl::Status s = CheckPartition(partition); !s.ok()) return s;
   std::string value;
   rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), meta_,
@@ -577,14 +590,13 @@ absl::Status Store::PutAttributes(uint32_t partition, std::string_view user_id,
 
 absl::Status Store::DeleteAttributes(uint32_t partition, std::string_view user_id) {
   if (absl::Status s = CheckPartition(partition); !s.ok()) return s;
-  return FromRocks(db_->Delete(rocksdb::WriteOptions(), meta_,
-                               ToSlice(EncodeAttributesKey(partition, user_id))),
-                   PartitionContext("deleting attributes", partition));
+  return FromRocks(
+      db_->Delete(rocksdb::WriteOptions(), meta_, ToSlice(EncodeAttributesKey(partition, user_id))),
+      PartitionContext("deleting attributes", partition));
 }
 
 absl::Status Store::ForEachAttributes(
-    uint32_t partition,
-    const std::function<absl::Status(std::string_view, std::string_view)>& fn) {
+    uint32_t partition, const std::function<absl::Status(std::string_view, std::string_view)>& fn) {
   if (absl::Status s = CheckPartition(partition); !s.ok()) return s;
   const std::string lower_key = EncodeAttributesKey(partition, "");
   std::string upper_key = EncodeAttributesKey(partition + 1, "");

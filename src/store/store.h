@@ -160,7 +160,7 @@ class Store {
   absl::StatusOr<CheckpointMeta> LoadCheckpointMeta(uint32_t partition);
   // The state operator `name` committed with the partition's last checkpoint; nullopt if none.
   absl::StatusOr<std::optional<std::string>> LoadOperatorState(uint32_t partition,
-                                                              std::string_view name);
+                                                               std::string_view name);
   // Calls fn(user_id, generation, blob) for every stored profile version of the partition with a
   // generation <= max_generation, in generation order (then user id byte order), from a snapshot;
   // a user appears once per version still stored (the caller keeps the newest). Stops at and

@@ -13,7 +13,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/hash.h"
-#include "model/classification_metrics.h"
+#include "eval/classification_metrics.h"
 
 namespace persona {
 namespace {

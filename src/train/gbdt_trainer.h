@@ -1,5 +1,5 @@
 // Trains a gradient-boosted propensity or churn model with XGBoost (C API, binary:logistic, hist
-// trees) on a point-in-time set and returns it as a servable GbdtModel (model/gbdt_model.h).
+// trees) on a point-in-time set and returns it as a servable GbdtModel (predict/gbdt_model.h).
 //
 // Users, not rows, are split into training and validation by a hash of the user id, so a user
 // seen at several cutoffs never sits on both sides (their rows are strongly correlated, and a
@@ -14,8 +14,8 @@
 #include <string_view>
 
 #include "absl/status/statusor.h"
-#include "model/gbdt_model.h"
-#include "model/point_in_time.h"
+#include "predict/gbdt_model.h"
+#include "predict/point_in_time.h"
 
 namespace persona {
 

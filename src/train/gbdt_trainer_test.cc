@@ -13,8 +13,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/time_util.h"
-#include "model/classification_metrics.h"
-#include "model/recency_frequency_baseline.h"
+#include "eval/classification_metrics.h"
+#include "predict/recency_frequency_baseline.h"
 
 namespace persona {
 namespace {

@@ -1,5 +1,5 @@
 // The SASRec network in libtorch: the training-side twin of SasRecModel's forward pass
-// (model/sasrec_model.h documents the architecture). Attention is written out with explicit
+// (recommend/sasrec_model.h documents the architecture). Attention is written out with explicit
 // projections instead of torch::nn::MultiheadAttention so that the weights map one to one onto
 // SasRecWeights and the masking is exactly the serving code's: causal, padding keys masked,
 // padding rows zeroed after every block.
@@ -11,7 +11,7 @@
 #include <span>
 #include <vector>
 
-#include "model/sasrec_model.h"
+#include "recommend/sasrec_model.h"
 
 namespace persona {
 

@@ -11,7 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/json_writer.h"
 #include "common/time_util.h"
-#include "model/sequence_eval.h"
+#include "eval/sequence_eval.h"
 #include "train/sasrec_net.h"
 
 namespace persona {
@@ -76,8 +76,7 @@ std::string MetadataJson(const SequenceDataset& data, const SasRecTrainOptions& 
   w.Key("epochs").Uint(o.epochs);
   w.Key("patience").Uint(o.patience);
   w.Key("sampled_negatives").Uint(o.sampled_negatives);
-  w.Key("loss").String(UsesSampledSoftmax(o, data.num_items) ? "sampled_softmax"
-                                                             : "full_softmax");
+  w.Key("loss").String(UsesSampledSoftmax(o, data.num_items) ? "sampled_softmax" : "full_softmax");
   w.Key("time_limit_s").Double(o.time_limit_s);
   w.Key("seed").Uint(o.seed);
   w.Key("valid_users").Uint(o.valid_users);

@@ -1,5 +1,5 @@
 // Trains SASRec with libtorch (CPU) on leave-one-out training sequences and returns the servable
-// model (model/sasrec_model.h). The objective is cross-entropy over the full item set at every
+// model (recommend/sasrec_model.h). The objective is cross-entropy over the full item set at every
 // position of the sequence (SASRec+; or over `sampled_negatives` shared negatives per batch, the
 // default), which the literature shows beats the paper's one-negative binary loss by a wide margin
 // and converges in fewer epochs. After each epoch the validation targets are ranked (sampled
@@ -13,8 +13,8 @@
 #include <string>
 
 #include "absl/status/statusor.h"
-#include "model/sasrec_model.h"
-#include "model/sequence_data.h"
+#include "eval/sequence_data.h"
+#include "recommend/sasrec_model.h"
 
 namespace persona {
 
@@ -27,13 +27,13 @@ struct SasRecTrainOptions {
   float weight_decay = 0.0f;
   uint32_t batch_size = 128;
   uint32_t epochs = 200;
-  uint32_t patience = 5;         // epochs without validation improvement before stopping
+  uint32_t patience = 5;  // epochs without validation improvement before stopping
   // Uniform negatives shared by a batch, so an epoch's cost does not grow with the catalogue;
   // 0, or at least as many as there are items, = full softmax. On Amazon Games (24k items) 1024
   // matched full softmax on NDCG@10 and beat it on HR@10 at a quarter of the epoch time.
   uint32_t sampled_negatives = 1024;
-  double time_limit_s = 0;       // 0 = none
-  uint32_t threads = 0;          // torch intra-op threads; 0 = hardware concurrency
+  double time_limit_s = 0;  // 0 = none
+  uint32_t threads = 0;     // torch intra-op threads; 0 = hardware concurrency
   uint64_t seed = 42;
   uint32_t valid_users = 10000;  // users ranked for validation each epoch (0 = all)
   std::string data_source;       // recorded in the artifact's metadata

@@ -4,7 +4,7 @@
 
 #include <random>
 
-#include "model/sequence_eval.h"
+#include "eval/sequence_eval.h"
 #include "train/sasrec_net.h"
 
 namespace persona {

@@ -8,7 +8,7 @@
 #include <fstream>
 #include <random>
 
-#include "model/sasrec_model.h"
+#include "recommend/sasrec_model.h"
 #include "store/scoped_temp_dir.h"
 
 namespace persona {
