@@ -52,7 +52,8 @@ TEST(StoreFormatTest, ProfileKeyIsPartitionThenGenerationThenUserAndRoundTripsAn
   EXPECT_EQ(parts->user_id, user);
   // The extremes survive too.
   for (uint64_t generation : {uint64_t{0}, ~uint64_t{0}}) {
-    const auto edge = DecodeProfileKey(EncodeProfileKey(kMaxPartitions - 1, generation, "x"));
+    const std::string edge_key = EncodeProfileKey(kMaxPartitions - 1, generation, "x");
+    const auto edge = DecodeProfileKey(edge_key);  // views into edge_key
     ASSERT_TRUE(edge.has_value());
     EXPECT_EQ(edge->generation, generation);
     EXPECT_EQ(edge->user_id, "x");
@@ -66,7 +67,8 @@ TEST(StoreFormatTest, DecodeProfileKeyRejectsKeysShorterThanPartitionAndGenerati
   EXPECT_FALSE(DecodeProfileKey(std::string_view("\x00\x01", 2)).has_value());
   EXPECT_FALSE(DecodeProfileKey(std::string(kProfileKeyPrefixSize - 1, '\0')).has_value());
   // Exactly the header is a (degenerate) key with an empty user id; the store never writes one.
-  const auto empty_user = DecodeProfileKey(EncodeProfileGenerationPrefix(3, 9));
+  const std::string header = EncodeProfileGenerationPrefix(3, 9);
+  const auto empty_user = DecodeProfileKey(header);
   ASSERT_TRUE(empty_user.has_value());
   EXPECT_EQ(empty_user->generation, 9u);
   EXPECT_EQ(empty_user->user_id, "");
