@@ -14,9 +14,10 @@ CHUNKS=${CHUNKS:-10}
 RETENTION_BYTES=${RETENTION_BYTES:-268435456}
 WORK=${WORK:-/tmp/persona-disk}
 P=${PERSONA:-./build-rel/persona}
+USERS=${USERS:-$((EVENTS / 100))}
 mkdir -p "$WORK"
-file="$WORK/events-$EVENTS.csv"
-[ -f "$file" ] || "$P" gen --events "$EVENTS" --users $((EVENTS / 100)) --items $((EVENTS / 25)) \
+file="$WORK/events-$EVENTS-$USERS.csv"
+[ -f "$file" ] || "$P" gen --events "$EVENTS" --users "$USERS" --items $((EVENTS / 25)) \
   --format taobao --out "$file" --quiet
 rm -rf "$WORK/db" "$WORK"/part-*
 lines=$(wc -l <"$file")
