@@ -12,11 +12,17 @@ ninja -C build-release persona
 P=./build-release/persona
 DATA=${DATA_DIR:-data/demo}
 PORT=${PORT:-8080}
+# The demo marker names the store format: a demo written by an older Persona (format 1, before the
+# versioned checkpoints) is rebuilt rather than refused at start.
+if [ -f "$DATA/db/.persona-demo-loaded" ] && [ ! -f "$DATA/db/.persona-demo-format-2" ]; then
+  echo "--- the demo in $DATA was written by an older Persona (store format 1): rebuilding it"
+  rm -f "$DATA/db/.persona-demo-loaded"
+fi
 if [ ! -f "$DATA/db/.persona-demo-loaded" ]; then
   rm -rf "$DATA" && mkdir -p "$DATA"
   $P gen --events 1000000 --users 50000 --seed 7 --out "$DATA/events.jsonl" --truth "$DATA/truth.jsonl"
   $P import --data "$DATA/db" --format jsonl --tag-rules config/tags.rules "$DATA/events.jsonl"
-  touch "$DATA/db/.persona-demo-loaded"
+  touch "$DATA/db/.persona-demo-loaded" "$DATA/db/.persona-demo-format-2"
 fi
 TRAIN_MINUTES=${TRAIN_MINUTES:-3}
 if [ "$TRAIN_MINUTES" != 0 ] && ! ls "$DATA"/db/models/sasrec/*.psm >/dev/null 2>&1; then
