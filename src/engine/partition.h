@@ -151,7 +151,7 @@ class Partition {
   void ForEachProfile(
       const std::function<void(std::string_view, const Profile&, const ProfileContext&)>& fn) const;
   // Calls fn for every profile of shards [shard_begin, shard_end) under its shard lock, with the
-  // listener-owned membership bits (a scan may rewrite them; see ProfileChangeListener).
+  // operator-owned membership bits (a scan may rewrite them; see ChangedProfile::membership).
   void ScanShards(size_t shard_begin, size_t shard_end,
                   const std::function<void(const ProfileScanItem&)>& fn);
   int64_t watermark_ms() const { return watermark_.load(std::memory_order_relaxed); }
