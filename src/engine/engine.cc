@@ -298,12 +298,6 @@ void Engine::ScanProfiles(uint32_t threads,
   for (auto& t : helpers) t.join();
 }
 
-std::vector<uint64_t> Engine::LastSeqs() const {
-  std::vector<uint64_t> out;
-  for (const auto& p : partitions_) out.push_back(p->last_seq());
-  return out;
-}
-
 std::vector<PartitionStats> Engine::Stats() const {
   std::vector<PartitionStats> out;
   for (const auto& p : partitions_) out.push_back(p->Stats());

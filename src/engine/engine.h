@@ -78,8 +78,6 @@ class Engine {
                                             bool merge);
   absl::StatusOr<UserErasure> EraseUser(std::string_view user_id);
 
-  // The last log seq of each partition.
-  std::vector<uint64_t> LastSeqs() const;
 
   // OK, or the first storage error of any partition (that partition then rejects all writes).
   absl::Status health() const;
