@@ -9,8 +9,8 @@
 #include <memory>
 #include <string>
 
-#include "profile/condition.h"
-#include "profile/tag_rules.h"
+#include "rules/condition.h"
+#include "rules/tag_rules.h"
 
 namespace persona {
 namespace {

@@ -4,7 +4,6 @@
 #include <array>
 #include <atomic>
 #include <bitset>
-#include <cctype>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -702,64 +701,6 @@ std::string_view AudienceSource::Attribute(std::string_view key) const {
 
 // ---- AudienceCondition
 
-namespace {
-
-bool IsNameStart(char c) { return std::isalpha(static_cast<unsigned char>(c)) || c == '_'; }
-bool IsTokenChar(char c) {
-  return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.';
-}
-
-// The operands of a top-level conjunction ("a and b and (c or d)" -> a, b, (c or d)), or
-// nothing when the text is not one (a top-level "or" binds looser than "and"). Follows the
-// condition lexer: double-quoted strings with backslash escapes, case-insensitive keywords,
-// names and numbers as runs of name characters. Only called on text that compiled.
-std::vector<std::string_view> TopLevelConjuncts(std::string_view text) {
-  std::vector<std::string_view> parts;
-  int depth = 0;
-  size_t start = 0;
-  size_t i = 0;
-  auto split = [&](size_t at, size_t next) {
-    parts.push_back(text.substr(start, at - start));
-    start = next;
-  };
-  while (i < text.size()) {
-    const char c = text[i];
-    if (c == '"') {
-      for (++i; i < text.size() && text[i] != '"'; ++i) {
-        if (text[i] == '\\') ++i;
-      }
-      ++i;
-    } else if (c == '(' || c == '[') {
-      ++depth;
-      ++i;
-    } else if (c == ')' || c == ']') {
-      --depth;
-      ++i;
-    } else if ((c == '&' || c == '|') && i + 1 < text.size() && text[i + 1] == c) {
-      if (depth == 0 && c == '|') return {};
-      if (depth == 0) split(i, i + 2);
-      i += 2;
-    } else if (IsTokenChar(c)) {
-      size_t j = i;
-      while (j < text.size() && IsTokenChar(text[j])) ++j;
-      if (depth == 0 && IsNameStart(c) && j - i <= 3) {
-        std::string word(text.substr(i, j - i));
-        for (char& ch : word) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-        if (word == "or") return {};
-        if (word == "and") split(i, j);
-      }
-      i = j;
-    } else {
-      ++i;
-    }
-  }
-  if (parts.empty()) return {};
-  parts.push_back(text.substr(start));
-  return parts;
-}
-
-}  // namespace
-
 AudienceCondition::AudienceCondition(Condition condition) : condition_(std::move(condition)) {
   const AudienceCatalogImpl& catalog = Catalog();
   for (uint32_t id : condition_.variables()) {
@@ -770,27 +711,12 @@ AudienceCondition::AudienceCondition(Condition condition) : condition_(std::move
   }
   // A conjunction is evaluated cheapest operand first: in a scan most profiles are rejected by
   // a field of the profile object itself before any condition on day buckets, interest tables
-  // or model scores has to fetch another block from memory. Operands have no side effects and
-  // every value is defined (NaN at worst), so the order cannot change the result.
-  std::vector<std::pair<uint64_t, Condition>> ranked;
-  for (std::string_view part : TopLevelConjuncts(condition_.text())) {
-    absl::StatusOr<Condition> c = Condition::Compile(part, catalog);
-    if (!c.ok()) return;  // cannot happen for text that compiled; keep the plain program
-    uint64_t cost = 0;
-    for (uint32_t id : c->variables()) cost += catalog.Cost(id);
-    ranked.emplace_back(cost, *std::move(c));
-  }
-  std::stable_sort(ranked.begin(), ranked.end(),
-                   [](const auto& a, const auto& b) { return a.first < b.first; });
-  for (auto& [cost, c] : ranked) conjuncts_.push_back(std::move(c));
+  // or model scores has to fetch another block from memory.
+  condition_.OrderConjunctsByCost([&catalog](uint32_t id) -> uint64_t { return catalog.Cost(id); });
 }
 
 bool AudienceCondition::Evaluate(const VariableSource& source) const {
-  if (conjuncts_.empty()) return condition_.Evaluate(source);
-  for (const Condition& c : conjuncts_) {
-    if (!c.Evaluate(source)) return false;
-  }
-  return true;
+  return condition_.Evaluate(source);
 }
 
 absl::StatusOr<AudienceCondition> AudienceCondition::Compile(std::string_view text) {
@@ -819,69 +745,20 @@ uint64_t MatchAll(std::span<const AudienceCondition* const> conditions, const Pr
 
 // ---- AudienceField
 
-namespace {
-
-// Splits `field` into a name and, for a call, its unescaped string argument (the condition
-// language's string syntax). False when it is neither a name nor name("...").
-bool SplitField(std::string_view field, std::string_view* name, std::optional<std::string>* arg) {
-  while (!field.empty() && field.front() == ' ') field.remove_prefix(1);
-  while (!field.empty() && field.back() == ' ') field.remove_suffix(1);
-  const size_t paren = field.find('(');
-  if (paren == std::string_view::npos) {
-    *name = field;
-    return !field.empty();
-  }
-  *name = field.substr(0, paren);
-  while (!name->empty() && name->back() == ' ') name->remove_suffix(1);
-  std::string_view rest = field.substr(paren + 1);
-  while (!rest.empty() && rest.front() == ' ') rest.remove_prefix(1);
-  if (rest.empty() || rest.front() != '"') return false;
-  std::string value;
-  size_t i = 1;
-  bool closed = false;
-  while (i < rest.size()) {
-    const char c = rest[i++];
-    if (c == '"') {
-      closed = true;
-      break;
-    }
-    if (c == '\\' && i < rest.size()) {
-      const char escaped = rest[i++];
-      value.push_back(escaped == 'n' ? '\n' : escaped == 't' ? '\t' : escaped);
-    } else {
-      value.push_back(c);
-    }
-  }
-  rest = rest.substr(i);
-  while (!rest.empty() && rest.front() == ' ') rest.remove_prefix(1);
-  if (!closed || rest != ")") return false;
-  *arg = std::move(value);
-  return !name->empty();
-}
-
-}  // namespace
-
 absl::StatusOr<AudienceField> AudienceField::Parse(std::string_view field) {
-  std::string_view name;
-  std::optional<std::string> arg;
-  std::optional<VarInfo> info;
-  if (SplitField(field, &name, &arg)) {
-    info = arg ? Catalog().LookupCall(name, *arg) : Catalog().Lookup(name);
-  }
-  if (!info) {
-    // The condition compiler explains the problem best (did-you-mean, "is a function", ...):
-    // reuse its message without the column, which means little for a field list.
+  absl::StatusOr<VarInfo> info = Condition::ResolveVariable(field, Catalog());
+  if (!info.ok()) {
+    // The compiler explains a bad name best (did-you-mean, "is a function", ...): reuse its
+    // message without the column, which means little for a field list. Anything else (not a
+    // single name or call) is just an unknown field.
     std::string message = "unknown field '" + std::string(field) + "'";
-    absl::StatusOr<Condition> probe = Condition::Compile(field, Catalog());
-    if (!probe.ok()) {
-      const std::string full(probe.status().message());
-      std::string_view detail = full;
-      if (size_t colon = detail.find(": "); detail.starts_with("column ") && colon != detail.npos) {
-        detail.remove_prefix(colon + 2);
-      }
-      if (detail.starts_with("unknown ") || detail.find("function") != detail.npos) {
-        message = std::string(detail);
-      }
+    const std::string full(info.status().message());
+    std::string_view detail = full;
+    if (size_t colon = detail.find(": "); detail.starts_with("column ") && colon != detail.npos) {
+      detail.remove_prefix(colon + 2);
+    }
+    if (detail.starts_with("unknown ") || detail.find("function") != detail.npos) {
+      message = std::string(detail);
     }
     return absl::InvalidArgumentError(message);
   }

@@ -1,17 +1,22 @@
-// The audience language: the tag-rule condition language (profile/condition.h: grammar, types,
+// The audience language: the tag-rule condition language (rules/condition.h: grammar, types,
 // NaN semantics, "column N: expected ... but found ..." errors) over a larger catalog of names,
 // evaluated against live profiles. docs/audiences.md documents every name and function.
 //
 // Everything ProfileFeatureCatalog() has (docs/profile.md), plus:
 //   rfm.r rfm.f rfm.m rfm.recency_days rfm.orders rfm.monetary rfm.monetary_1d rfm.monetary_7d
-//   rfm.monetary_30d rfm.aov          aliases of rfm_r, ..., aov
-//   segment (number, -1 none; see CurrentSegment)   satisfaction (number, NaN none)   anomalous (bool: any anomaly
-//   flag) predictions.propensity predictions.churn   numbers in [0, 1]; NaN without a
-//   model/predictor predictions.segment    the loaded segment model's segment now (-1 none)
+//   rfm.monetary_30d rfm.aov
+//                   aliases of rfm_r, ..., aov
+//   segment         number: the user's segment (-1 none; see CurrentSegment)
+//   satisfaction    number: mean review sentiment (NaN none)
+//   anomalous       bool: any anomaly flag
+//   predictions.propensity predictions.churn
+//                   numbers in [0, 1]; NaN without a model or predictor
+//   predictions.segment
+//                   number: the loaded segment model's segment now (-1 none)
 //   tag("x")        bool: tag rule x fired, or x is an anomaly flag set on the profile
-//   ("high_rate",
-//                   "regular_timing", "view_burst", "cart_churn"), or x == "bot" and the profile
-//                   is anomalous. An unknown tag name is false, not an error: rules reload.
+//                   ("high_rate", "regular_timing", "view_burst", "cart_churn"), or x == "bot"
+//                   and the profile is anomalous. An unknown tag name is false, not an error:
+//                   rules reload.
 //   attribute("x")  string: the user's attribute x (strings as is, other JSON values as minified
 //                   JSON text, "" when absent)
 //
@@ -32,12 +37,12 @@
 
 #include "absl/status/statusor.h"
 #include "common/json_writer.h"
-#include "profile/condition.h"
 #include "profile/profile.h"
 #include "profile/profile_context.h"
-#include "profile/profile_features.h"
-#include "profile/tag_rules.h"
-#include "profile/variables.h"
+#include "rules/condition.h"
+#include "rules/profile_features.h"
+#include "rules/tag_rules.h"
+#include "rules/variables.h"
 
 namespace persona {
 
@@ -179,9 +184,7 @@ class AudienceCondition {
  private:
   explicit AudienceCondition(Condition condition);
 
-  Condition condition_;
-  // A top-level conjunction's operands, cheapest first (empty: evaluate condition_ as is).
-  std::vector<Condition> conjuncts_;
+  Condition condition_;  // the operands of each "and" ordered cheapest first
   bool uses_predictions_ = false;
   bool uses_time_ = false;
 };

@@ -325,6 +325,46 @@ TEST_F(AudienceConditionTest, MatchAllAndReorderedConjunctionsEqualTheWrittenPro
   EXPECT_GT(std::popcount(any), 40);
 }
 
+// Answers every number 0, every string "" and every boolean false, and logs what was read.
+class ReadLog : public VariableSource {
+ public:
+  double Number(uint32_t id) const override {
+    ids.push_back(id);
+    return 0;
+  }
+  std::string_view String(uint32_t id) const override {
+    ids.push_back(id);
+    return {};
+  }
+  bool Bool(uint32_t id) const override {
+    ids.push_back(id);
+    return false;
+  }
+  mutable std::vector<uint32_t> ids;
+};
+
+uint32_t IdOf(std::string_view name) { return AudienceCatalog().Lookup(name)->id; }
+
+TEST(AudienceConditionOrderTest, CheapConjunctsAreEvaluatedBeforeDearOnes) {
+  // Written dearest first, with a string literal that holds " and " and " or ": the compiled
+  // tree has three operands, and a plain field of the profile decides before the model score or
+  // the attribute (which parses JSON) is read.
+  absl::StatusOr<AudienceCondition> c = AudienceCondition::Compile(
+      "predictions.churn > 0.5 and attribute(\"note\") = \"a and b or c\" and orders > 10");
+  ASSERT_TRUE(c.ok()) << c.status();
+  ReadLog log;
+  EXPECT_FALSE(c->Evaluate(log));
+  EXPECT_EQ(log.ids, std::vector<uint32_t>{IdOf("orders")});
+
+  // Nested conjunctions are ordered too: inside the parentheses, orders before the model score.
+  c = AudienceCondition::Compile(
+      "anomalous or (predictions.propensity > 0.5 and monetary_30d >= 0 && orders > 10)");
+  ASSERT_TRUE(c.ok()) << c.status();
+  log.ids.clear();
+  EXPECT_FALSE(c->Evaluate(log));
+  EXPECT_EQ(log.ids, (std::vector<uint32_t>{IdOf("anomalous"), IdOf("orders")}));
+}
+
 TEST_F(AudienceConditionTest, ManyDistinctVariablesOverflowTheMemoCorrectly) {
   // More distinct ids than the memo holds: the rest are computed directly, with the same result.
   Profile p;

@@ -7,8 +7,8 @@
 #include "common/hash.h"
 #include "common/json_writer.h"
 #include "event/json_event.h"
-#include "profile/profile_features.h"
 #include "profile/profile_json.h"
+#include "rules/profile_features.h"
 
 namespace persona {
 

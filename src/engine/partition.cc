@@ -8,7 +8,7 @@
 #include "common/varint.h"
 #include "event/json_event.h"
 #include "profile/profile_codec.h"
-#include "profile/profile_features.h"
+#include "rules/profile_features.h"
 
 namespace persona {
 namespace {

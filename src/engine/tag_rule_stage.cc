@@ -1,6 +1,6 @@
 #include "engine/tag_rule_stage.h"
 
-#include "profile/profile_features.h"
+#include "rules/profile_features.h"
 
 namespace persona {
 

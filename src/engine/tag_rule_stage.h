@@ -1,4 +1,4 @@
-// The pipeline's first stage: evaluates the tag rules (profile/tag_rules.h) on every changed
+// The pipeline's first stage: evaluates the tag rules (rules/tag_rules.h) on every changed
 // profile and stores the result in Profile::tag_bits, so that the operators after it (audiences,
 // recommendations) see the profile's current tags. Rules are swapped atomically by a reload; a
 // profile is re-tagged at its next change (and the read path evaluates nothing).
@@ -8,7 +8,7 @@
 #include <memory>
 
 #include "engine/stream_operator.h"
-#include "profile/tag_rules.h"
+#include "rules/tag_rules.h"
 
 namespace persona {
 

@@ -7,11 +7,14 @@
 // is a few microseconds under its shard lock); ingest answers from the partition thread once the
 // events are durable and applied, which is what makes read-your-writes hold.
 //
-// Audience routes live in serve/audience_routes.h and the dashboard's files in
-// serve/static_files.h; the route table in api.cc (see "Routes") lists every route.
+// The route table in api.cc (see "Routes") lists every route; the handlers live by domain in
+// serve/ingest_routes.h, profile_routes.h, predict_routes.h, recommend_routes.h,
+// audience_routes.h and admin_routes.h, sharing an ApiContext (serve/api_context.h), with the
+// dashboard's files in serve/static_files.h and the API's metrics in serve/api_metrics.h.
 #pragma once
 
-#include <atomic>
+#include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -27,7 +30,7 @@ namespace persona {
 class Predictor;
 class Recommender;
 class SavedAudiences;
-}
+}  // namespace persona
 
 namespace persona::serve {
 
@@ -52,7 +55,7 @@ class Api {
   void Observe(const HttpExchange& exchange);
 
   // /readyz answers 503 until SetReady(true) and again after SetReady(false) (shutdown).
-  void SetReady(bool ready) { ready_.store(ready); }
+  void SetReady(bool ready);
   // Gauges the server knows (open connections).
   void SetConnectionsSource(std::function<uint64_t()> source);
   MetricsRegistry& metrics() { return *metrics_; }
@@ -60,15 +63,12 @@ class Api {
   bool auth_enabled() const;
 
  private:
-  struct Routes;
-  Api(const ServeConfig& config, std::string config_path);
+  struct Routes;  // the route table and the domains that answer its routes (api.cc)
+  Api();
 
-  ServeConfig config_;
-  std::string config_path_;
   std::unique_ptr<MetricsRegistry> metrics_;
   std::unique_ptr<Routes> routes_;
   std::unique_ptr<AccessLog> access_log_;
-  std::atomic<bool> ready_{false};
 };
 
 }  // namespace persona::serve

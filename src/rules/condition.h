@@ -1,4 +1,4 @@
-// A condition of the rule language (tag rules now, audience conditions later), compiled once and
+// A condition of the rule language shared by tag rules and audience conditions, compiled once and
 // evaluated many times against a VariableSource. Grammar, loosest binding first:
 //
 //   expr  := or
@@ -26,8 +26,9 @@
 #include <string_view>
 #include <vector>
 
+#include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
-#include "profile/variables.h"
+#include "rules/variables.h"
 
 namespace persona {
 
@@ -40,9 +41,23 @@ class Condition {
   // "column 1: unknown field 'monetery_30d' (did you mean 'monetary_30d'?)".
   static absl::StatusOr<Condition> Compile(std::string_view text, const VariableCatalog& catalog);
 
+  // Parses `text` as one variable of the language, a name or a call with a string argument
+  // ("monetary", "attribute(\"city\")"), with Compile's lexer and name resolution, and returns its
+  // id and type. Errors are Compile's, e.g. "column 1: unknown field 'monetery' (did you mean
+  // 'monetary'?)"; anything but a single name or call is InvalidArgument too.
+  static absl::StatusOr<VarInfo> ResolveVariable(std::string_view text,
+                                                 const VariableCatalog& catalog);
+
   // Evaluates the condition. Never allocates; reads only the ids listed by variables(). Thread-safe
-  // for concurrent callers (a Condition is immutable once compiled).
+  // for concurrent callers (a Condition is immutable once compiled and ordered).
   bool Evaluate(const VariableSource& source) const;
+
+  // Reorders the operands of every "and" (the top-level conjunction and any nested one) so that
+  // the cheapest is evaluated first, its cost being the sum of `variable_cost(id)` over the
+  // distinct variables it reads; equal costs keep their written order. Operands have no side
+  // effects and every value is defined (NaN at worst), so the order changes how soon Evaluate
+  // can stop, never its result. Call it before the condition is shared between threads.
+  void OrderConjunctsByCost(absl::FunctionRef<uint64_t(uint32_t id)> variable_cost);
 
   // The source text as given to Compile.
   const std::string& text() const { return text_; }
@@ -94,6 +109,8 @@ class Condition {
   bool EvaluateBool(uint32_t node, const VariableSource& source) const;
   double EvaluateNumber(uint32_t node, const VariableSource& source) const;
   std::string_view EvaluateString(uint32_t node, const VariableSource& source) const;
+  // Appends the variable ids `node` and its operands read (with repeats).
+  void CollectVariables(uint32_t node, std::vector<uint32_t>* ids) const;
 
   std::string text_;
   std::vector<Node> nodes_;

@@ -1,4 +1,4 @@
-#include "profile/condition.h"
+#include "rules/condition.h"
 
 #include <algorithm>
 #include <cctype>
@@ -91,6 +91,7 @@ class ConditionCompiler {
       : text_(text), catalog_(catalog) {}
 
   absl::StatusOr<Condition> Compile();
+  absl::StatusOr<VarInfo> ResolveVariable();
 
  private:
   using Node = Condition::Node;
@@ -172,6 +173,8 @@ class ConditionCompiler {
   absl::Status ParseAtom(Operand* out);
   absl::Status ParseList(Operand* out);
   absl::Status ParseName(Operand* out);
+  // Consumes a name, or a call name("argument"), and resolves it against the catalog.
+  absl::Status ResolveName(VarInfo* info);
   absl::Status BuildCompare(const Token& op, bool negated_in, const Operand& left,
                             const Operand& right, Operand* out);
   absl::Status Expect(const Operand& x, Type type, std::string_view where) const;
@@ -721,7 +724,7 @@ absl::Status ConditionCompiler::ParseList(Operand* out) {
   return absl::OkStatus();
 }
 
-absl::Status ConditionCompiler::ParseName(Operand* out) {
+absl::Status ConditionCompiler::ResolveName(VarInfo* out) {
   const Token& name_token = Take();
   const std::string_view name = name_token.spelling;
   if (Peek().kind == Tok::kLeftParen) {
@@ -750,7 +753,7 @@ absl::Status ConditionCompiler::ParseName(Operand* out) {
       return Error(name_token.column,
                    Cat("unknown function '", name, "'", Suggestion(name, names)));
     }
-    *out = Operand{EmitVariable(*info), TypeOf(info->type), name_token.column};
+    *out = *info;
   } else {
     std::optional<VarInfo> info = catalog_.Lookup(name);
     if (!info) {
@@ -762,8 +765,16 @@ absl::Status ConditionCompiler::ParseName(Operand* out) {
       }
       return Error(name_token.column, Cat("unknown field '", name, "'", Suggestion(name, names)));
     }
-    *out = Operand{EmitVariable(*info), TypeOf(info->type), name_token.column};
+    *out = *info;
   }
+  return absl::OkStatus();
+}
+
+absl::Status ConditionCompiler::ParseName(Operand* out) {
+  const uint32_t column = Peek().column;
+  VarInfo info;
+  PERSONA_RETURN_IF_ERROR(ResolveName(&info));
+  *out = Operand{EmitVariable(info), TypeOf(info.type), column};
   return absl::OkStatus();
 }
 
@@ -836,9 +847,85 @@ absl::StatusOr<Condition> ConditionCompiler::Compile() {
   return std::move(condition_);
 }
 
+absl::StatusOr<VarInfo> ConditionCompiler::ResolveVariable() {
+  PERSONA_RETURN_IF_ERROR(Lex());
+  if (Peek().kind != Tok::kName) {
+    return Error(Peek().column, Cat("expected a name but found ", Describe(Peek())));
+  }
+  VarInfo info;
+  PERSONA_RETURN_IF_ERROR(ResolveName(&info));
+  if (Peek().kind != Tok::kEnd) {
+    return Error(Peek().column, Cat("expected the end after a name but found ", Describe(Peek())));
+  }
+  return info;
+}
+
 absl::StatusOr<Condition> Condition::Compile(std::string_view text,
                                              const VariableCatalog& catalog) {
   return ConditionCompiler(text, catalog).Compile();
+}
+
+absl::StatusOr<VarInfo> Condition::ResolveVariable(std::string_view text,
+                                                   const VariableCatalog& catalog) {
+  return ConditionCompiler(text, catalog).ResolveVariable();
+}
+
+void Condition::CollectVariables(uint32_t index, std::vector<uint32_t>* ids) const {
+  const Node& n = nodes_[index];
+  switch (n.op) {
+    case Op::kBoolVar:
+    case Op::kNumberVar:
+    case Op::kStringVar:
+    case Op::kCompareVarToNumber:
+    case Op::kCompareVarToString:
+      ids->push_back(n.a);
+      break;
+    case Op::kNegate:
+    case Op::kNot:
+    case Op::kInNumbers:
+    case Op::kInStrings:
+      CollectVariables(n.a, ids);
+      break;
+    case Op::kAdd:
+    case Op::kSubtract:
+    case Op::kMultiply:
+    case Op::kDivide:
+    case Op::kCompareNumbers:
+    case Op::kCompareStrings:
+    case Op::kCompareBools:
+      CollectVariables(n.a, ids);
+      CollectVariables(n.b, ids);
+      break;
+    case Op::kAnd:
+    case Op::kOr:
+      for (uint32_t k = n.b; k < n.c; ++k) CollectVariables(children_[k], ids);
+      break;
+    default:
+      break;
+  }
+}
+
+void Condition::OrderConjunctsByCost(absl::FunctionRef<uint64_t(uint32_t id)> variable_cost) {
+  // Every n-ary node owns its own range of children_ (CopyReachable gives each one), so sorting
+  // a range in place reorders that node's operands only.
+  std::vector<std::pair<uint64_t, uint32_t>> ranked;
+  std::vector<uint32_t> ids;
+  for (const Node& n : nodes_) {
+    if (n.op != Op::kAnd) continue;
+    ranked.clear();
+    for (uint32_t k = n.b; k < n.c; ++k) {
+      ids.clear();
+      CollectVariables(children_[k], &ids);
+      std::sort(ids.begin(), ids.end());
+      ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+      uint64_t cost = 0;
+      for (uint32_t id : ids) cost += variable_cost(id);
+      ranked.emplace_back(cost, children_[k]);
+    }
+    std::stable_sort(ranked.begin(), ranked.end(),
+                     [](const auto& x, const auto& y) { return x.first < y.first; });
+    for (uint32_t k = n.b; k < n.c; ++k) children_[k] = ranked[k - n.b].second;
+  }
 }
 
 namespace {

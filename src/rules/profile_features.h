@@ -28,7 +28,7 @@
 #include "profile/daily_activity.h"
 #include "profile/profile.h"
 #include "profile/profile_context.h"
-#include "profile/variables.h"
+#include "rules/variables.h"
 
 namespace persona {
 

@@ -1,4 +1,4 @@
-#include "profile/profile_features.h"
+#include "rules/profile_features.h"
 
 #include <cmath>
 #include <limits>

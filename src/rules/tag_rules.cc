@@ -1,4 +1,4 @@
-#include "profile/tag_rules.h"
+#include "rules/tag_rules.h"
 
 #include <algorithm>
 #include <cerrno>

@@ -1,4 +1,4 @@
-// The bridge between rule expressions (tag rules now, audience conditions later) and the things
+// The bridge between rule expressions (tag rules and audience conditions) and the things
 // they talk about. A VariableCatalog resolves a name at compile time to an id and a type; a
 // VariableSource answers values by id at evaluation time. Expressions never see a Profile directly.
 #pragma once

@@ -1,5 +1,5 @@
 // The rule-facing view of a profile: every documented name resolves and answers as specified.
-#include "profile/profile_features.h"
+#include "rules/profile_features.h"
 
 #include <cmath>
 #include <string>

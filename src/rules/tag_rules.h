@@ -21,8 +21,8 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "profile/condition.h"
-#include "profile/variables.h"
+#include "rules/condition.h"
+#include "rules/variables.h"
 
 namespace persona {
 

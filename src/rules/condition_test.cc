@@ -1,4 +1,4 @@
-#include "profile/condition.h"
+#include "rules/condition.h"
 
 #include <cmath>
 #include <limits>
@@ -65,22 +65,25 @@ class FakeCatalog : public VariableCatalog {
   std::map<std::pair<std::string, std::string>, VarInfo> calls_;
 };
 
-// Values by id; unset numbers are NaN, unset strings empty, unset booleans false. Counts reads so
-// that tests can prove short-circuiting.
+// Values by id; unset numbers are NaN, unset strings empty, unset booleans false. Counts and logs
+// reads so that tests can prove short-circuiting and evaluation order.
 class FakeSource : public VariableSource {
  public:
   double Number(uint32_t id) const override {
     ++reads;
+    read_ids.push_back(id);
     auto it = numbers.find(id);
     return it == numbers.end() ? kNaN : it->second;
   }
   std::string_view String(uint32_t id) const override {
     ++reads;
+    read_ids.push_back(id);
     auto it = strings.find(id);
     return it == strings.end() ? std::string_view() : std::string_view(it->second);
   }
   bool Bool(uint32_t id) const override {
     ++reads;
+    read_ids.push_back(id);
     auto it = bools.find(id);
     return it != bools.end() && it->second;
   }
@@ -88,6 +91,7 @@ class FakeSource : public VariableSource {
   std::map<uint32_t, std::string> strings;
   std::map<uint32_t, bool> bools;
   mutable int reads = 0;
+  mutable std::vector<uint32_t> read_ids;
 };
 
 class ConditionTest : public ::testing::Test {
@@ -262,6 +266,91 @@ TEST_F(ConditionTest, CopiesOutliveTheOriginal) {
   Condition copy = *original;
   original.reset();
   EXPECT_TRUE(copy.Evaluate(source_));
+}
+
+// Costs for OrderConjunctsByCost: interest shares dear, strings middling, the rest cheap.
+uint64_t TestCost(uint32_t id) { return id == 20 || id == 21 ? 100 : id == 3 ? 10 : 1; }
+
+TEST_F(ConditionTest, OrderConjunctsByCostEvaluatesTheCheapestOperandFirst) {
+  // A string literal holding " and " and " or " is one operand of the compiled tree, whatever a
+  // scan of the text would make of it.
+  const std::string text =
+      "interest.category(\"shoes\") > 0.5 and lifecycle = \"x and y or z\" && "
+      "purchases_30d > 100";
+  absl::StatusOr<Condition> c = Condition::Compile(text, catalog_);
+  ASSERT_TRUE(c.ok()) << c.status();
+  source_.read_ids.clear();
+  EXPECT_FALSE(c->Evaluate(source_));
+  EXPECT_THAT(source_.read_ids, ElementsAre(20, 3));  // as written: the share, then the string
+
+  c->OrderConjunctsByCost(TestCost);
+  source_.read_ids.clear();
+  EXPECT_FALSE(c->Evaluate(source_));
+  EXPECT_THAT(source_.read_ids, ElementsAre(1));  // the cheap count alone decides
+  EXPECT_EQ(c->text(), text);
+  EXPECT_THAT(c->variables(), ElementsAre(1, 3, 20));
+
+  // When every operand holds, all are read, cheapest first, and the result is unchanged.
+  c = Condition::Compile(
+      "interest.category(\"shoes\") > 0.5 and lifecycle = \"active\" and purchases_30d = 3",
+      catalog_);
+  ASSERT_TRUE(c.ok()) << c.status();
+  c->OrderConjunctsByCost(TestCost);
+  source_.read_ids.clear();
+  EXPECT_TRUE(c->Evaluate(source_));
+  EXPECT_THAT(source_.read_ids, ElementsAre(1, 3, 20));
+}
+
+TEST_F(ConditionTest, OrderConjunctsByCostReachesNestedConjunctionsAndKeepsTies) {
+  absl::StatusOr<Condition> c = Condition::Compile(
+      "is_bot or not (interest.category(\"books\") < 1 and (views_30d > 100 and "
+      "monetary_30d > 1e9))",
+      catalog_);
+  ASSERT_TRUE(c.ok()) << c.status();
+  c->OrderConjunctsByCost(TestCost);
+  source_.read_ids.clear();
+  EXPECT_TRUE(c->Evaluate(source_));
+  // The inner "and" (cost 2) goes before the share (cost 100); inside it, equal costs keep their
+  // written order, so views_30d decides alone.
+  EXPECT_THAT(source_.read_ids, ElementsAre(5, 2));
+  // An operand's cost counts each variable once: the parenthesised pair reads monetary_30d twice
+  // yet costs 1, not 2, so it keeps its place before views_30d.
+  c = Condition::Compile(
+      "(monetary_30d > 1 and monetary_30d < 2) and lifecycle = \"new\" and views_30d > 100",
+      catalog_);
+  ASSERT_TRUE(c.ok()) << c.status();
+  c->OrderConjunctsByCost(TestCost);
+  source_.read_ids.clear();
+  EXPECT_FALSE(c->Evaluate(source_));
+  EXPECT_THAT(source_.read_ids, ElementsAre(0, 0));
+}
+
+TEST_F(ConditionTest, ResolveVariableReadsOneNameOrCallWithTheConditionLexer) {
+  absl::StatusOr<VarInfo> v = Condition::ResolveVariable("monetary_30d", catalog_);
+  ASSERT_TRUE(v.ok()) << v.status();
+  EXPECT_EQ(v->id, 0u);
+  EXPECT_EQ(v->type, VarType::kNumber);
+  v = Condition::ResolveVariable(" interest.category ( \"sh\\oes\" )\t", catalog_);
+  ASSERT_TRUE(v.ok()) << v.status();
+  EXPECT_EQ(v->id, 20u);
+  v = Condition::ResolveVariable("tag(\"bot\")", catalog_);
+  ASSERT_TRUE(v.ok()) << v.status();
+  EXPECT_EQ(v->type, VarType::kBool);
+
+  auto error = [&](std::string_view text) {
+    absl::StatusOr<VarInfo> r = Condition::ResolveVariable(text, catalog_);
+    return r.ok() ? std::string("OK") : std::string(r.status().message());
+  };
+  EXPECT_EQ(error("monetery_30d"),
+            "column 1: unknown field 'monetery_30d' (did you mean 'monetary_30d'?)");
+  EXPECT_EQ(error("tag"), "column 1: 'tag' is a function; call it with a string, e.g. tag(\"x\")");
+  EXPECT_EQ(error("lifecycle(\"x\")"),
+            "column 1: 'lifecycle' is a field, not a function; remove the (...)");
+  EXPECT_EQ(error("interest.category(shoes)"),
+            "column 19: expected a string argument for 'interest.category' but found 'shoes'");
+  EXPECT_EQ(error("monetary_30d > 1"), "column 14: expected the end after a name but found '>'");
+  EXPECT_EQ(error(""), "column 1: expected a name but found end of input");
+  EXPECT_EQ(error("and"), "column 1: expected a name but found 'and'");
 }
 
 TEST_F(ConditionTest, ReportsUnexpectedTokenWithColumnAndExpectation) {

@@ -1,0 +1,97 @@
+// What the route handlers of every domain (serve/*_routes.h) share: the engine and the optional
+// read-path services, the configuration the server started with, the API keys in force, the
+// readiness flag, and one worker thread for slow calls. Api owns one; it outlives every handler.
+//
+// Threading: the services and the configuration are fixed at construction. The keys and the
+// readiness flag are atomics: a reload swaps the keys while I/O threads authenticate with them.
+// Post runs the calls it is given on the worker one at a time, in order.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <thread>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "engine/engine.h"
+#include "serve/api_keys.h"
+#include "serve/serve_config.h"
+
+namespace persona {
+class Predictor;
+class Recommender;
+}  // namespace persona
+
+namespace persona::serve {
+
+class ApiContext {
+ public:
+  // `engine` must outlive this object, and so must `recommender` and `predictor` (each may be
+  // null: its routes then answer 503). `config_path` ("" = none) is re-read by a reload.
+  ApiContext(Engine* engine, const ServeConfig& config, std::string config_path,
+             Recommender* recommender, Predictor* predictor);
+  ~ApiContext();  // runs the calls already posted, then joins the worker
+  ApiContext(const ApiContext&) = delete;
+  ApiContext& operator=(const ApiContext&) = delete;
+
+  Engine& engine() const { return *engine_; }
+  Recommender* recommender() const { return recommender_; }
+  Predictor* predictor() const { return predictor_; }
+  // The configuration as the server started with it; a reload re-reads only the API keys.
+  const ServeConfig& config() const { return config_; }
+  const std::string& config_path() const { return config_path_; }
+
+  std::shared_ptr<const ApiKeys> keys() const { return keys_.load(); }
+  void set_keys(std::shared_ptr<const ApiKeys> keys) { keys_.store(std::move(keys)); }
+
+  // /readyz answers 503 until set_ready(true) and again after set_ready(false).
+  bool ready() const { return ready_.load(); }
+  void set_ready(bool ready) { ready_.store(ready); }
+
+  // Runs `fn` on the worker for slow calls (checkpoint, reload, stats, segment sizes), so that
+  // they never hold an I/O thread.
+  void Post(std::function<void()> fn);
+
+ private:
+  void WorkLoop();
+
+  Engine* const engine_;
+  Recommender* const recommender_;
+  Predictor* const predictor_;
+  const ServeConfig config_;
+  const std::string config_path_;
+  std::atomic<std::shared_ptr<const ApiKeys>> keys_{std::make_shared<const ApiKeys>()};
+  std::atomic<bool> ready_{false};
+
+  std::mutex work_mu_;
+  std::condition_variable work_cv_;
+  std::deque<std::function<void()>> work_ ABSL_GUARDED_BY(work_mu_);
+  bool stopping_ ABSL_GUARDED_BY(work_mu_) = false;
+  std::thread worker_;  // last: starts once everything above is constructed
+};
+
+// The keys of config.api_keys; InvalidArgument naming the key with a bad hash or scope.
+absl::StatusOr<std::shared_ptr<const ApiKeys>> BuildApiKeys(const ServeConfig& config);
+
+// Checks of request parts that handlers of several domains share.
+
+// The media type of a Content-Type header, lower-cased, without parameters.
+std::string MediaType(std::string_view content_type);
+// OK for a user id of 1 to 256 bytes, else InvalidArgument saying what is wrong.
+absl::Status CheckUserId(std::string_view id);
+// A decimal integer of 1 to 9 digits; nullopt for anything else.
+std::optional<size_t> ParseUint(std::string_view s);
+// Milliseconds since the epoch by the wall clock (dead-letter times, metric caches).
+int64_t WallMs();
+
+}  // namespace persona::serve

@@ -1,0 +1,250 @@
+#include "serve/api_metrics.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <fstream>
+#include <utility>
+#include <vector>
+
+#include "audience/saved_audiences.h"
+#include "predict/predictor.h"
+#include "recommend/recommender.h"
+
+namespace persona::serve {
+namespace {
+
+uint64_t ResidentBytes() {
+  std::ifstream statm("/proc/self/statm");
+  uint64_t pages_total = 0, pages_resident = 0;
+  statm >> pages_total >> pages_resident;
+  return pages_resident * static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+}
+
+}  // namespace
+
+ApiMetrics::ApiMetrics(MetricsRegistry& registry, std::span<const std::string_view> route_patterns,
+                       ApiContext& context, const IngestRoutes& ingest,
+                       const AudienceRoutes& audiences)
+    : registry_(registry), context_(context), ingest_(ingest), audiences_(audiences) {
+  std::vector<std::string> names = {"unmatched", "-"};
+  for (std::string_view pattern : route_patterns) names.emplace_back(pattern);
+  for (const std::string& name : names) {
+    auto rm = std::make_unique<RouteMetrics>();
+    rm->latency =
+        &registry_.AddHistogram("persona_http_request_duration_seconds",
+                                "HTTP request latency from first byte to response written",
+                                Histogram::LatencyBounds(), {{"route", name}});
+    routes_.emplace(name, std::move(rm));
+  }
+  registry_.AddCollector([this](MetricsWriter& w) { Collect(w); });
+}
+
+void ApiMetrics::SetConnectionsSource(std::function<uint64_t()> source) {
+  connections_ = std::move(source);
+}
+
+void ApiMetrics::Observe(const HttpExchange& x) {
+  auto it = routes_.find(absl::string_view(x.route.data(), x.route.size()));
+  if (it == routes_.end()) it = routes_.find("unmatched");
+  RouteMetrics& rm = *it->second;
+  rm.latency->Observe(std::chrono::duration<double>(x.duration).count());
+  const size_t status = x.status >= 100 && x.status < 600 ? static_cast<size_t>(x.status) : 0;
+  Counter* c = rm.by_status[status].load(std::memory_order_acquire);
+  if (c == nullptr) {
+    // First answer with this status on this route: registration is idempotent and locked.
+    c = &registry_.AddCounter("persona_http_requests_total", "HTTP requests by route and status",
+                              {{"route", it->first}, {"status", std::to_string(x.status)}});
+    rm.by_status[status].store(c, std::memory_order_release);
+  }
+  c->Add();
+}
+
+void ApiMetrics::CollectRecommendations(MetricsWriter& w) {
+  const RecommendConfig& config = context_.recommender()->config();
+  for (size_t i = 0; i <= config.variants.size(); ++i) {
+    const std::string name = i < config.variants.size() ? config.variants[i].name : "(unknown)";
+    const Recommender::VariantCounters& c = context_.recommender()->counters(i);
+    w.Counter("persona_recommendations_total", "Recommendation responses served, by A/B variant",
+              {{"variant", name}}, static_cast<double>(c.responses.load()));
+  }
+  for (size_t i = 0; i <= config.variants.size(); ++i) {
+    const std::string name = i < config.variants.size() ? config.variants[i].name : "(unknown)";
+    const Recommender::VariantCounters& c = context_.recommender()->counters(i);
+    constexpr std::string_view kHelp =
+        "Events carrying a rec_id, by the variant that served it (click = view or click)";
+    w.Counter("persona_rec_attributed_events_total", kHelp, {{"variant", name}, {"type", "click"}},
+              static_cast<double>(c.clicks.load()));
+    w.Counter("persona_rec_attributed_events_total", kHelp, {{"variant", name}, {"type", "cart"}},
+              static_cast<double>(c.carts.load()));
+    w.Counter("persona_rec_attributed_events_total", kHelp,
+              {{"variant", name}, {"type", "purchase"}}, static_cast<double>(c.purchases.load()));
+  }
+  for (size_t i = 0; i < config.variants.size(); ++i) {
+    const Recommender::VariantCounters& c = context_.recommender()->counters(i);
+    const double responses = static_cast<double>(c.responses.load());
+    w.Gauge("persona_rec_ctr", "Attributed clicks per recommendation response since start",
+            {{"variant", config.variants[i].name}},
+            responses > 0 ? static_cast<double>(c.clicks.load()) / responses : 0.0);
+  }
+  for (size_t i = 0; i < config.variants.size(); ++i) {
+    const Recommender::VariantCounters& c = context_.recommender()->counters(i);
+    const double responses = static_cast<double>(c.responses.load());
+    w.Gauge("persona_rec_conversion",
+            "Attributed purchases per recommendation response since start",
+            {{"variant", config.variants[i].name}},
+            responses > 0 ? static_cast<double>(c.purchases.load()) / responses : 0.0);
+  }
+  for (size_t i = 0; i < config.variants.size(); ++i) {
+    const Recommender::VariantCounters& c = context_.recommender()->counters(i);
+    w.Counter("persona_rec_revenue_total", "Revenue of purchases carrying a rec_id",
+              {{"variant", config.variants[i].name}},
+              static_cast<double>(c.revenue_cents.load()) / 100.0);
+  }
+  w.Gauge("persona_rec_catalog_items", "Items known to the recommenders", {},
+          static_cast<double>(context_.recommender()->catalog().size()));
+  auto model = context_.recommender()->model();
+  w.Gauge("persona_rec_model_info", "The SASRec model in service (1), labelled by version",
+          {{"version", model ? model->version() : "none"}}, model ? 1.0 : 0.0);
+}
+
+void ApiMetrics::CollectPredictions(MetricsWriter& w) {
+  const Predictor::Counters c = context_.predictor()->counters();
+  for (int i = 0; i < kAnomalyFlagCount; ++i) {
+    w.Gauge("persona_anomaly_flagged_users",
+            "Users currently flagged as anomalous (bots, scrapers), by flag",
+            {{"flag", AnomalyFlagName(static_cast<uint8_t>(1u << i))}},
+            static_cast<double>(c.flagged_users[i]));
+  }
+  w.Counter("persona_anomaly_flagged_total", "Users newly flagged as anomalous since start", {},
+            static_cast<double>(c.flagged_transitions));
+  w.Counter("persona_reviews_scored_total", "Reviews scored for sentiment since start", {},
+            static_cast<double>(c.reviews_scored));
+  w.Counter("persona_segment_assignments_total", "Segment assignments at update time", {},
+            static_cast<double>(c.segment_assignments));
+  if (context_.recommender() != nullptr) {
+    w.Counter("persona_rec_flagged_events_skipped_total",
+              "Events of anomaly-flagged users kept out of trending and item-CF", {},
+              static_cast<double>(context_.recommender()->flagged_events()));
+  }
+}
+
+void ApiMetrics::CollectAudiences(MetricsWriter& w) {
+  const AudienceRoutes::Counters c = audiences_.counters();
+  w.Counter("persona_audience_scans_total", "Audience scans (queries, exports, reports)", {},
+            static_cast<double>(c.scans));
+  w.Counter("persona_audience_scan_seconds_total", "Time spent in audience scans", {},
+            c.scan_seconds);
+  w.Counter("persona_audience_profiles_scanned_total", "Profiles visited by audience scans", {},
+            static_cast<double>(c.profiles_scanned));
+  w.Counter("persona_audience_invalid_conditions_total",
+            "Audience conditions refused with a parse or type error", {},
+            static_cast<double>(c.invalid_conditions));
+  w.Gauge("persona_audience_long_polls", "Change-stream long-polls waiting", {},
+          static_cast<double>(c.long_polls_waiting));
+  if (SavedAudiences* saved = audiences_.saved()) {
+    // Prometheus text keeps a family's samples together: one loop per family.
+    const std::vector<SavedAudienceInfo> list = saved->List();
+    for (const SavedAudienceInfo& a : list) {
+      w.Gauge("persona_audience_size", "Members of a saved audience", {{"audience", a.id}},
+              static_cast<double>(a.size));
+    }
+    for (const SavedAudienceInfo& a : list) {
+      for (const bool enter : {true, false}) {
+        w.Counter("persona_audience_changes_total",
+                  "Enter/exit transitions of a saved audience since start",
+                  {{"audience", a.id}, {"change", enter ? "enter" : "exit"}},
+                  static_cast<double>(enter ? a.entered : a.exited));
+      }
+    }
+  }
+}
+
+void ApiMetrics::Collect(MetricsWriter& w) {
+  if (context_.recommender() != nullptr) CollectRecommendations(w);
+  if (context_.predictor() != nullptr) CollectPredictions(w);
+  CollectAudiences(w);
+  const std::vector<PartitionStats> stats = context_.engine().Stats();
+  for (int t = 0; t < kEventTypeCount; ++t) {
+    uint64_t acc = 0, dup = 0, rej = 0;
+    for (const auto& s : stats) {
+      acc += s.events_by_type[t];
+      dup += s.duplicates_by_type[t];
+      rej += s.rejected_by_type[t];
+    }
+    const std::string type(EventTypeName(static_cast<EventType>(t)));
+    constexpr std::string_view kHelp =
+        "Events by type and outcome (accepted: durable and applied, counted across restarts; "
+        "duplicate and rejected: since start; type \"unparsed\": rejected before a type was "
+        "known)";
+    w.Counter("persona_events_total", kHelp, {{"type", type}, {"outcome", "accepted"}}, acc);
+    w.Counter("persona_events_total", kHelp, {{"type", type}, {"outcome", "duplicate"}}, dup);
+    w.Counter("persona_events_total", kHelp, {{"type", type}, {"outcome", "rejected"}}, rej);
+    if (t == kEventTypeCount - 1) {
+      w.Counter("persona_events_total", kHelp, {{"type", "unparsed"}, {"outcome", "rejected"}},
+                ingest_.parse_rejected());
+    }
+  }
+  for (const auto& s : stats) {
+    w.Gauge("persona_partition_queue_events", "Events waiting in the partition's ingest queue",
+            {{"partition", std::to_string(s.partition)}}, static_cast<double>(s.queued_events));
+  }
+  for (const auto& s : stats) {
+    w.Gauge("persona_partition_lag_seconds",
+            "Age of the oldest request waiting in the partition's queue",
+            {{"partition", std::to_string(s.partition)}}, s.lag_seconds);
+  }
+  for (const auto& s : stats) {
+    w.Gauge("persona_partition_watermark_seconds", "Event-time watermark of the partition",
+            {{"partition", std::to_string(s.partition)}},
+            static_cast<double>(s.watermark_ms) / 1000.0);
+  }
+  for (const auto& s : stats) {
+    w.Gauge("persona_log_bytes",
+            "Bytes of the partition's retained event log (before RocksDB compression)",
+            {{"partition", std::to_string(s.partition)}}, static_cast<double>(s.log_bytes));
+  }
+  for (const auto& s : stats) {
+    w.Counter("persona_log_trimmed_segments_total", "Log segments deleted by retention since start",
+              {{"partition", std::to_string(s.partition)}},
+              static_cast<double>(s.log_trimmed_segments));
+  }
+  uint64_t profiles = 0, checkpoints = 0;
+  double checkpoint_seconds = 0, last_checkpoint = 0;
+  for (const auto& s : stats) {
+    profiles += s.profiles;
+    checkpoints += s.checkpoints;
+    checkpoint_seconds += s.checkpoint_seconds_total;
+    last_checkpoint = std::max(last_checkpoint, s.last_checkpoint_seconds);
+  }
+  w.Gauge("persona_profiles", "Profiles held in memory", {}, static_cast<double>(profiles));
+  w.Gauge("persona_memory_bytes", "Resident memory of the process", {},
+          static_cast<double>(ResidentBytes()));
+  w.Counter("persona_checkpoint_duration_seconds_sum",
+            "Total seconds spent writing checkpoints (all partitions, since start)", {},
+            checkpoint_seconds);
+  w.Counter("persona_checkpoint_duration_seconds_count", "Checkpoints written since start", {},
+            static_cast<double>(checkpoints));
+  w.Gauge("persona_checkpoint_last_duration_seconds",
+          "Duration of the slowest partition's most recent checkpoint", {}, last_checkpoint);
+  w.Gauge("persona_dead_letters", "Dead letters kept for inspection", {},
+          static_cast<double>(DeadLetterCount()));
+  if (connections_) {
+    w.Gauge("persona_http_connections", "Open HTTP connections", {},
+            static_cast<double>(connections_()));
+  }
+}
+
+uint64_t ApiMetrics::DeadLetterCount() {
+  std::lock_guard<std::mutex> lock(dead_letter_mu_);
+  const int64_t now = WallMs();
+  if (now - dead_letter_count_at_ms_ >= 10000) {
+    auto n = context_.engine().store().CountDeadLetters();
+    if (n.ok()) dead_letter_count_ = *n;
+    dead_letter_count_at_ms_ = now;
+  }
+  return dead_letter_count_;
+}
+
+}  // namespace persona::serve

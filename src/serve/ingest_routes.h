@@ -1,0 +1,35 @@
+// The ingest route, POST /v1/events (docs/openapi.yaml "events"): a JSON or NDJSON body parsed and
+// validated, invalid records dead-lettered, the rest submitted to the engine without blocking (429
+// when a partition queue is full). Api owns one and forwards the matched route to it.
+//
+// Threading: parsing runs on the I/O thread; the answer is given on the partition thread once the
+// events are durable and applied, which is what makes read-your-writes hold.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+#include "serve/api_context.h"
+#include "serve/http_server.h"
+#include "serve/request_target.h"
+
+namespace persona::serve {
+
+class IngestRoutes {
+ public:
+  // `context` must outlive this object.
+  explicit IngestRoutes(ApiContext& context) : context_(context) {}
+  IngestRoutes(const IngestRoutes&) = delete;
+  IngestRoutes& operator=(const IngestRoutes&) = delete;
+
+  void PostEvents(const HttpRequest& req, const RouteMatch& m, Responder& respond);
+
+  // For /metrics: records refused by the parser before they had a type, since start.
+  uint64_t parse_rejected() const { return parse_rejected_.load(std::memory_order_relaxed); }
+
+ private:
+  ApiContext& context_;
+  std::atomic<uint64_t> parse_rejected_{0};
+};
+
+}  // namespace persona::serve
