@@ -1,6 +1,7 @@
 #include "common/time_util.h"
 
 #include <charconv>
+#include <chrono>
 #include <cstdio>
 
 namespace persona {
@@ -146,6 +147,12 @@ std::optional<int64_t> ParseDuration(std::string_view s) {
   else
     return std::nullopt;
   return static_cast<int64_t>(v * mult);
+}
+
+int64_t WallClockMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
 }
 
 }  // namespace persona

@@ -24,6 +24,9 @@ std::string FormatIsoTime(int64_t ms);
 // Parses a duration such as "30m", "7d", "12h", "500ms", "45s", "2w" to milliseconds.
 std::optional<int64_t> ParseDuration(std::string_view s);
 
+// The wall clock in epoch milliseconds (receipt times of dead letters, retention ages).
+int64_t WallClockMs();
+
 // Floor division that rounds toward negative infinity (days/hours before 1970 stay consistent).
 inline int64_t FloorDiv(int64_t a, int64_t b) {
   return a / b - ((a % b != 0) && ((a < 0) != (b < 0)));

@@ -46,6 +46,10 @@ struct EngineConfig {
   uint64_t log_retention_bytes = 0;
   // A log segment (the unit retention deletes) closes after this many bytes or an hour of appends.
   uint64_t log_segment_bytes = 64 << 20;
+  // Route users to partitions with Kafka's murmur2 partitioner (KafkaPartitionOf) instead of
+  // xxHash, so that engine partition k is Kafka partition k. Set by the Kafka source; recorded in
+  // the data directory at creation ("config.routing"), which then keeps it for life.
+  bool kafka_routing = false;
   // File of tag rules (`name: expression` per line); empty = none. Reloadable.
   std::string tag_rules_file;
   ValidationLimits limits;

@@ -31,6 +31,7 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Open(const EngineConfig& config,
         std::to_string(p) + " (requested " + std::to_string(cfg.partitions) + ")");
   }
   cfg.partitions = p;
+  if (absl::Status s = engine->ChooseRouting(); !s.ok()) return s;
 
   std::shared_ptr<const TagRules> rules;
   if (!cfg.tag_rules_file.empty()) {
@@ -61,16 +62,19 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Open(const EngineConfig& config,
   const auto t0 = std::chrono::steady_clock::now();
   std::vector<absl::Status> results(p);
   std::vector<uint64_t> replayed(p, 0);
+  std::vector<std::string> phases(p);
   {
     std::vector<std::thread> threads;
     for (uint32_t i = 0; i < p; ++i) {
-      threads.emplace_back([&, i] { results[i] = engine->partitions_[i]->Recover(&replayed[i]); });
+      threads.emplace_back(
+          [&, i] { results[i] = engine->partitions_[i]->Recover(&replayed[i], &phases[i]); });
     }
     for (auto& t : threads) t.join();
   }
   for (uint32_t i = 0; i < p; ++i) {
     if (!results[i].ok()) return results[i];
     engine->recovered_events_ += replayed[i];
+    if (log) log("partition " + std::to_string(i) + " recovered: " + phases[i]);
   }
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   engine->recovery_seconds_ = secs;
@@ -105,7 +109,7 @@ absl::Status Engine::Submit(std::shared_ptr<const EventBatch> batch,
   const uint32_t p = partitions();
   std::vector<std::vector<uint32_t>> routed(p);
   for (uint32_t i = 0; i < batch->events.size(); ++i) {
-    routed[PartitionOf(batch->events[i].user_id, p)].push_back(i);
+    routed[RouteOf(batch->events[i].user_id)].push_back(i);
   }
   // Split per-partition lists so that one work item never exceeds a log record's capacity.
   const size_t max_work = config_.max_batch_events;
@@ -131,8 +135,82 @@ absl::Status Engine::Submit(std::shared_ptr<const EventBatch> batch,
   pending->remaining.store(static_cast<int>(works.size()));
   for (auto& [part, indexes] : works) {
     partitions_[part]->Enqueue(
-        PartitionWork{batch, std::move(indexes), pending, nullptr, 0},
+        PartitionWork{batch, std::move(indexes), pending, nullptr, 0, -1, {}},
         block ? Partition::EnqueueMode::kBlock : Partition::EnqueueMode::kForce);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Engine::ChooseRouting() {
+  auto stored = store_->GetSetting("routing");
+  if (!stored.ok()) return stored.status();
+  constexpr std::string_view kKafka = "kafka-murmur2";
+  if (stored->has_value()) {
+    if (**stored != kKafka) {
+      return absl::DataLossError("data directory '" + config_.data_dir + "': unknown routing '" +
+                                 **stored + "'");
+    }
+    kafka_routing_ = true;  // for life: the owner of every stored user depends on it
+    config_.kafka_routing = true;
+    return absl::OkStatus();
+  }
+  if (!config_.kafka_routing) return absl::OkStatus();
+  // Only a data directory that holds nothing yet can switch to Kafka's partitioner.
+  for (uint32_t i = 0; i < config_.partitions; ++i) {
+    auto last = store_->LastSeq(i);
+    if (!last.ok()) return last.status();
+    auto meta = store_->LoadCheckpointMeta(i);
+    if (!meta.ok()) return meta.status();
+    if (*last != 0 || meta->seq != 0) {
+      return absl::FailedPreconditionError(
+          "data directory '" + config_.data_dir +
+          "' already holds events routed by Persona's own hash; consuming Kafka needs Kafka's "
+          "murmur2 routing (engine partition = Kafka partition): use a new data directory");
+    }
+  }
+  if (absl::Status s = store_->PutSetting("routing", kKafka); !s.ok()) return s;
+  kafka_routing_ = true;
+  return absl::OkStatus();
+}
+
+uint32_t Engine::RouteOf(std::string_view user_id) const {
+  const uint32_t p = static_cast<uint32_t>(partitions_.size());
+  return kafka_routing_ ? KafkaPartitionOf(user_id, p) : PartitionOf(user_id, p);
+}
+
+absl::Status Engine::SubmitSourced(uint32_t partition, std::shared_ptr<const EventBatch> batch,
+                                   std::vector<DeadLetter> rejects, int64_t source_next,
+                                   std::function<void(IngestOutcome)> done, bool block) {
+  if (partition >= partitions()) {
+    return absl::InvalidArgumentError("no partition " + std::to_string(partition));
+  }
+  Partition& p = *partitions_[partition];
+  if (!block && !p.HasSpace(batch->events.size())) {
+    return absl::ResourceExhaustedError("ingest queue of partition " + std::to_string(partition) +
+                                        " is full");
+  }
+  // Work items of at most max_batch_events (a log record's capacity); the last carries the source
+  // offset and the dead letters, so the offset is stored only with the batch's last events. (A
+  // crash between two items re-delivers the batch; its first items are then duplicates.)
+  const size_t n = batch->events.size();
+  const size_t max_work = config_.max_batch_events;
+  const size_t items = std::max<size_t>(1, (n + max_work - 1) / max_work);
+  auto pending = std::make_shared<PendingIngest>();
+  pending->done = std::move(done);
+  pending->remaining.store(static_cast<int>(items));
+  for (size_t k = 0; k < items; ++k) {
+    PartitionWork work;
+    const size_t begin = k * max_work, end = std::min(n, begin + max_work);
+    work.indexes.resize(end - begin);
+    for (size_t i = begin; i < end; ++i) work.indexes[i - begin] = static_cast<uint32_t>(i);
+    work.batch = batch;
+    work.pending = pending;
+    if (k + 1 == items) {
+      work.source_next = source_next;
+      work.source_rejects = std::move(rejects);
+    }
+    p.Enqueue(std::move(work),
+              block ? Partition::EnqueueMode::kBlock : Partition::EnqueueMode::kForce);
   }
   return absl::OkStatus();
 }
@@ -173,7 +251,7 @@ void Engine::EraseUser(std::string_view user_id,
 
 absl::Status Engine::EnqueueControl(std::shared_ptr<PartitionControl> control) {
   if (control->user_id.empty()) return absl::InvalidArgumentError("user_id is empty");
-  Partition& p = *partitions_[PartitionOf(control->user_id, partitions())];
+  Partition& p = *partitions_[RouteOf(control->user_id)];
   return p.EnqueueControl(std::move(control));
 }
 
@@ -204,7 +282,7 @@ absl::Status Engine::health() const {
 bool Engine::ReadProfile(
     std::string_view user_id,
     const std::function<void(const Profile&, const ProfileContext&)>& fn) const {
-  return partitions_[PartitionOf(user_id, partitions())]->Read(user_id, fn);
+  return partitions_[RouteOf(user_id)]->Read(user_id, fn);
 }
 
 std::optional<std::string> Engine::ProfileJson(std::string_view user_id, uint32_t sections,
@@ -232,7 +310,7 @@ std::optional<std::string> Engine::ProfileJson(std::string_view user_id, uint32_
 absl::StatusOr<std::string> Engine::TimelineJson(std::string_view user_id, size_t limit) const {
   JsonWriter w;
   w.BeginArray();
-  absl::Status s = partitions_[PartitionOf(user_id, partitions())]->Timeline(
+  absl::Status s = partitions_[RouteOf(user_id)]->Timeline(
       user_id, limit, [&](const Event& e, uint64_t) { WriteEventJson(w, e); });
   if (!s.ok()) return s;
   w.EndArray();

@@ -46,6 +46,22 @@ class Engine {
   // ResourceExhausted without enqueuing anything when a target partition's queue is full.
   absl::Status Submit(std::shared_ptr<const EventBatch> batch,
                       std::function<void(IngestOutcome)> done, bool block);
+  // Enqueues the events of one external source's batch (consecutive messages of one Kafka
+  // partition) to `partition` as they are, without routing: the caller checked ownership. The
+  // write that makes them durable also stores `rejects` (messages that did not parse, as dead
+  // letters) and `source_next`, the offset after the batch's last message (Partition::
+  // source_offset); a batch over max_batch_events is split, the offset going with its last part.
+  // Same `done` and `block` as Submit.
+  absl::Status SubmitSourced(uint32_t partition, std::shared_ptr<const EventBatch> batch,
+                             std::vector<DeadLetter> rejects, int64_t source_next,
+                             std::function<void(IngestOutcome)> done, bool block);
+  // The partition that owns `user_id` (xxHash, or Kafka's murmur2 with kafka_routing).
+  uint32_t RouteOf(std::string_view user_id) const;
+  bool kafka_routing() const { return kafka_routing_; }
+  // Partition i's next source offset not yet durable and applied (-1: never consumed a source).
+  int64_t SourceOffset(uint32_t partition) const {
+    return partitions_[partition]->source_offset();
+  }
   // Submit + wait. Blocks for queue space.
   IngestOutcome Ingest(std::shared_ptr<const EventBatch> batch);
   // Records parse/validation rejections that never reached a partition.
@@ -124,6 +140,8 @@ class Engine {
 
  private:
   explicit Engine(const EngineConfig& config);
+  // Reads the routing the data directory was created with, or records Kafka's for a new one.
+  absl::Status ChooseRouting();
   // Routes a control request to its user's partition (InvalidArgument for an empty user id).
   absl::Status EnqueueControl(std::shared_ptr<PartitionControl> control);
 
@@ -136,6 +154,7 @@ class Engine {
   uint64_t recovered_events_ = 0;
   double recovery_seconds_ = 0;
   bool closed_ = false;
+  bool kafka_routing_ = false;
 };
 
 }  // namespace persona

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 
 #include "common/hash.h"
 #include "common/json_writer.h"
@@ -421,14 +422,23 @@ void Partition::ProcessBatch(std::vector<PartitionWork>& works) {
     }
   }
 
+  int64_t source_next = -1;
+  for (PartitionWork& w : works) {
+    source_next = std::max(source_next, w.source_next);
+    for (DeadLetter& letter : w.source_rejects) dead_letters.push_back(std::move(letter));
+    w.source_rejects.clear();
+  }
   absl::Status st;
   size_t record_bytes = 0;
+  const bool sync = config_.sync == SyncPolicy::kAlways;
   if (record_.count() > 0) {
     const std::string_view record = record_.Finish();
     record_bytes = record.size();
-    st = store_->Append(id_, seq, record, dead_letters, config_.sync == SyncPolicy::kAlways);
+    st = store_->Append(id_, seq, record, dead_letters, sync, source_next);
+  } else if (source_next >= 0) {
+    st = store_->AddSourceProgress(id_, dead_letters, source_next, sync);
   } else if (!dead_letters.empty()) {
-    st = store_->AddDeadLetters(dead_letters, config_.sync == SyncPolicy::kAlways);
+    st = store_->AddDeadLetters(dead_letters, sync);
   }
   if (!st.ok()) {
     // The in-memory dedup window and heads may now be ahead of the log: stop taking writes rather
@@ -445,6 +455,7 @@ void Partition::ProcessBatch(std::vector<PartitionWork>& works) {
     last_seq_.store(seq, std::memory_order_relaxed);
     NoteAppend(seq, record_bytes, wall);
   }
+  const bool source_advanced = source_next > source_next_.load(std::memory_order_relaxed);
 
   // Pass 2: the pipeline, under the profiles' shard locks.
   watermark_.store(wm, std::memory_order_relaxed);
@@ -462,6 +473,7 @@ void Partition::ProcessBatch(std::vector<PartitionWork>& works) {
   accepted_.fetch_add(acc, std::memory_order_relaxed);
   duplicates_.fetch_add(dup, std::memory_order_relaxed);
   rejected_.fetch_add(rej, std::memory_order_relaxed);
+  if (source_advanced) source_next_.store(source_next, std::memory_order_release);
   for (uint32_t wi = 0; wi < works.size(); ++wi) {
     PendingIngest& p = *works[wi].pending;
     {
@@ -746,15 +758,32 @@ uint64_t Partition::PlanRetention(uint64_t covered) {
   return trim_below;
 }
 
-absl::Status Partition::Recover(uint64_t* replayed_events) {
+absl::Status Partition::Recover(uint64_t* replayed_events, std::string* phases) {
   *replayed_events = 0;
+  // Seconds per phase, for the start-up log line (start-up must not grow with history).
+  auto lap = [phases, t = std::chrono::steady_clock::now()](std::string_view what) mutable {
+    const auto now = std::chrono::steady_clock::now();
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%s%.*s %.2f s", phases->empty() ? "" : ", ",
+                  static_cast<int>(what.size()), what.data(),
+                  std::chrono::duration<double>(now - t).count());
+    phases->append(buf);
+    t = now;
+  };
+  phases->clear();
   const std::string where = "partition " + std::to_string(id_);
   auto meta = store_->LoadCheckpointMeta(id_);
   if (!meta.ok()) return meta.status();
   if (meta->seq > 0 || !meta->blob.empty()) {
     if (auto s = DecodeMeta(meta->blob); !s.ok()) return s;
   }
+  lap("checkpoint meta (" + std::to_string(meta->blob.size() >> 10) + " KiB)");
   checkpoint_seq_.store(meta->seq);
+  {
+    auto source = store_->SourceOffset(id_);
+    if (!source.ok()) return source.status();
+    source_next_.store(source->value_or(-1));
+  }
   {
     uint64_t bytes = 0;
     for (const LogSegment& g : segments_) bytes += g.bytes;
@@ -784,6 +813,7 @@ absl::Status Partition::Recover(uint64_t* replayed_events) {
       return absl::Status(s.code(), where + ", operator " + std::string(op->name()) + ": " +
                                         std::string(s.message()));
     }
+    lap(std::string(op->name()) + " state (" + std::to_string(blob.size() >> 10) + " KiB)");
   }
   // Profile versions of a checkpoint that was never committed are not part of the state.
   if (absl::Status s = store_->DeleteProfilesAbove(id_, meta->seq); !s.ok()) return s;
@@ -807,6 +837,7 @@ absl::Status Partition::Recover(uint64_t* replayed_events) {
         return absl::OkStatus();
       });
   if (!load.ok()) return load;
+  lap(std::to_string(profiles_.load()) + " profiles");
   absl::Status attrs =
       store_->ForEachAttributes(id_, [&](std::string_view user, std::string_view json) {
         size_t shard;
@@ -820,6 +851,7 @@ absl::Status Partition::Recover(uint64_t* replayed_events) {
       for (StreamOperator* op : operators_) op->OnProfileLoaded(id_, user, entry->profile, ctx_);
     }
   }
+  lap("attributes and profile scan");
 
   // The log tail through the pipeline, one record at a time as the live writer applied it.
   int64_t wm = watermark_.load();
@@ -849,6 +881,7 @@ absl::Status Partition::Recover(uint64_t* replayed_events) {
     last = seq;
   }
   if (auto st = it->status(); !st.ok()) return st;
+  lap("log tail of " + std::to_string(*replayed_events) + " events");
   accepted_scratch_.clear();
   recovered_ = true;
   dedup_entries_.store(dedup_.size());

@@ -64,6 +64,11 @@ struct PartitionWork {
   std::shared_ptr<PendingIngest> pending;
   std::shared_ptr<PartitionControl> control;  // set instead of batch for control requests
   int64_t enqueued_ns = 0;                    // steady clock, for the partition's lag
+  // Work from an external source (a Kafka partition): the source offset after its last message,
+  // recorded atomically with the log record (Store::Append), and the messages that never became
+  // events (dead letters with their offsets), stored in the same write. -1: not from a source.
+  int64_t source_next = -1;
+  std::vector<DeadLetter> source_rejects;
 };
 
 struct PartitionStats {
@@ -108,7 +113,7 @@ class Partition {
 
   // Loads the last checkpoint (profiles, partition meta, operator states), then replays the log
   // tail after it through the pipeline. Call once, before Start.
-  absl::Status Recover(uint64_t* replayed_events);
+  absl::Status Recover(uint64_t* replayed_events, std::string* phases);
   void Start();
   // Stops accepting, drains the queue, writes a final checkpoint, joins the thread.
   absl::Status Stop();
@@ -131,6 +136,9 @@ class Partition {
   // Requests a checkpoint and waits until it is committed.
   absl::Status Checkpoint();
   uint64_t last_seq() const { return last_seq_.load(std::memory_order_acquire); }
+  // The next offset of this partition's external source that is not yet durable and applied
+  // (every message before it is in the log, or a dead letter); -1 if it never consumed one.
+  int64_t source_offset() const { return source_next_.load(std::memory_order_acquire); }
   uint64_t checkpoint_seq() const { return checkpoint_seq_.load(std::memory_order_acquire); }
   // "now" for this partition's derived state: its own event-time watermark (or the wall clock
   // when configured), so that a partition's pipeline depends on its own stream alone.
@@ -258,6 +266,7 @@ class Partition {
   int64_t last_checkpoint_wall_ms_ = 0;
   std::atomic<uint64_t> checkpoint_seq_{0};
   std::atomic<uint64_t> last_seq_{0};
+  std::atomic<int64_t> source_next_{-1};  // next source offset not in the log (-1: none)
   std::atomic<int64_t> watermark_{0};
   std::atomic<uint64_t> dedup_entries_{0};
   std::atomic<uint64_t> checkpoints_{0};

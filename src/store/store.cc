@@ -16,6 +16,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "common/varint.h"
 #include "store/dead_letter_codec.h"
 #include "store/store_format.h"
 
@@ -349,7 +350,8 @@ absl::Status Store::AddDeadLettersTo(std::span<const DeadLetter> letters,
 }
 
 absl::Status Store::Append(uint32_t partition, uint64_t seq, std::string_view record,
-                           std::span<const DeadLetter> dead_letters, bool sync) {
+                           std::span<const DeadLetter> dead_letters, bool sync,
+                           int64_t source_next) {
   if (absl::Status s = CheckPartition(partition); !s.ok()) return s;
   if (seq == 0) return absl::InvalidArgumentError("store: log seq 0 is reserved for 'empty'");
   rocksdb::WriteBatch batch(record.size() + 64);
@@ -357,10 +359,64 @@ absl::Status Store::Append(uint32_t partition, uint64_t seq, std::string_view re
   rocksdb::Status s = batch.Put(log_, ToSlice(key), ToSlice(record));
   if (!s.ok()) return FromRocks(s, PartitionContext("append", partition));
   if (absl::Status st = AddDeadLettersTo(dead_letters, &batch); !st.ok()) return st;
+  if (source_next >= 0) {
+    std::string value;
+    AppendVarint64(&value, static_cast<uint64_t>(source_next));
+    s = batch.Put(meta_, ToSlice(EncodeSourceOffsetKey(partition)), ToSlice(value));
+    if (!s.ok()) return FromRocks(s, PartitionContext("append", partition));
+  }
   rocksdb::WriteOptions options;
   options.sync = sync;
   return FromRocks(db_->Write(options, &batch),
                    absl::StrCat("append of seq ", seq, " (partition ", partition, ")"));
+}
+
+absl::Status Store::AddSourceProgress(uint32_t partition, std::span<const DeadLetter> letters,
+                                      int64_t source_next, bool sync) {
+  if (absl::Status s = CheckPartition(partition); !s.ok()) return s;
+  rocksdb::WriteBatch batch;
+  if (absl::Status s = AddDeadLettersTo(letters, &batch); !s.ok()) return s;
+  if (source_next >= 0) {
+    std::string value;
+    AppendVarint64(&value, static_cast<uint64_t>(source_next));
+    rocksdb::Status s = batch.Put(meta_, ToSlice(EncodeSourceOffsetKey(partition)), ToSlice(value));
+    if (!s.ok()) return FromRocks(s, PartitionContext("source offset", partition));
+  }
+  rocksdb::WriteOptions options;
+  options.sync = sync;
+  return FromRocks(db_->Write(options, &batch), PartitionContext("source offset", partition));
+}
+
+absl::StatusOr<std::optional<int64_t>> Store::SourceOffset(uint32_t partition) {
+  if (absl::Status s = CheckPartition(partition); !s.ok()) return s;
+  std::string value;
+  rocksdb::Status s =
+      db_->Get(rocksdb::ReadOptions(), meta_, ToSlice(EncodeSourceOffsetKey(partition)), &value);
+  if (s.IsNotFound()) return std::optional<int64_t>();
+  if (!s.ok()) return FromRocks(s, PartitionContext("source offset", partition));
+  std::string_view in = value;
+  uint64_t next;
+  if (!ReadVarint64(&in, &next) || !in.empty() || next > uint64_t{INT64_MAX}) {
+    return absl::DataLossError(PartitionContext("corrupt source offset", partition));
+  }
+  return std::optional<int64_t>(static_cast<int64_t>(next));
+}
+
+absl::StatusOr<std::optional<std::string>> Store::GetSetting(std::string_view name) {
+  std::string value;
+  const std::string key = std::string(kConfigKeyPrefix) + std::string(name);
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), meta_, ToSlice(key), &value);
+  if (s.IsNotFound()) return std::optional<std::string>();
+  if (!s.ok()) return FromRocks(s, "reading setting " + std::string(name));
+  return std::optional<std::string>(std::move(value));
+}
+
+absl::Status Store::PutSetting(std::string_view name, std::string_view value) {
+  rocksdb::WriteOptions sync;
+  sync.sync = true;
+  const std::string key = std::string(kConfigKeyPrefix) + std::string(name);
+  return FromRocks(db_->Put(sync, meta_, ToSlice(key), ToSlice(value)),
+                   "writing setting " + std::string(name));
 }
 
 absl::Status Store::AddDeadLetters(std::span<const DeadLetter> letters, bool sync) {

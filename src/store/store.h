@@ -79,10 +79,24 @@ class Store {
   // a crash either both are there or neither. `sync` = fsync before returning; without it the
   // write survives a process crash but not a power loss until the next sync. Appending an existing
   // seq overwrites it. InvalidArgument for a partition >= partitions() or seq 0.
+  // `source_next` >= 0 also records, in the same atomic write, the partition's next source offset
+  // (SourceOffset): the offsets before it are in the log or dead letters.
   absl::Status Append(uint32_t partition, uint64_t seq, std::string_view record,
-                      std::span<const DeadLetter> dead_letters, bool sync);
+                      std::span<const DeadLetter> dead_letters, bool sync,
+                      int64_t source_next = -1);
   // Stores dead letters that belong to no log record (import/HTTP parse errors).
   absl::Status AddDeadLetters(std::span<const DeadLetter> letters, bool sync);
+  // Stores dead letters of `partition` and its next source offset atomically (a batch of source
+  // messages none of which reached the log: all rejected or duplicates).
+  absl::Status AddSourceProgress(uint32_t partition, std::span<const DeadLetter> letters,
+                                 int64_t source_next, bool sync);
+  // The next source offset of `partition` (see Append), nullopt if it never consumed a source.
+  absl::StatusOr<std::optional<int64_t>> SourceOffset(uint32_t partition);
+
+  // ---- Settings a data directory keeps for life -------------------------------------------------
+  // The value of "config.<name>" (nullopt when unset), and writing it (synced).
+  absl::StatusOr<std::optional<std::string>> GetSetting(std::string_view name);
+  absl::Status PutSetting(std::string_view name, std::string_view value);
   // Makes everything written so far durable (the interval sync policy calls it periodically).
   absl::Status SyncWal();
   // Highest seq in the log of `partition`, 0 if the log is empty (or trimmed completely).

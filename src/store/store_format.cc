@@ -83,6 +83,12 @@ std::string EncodeOperatorStateKey(uint32_t partition, std::string_view name) {
   return key;
 }
 
+std::string EncodeSourceOffsetKey(uint32_t partition) {
+  std::string key(kSourceOffsetKeyPrefix);
+  key.append(std::to_string(partition));
+  return key;
+}
+
 std::string EncodeProfileValue(uint64_t label_seq, std::string_view blob) {
   std::string value;
   value.reserve(kLabelSize + blob.size());

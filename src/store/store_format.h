@@ -89,6 +89,14 @@ std::string EncodeAttributesKey(uint32_t partition, std::string_view user_id);
 inline constexpr std::string_view kOperatorStateKeyPrefix = "op/";
 std::string EncodeOperatorStateKey(uint32_t partition, std::string_view name);
 
+// "src/<partition>": the next offset of the partition's external source (the Kafka partition it
+// consumes) not yet in the log, a varint, written atomically with the log record or dead letters
+// that took the offsets before it. Recovery resumes the source there.
+inline constexpr std::string_view kSourceOffsetKeyPrefix = "src/";
+std::string EncodeSourceOffsetKey(uint32_t partition);
+// Meta keys with settings a data directory keeps for life ("config.<name>", text).
+inline constexpr std::string_view kConfigKeyPrefix = "config.";
+
 // "ckpt/<partition>" and its value [seq u64 BE][meta blob].
 std::string EncodeCheckpointKey(uint32_t partition);
 std::string EncodeCheckpointValue(uint64_t seq, std::string_view meta_blob);

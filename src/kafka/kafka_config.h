@@ -1,0 +1,44 @@
+// The Kafka source's settings: the [kafka] table of the service's TOML file (config/persona.toml
+// lists every key with its default) or `persona serve --kafka-*` flags. Unknown keys are errors
+// naming the key; librdkafka's own properties go through [kafka.client] as they are.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+
+namespace persona {
+
+struct KafkaConfig {
+  // Bootstrap servers ("host:port,host:port"); empty = no Kafka source.
+  std::string brokers;
+  // The topic of behaviour events: one native JSON event per message (or a JSON array / NDJSON of
+  // events), keyed by user_id with Kafka's default (murmur2) partitioner.
+  std::string topic = "persona-events";
+  // The consumer group: instances of one group share the topic's partitions.
+  std::string group = "persona";
+  // Events per batch handed to a partition (one durable write each).
+  uint32_t max_batch_events = 5000;
+  // How long a partial batch waits for more messages before it is handed over.
+  std::chrono::milliseconds linger{5};
+  // How often consumed offsets are committed to the group (informational: the data directory's
+  // offsets, written with the events, are the ones a restart resumes from).
+  std::chrono::milliseconds commit_interval{1000};
+  // librdkafka properties ([kafka.client], e.g. "security.protocol" = "SASL_SSL"), applied last.
+  std::vector<std::pair<std::string, std::string>> client;
+
+  bool enabled() const { return !brokers.empty(); }
+};
+
+// Reads the [kafka] table (and [kafka.client]) of TOML text / a file into `config`; absent keys keep
+// their values, a missing table changes nothing. InvalidArgument naming the key on a bad value.
+absl::Status LoadKafkaConfigText(std::string_view toml, std::string_view origin,
+                                 KafkaConfig* config);
+absl::Status LoadKafkaConfigFile(const std::string& path, KafkaConfig* config);
+
+}  // namespace persona
