@@ -26,6 +26,8 @@ struct EngineOptions {
   std::string tag_rules;
   uint32_t partitions = 0;
   bool quiet = false;
+  // Route users with Kafka's partitioner (set by `serve` when a Kafka source is configured).
+  bool kafka_routing = false;
 };
 
 class Registry {
@@ -73,6 +75,7 @@ void RegisterRead(Registry& r);        // profile, timeline, stats, checkpoint
 void RegisterDeadLetter(Registry& r);  // deadletter list|export|purge
 void RegisterGen(Registry& r);
 void RegisterServe(Registry& r);       // serve, apikey new
+void RegisterKafkaCommands(Registry& r);  // kafka-produce, kafka-mock
 void RegisterTrain(Registry& r);       // train sasrec
 void RegisterEval(Registry& r);        // eval (offline next-item protocol)
 void RegisterEvalOnline(Registry& r);  // eval-online (A/B report of recommendation variants)

@@ -44,6 +44,7 @@ absl::StatusOr<EngineConfig> MakeConfig(const EngineOptions& opts) {
     config.sync = *p;
   }
   if (opts.partitions) config.partitions = opts.partitions;
+  if (opts.kafka_routing) config.kafka_routing = true;
   if (!opts.tag_rules.empty()) config.tag_rules_file = opts.tag_rules;
   return config;
 }

@@ -9,6 +9,9 @@
 #include <thread>
 
 #include "cli/commands.h"
+#include "kafka/kafka_client.h"
+#include "kafka/kafka_config.h"
+#include "kafka/kafka_source.h"
 #include "serve/api.h"
 #include "serve/api_keys.h"
 #include "serve/http_server.h"
@@ -22,6 +25,7 @@ struct ServeOptions {
   int port = -1;
   std::string bind;
   uint32_t threads = 0;
+  std::string kafka_brokers, kafka_topic, kafka_group;
 };
 
 int RunServe(ServeOptions& o) {
@@ -50,6 +54,28 @@ int RunServe(ServeOptions& o) {
   }
   if (!o.bind.empty()) serve_config.http.bind_address = o.bind;
   if (o.threads > 0) serve_config.http.threads = o.threads;
+
+  // A Kafka source: engine partition k consumes Kafka partition k, so the data directory has the
+  // topic's partition count and routes users with Kafka's partitioner (kafka/kafka_source.h).
+  KafkaConfig kafka;
+  if (!o.engine.config_file.empty()) {
+    if (absl::Status s = LoadKafkaConfigFile(o.engine.config_file, &kafka); !s.ok()) return Fail(s);
+  }
+  if (!o.kafka_brokers.empty()) kafka.brokers = o.kafka_brokers;
+  if (!o.kafka_topic.empty()) kafka.topic = o.kafka_topic;
+  if (!o.kafka_group.empty()) kafka.group = o.kafka_group;
+  if (kafka.enabled()) {
+    auto count = KafkaTopicPartitionCount(kafka.brokers, kafka.client, kafka.topic,
+                                          std::chrono::seconds(30));
+    if (!count.ok()) return Fail(count.status());
+    if (o.engine.partitions != 0 && o.engine.partitions != static_cast<uint32_t>(*count)) {
+      std::cerr << "persona: --partitions " << o.engine.partitions << " but Kafka topic '"
+                << kafka.topic << "' has " << *count << " partitions (they must be equal)\n";
+      return 2;
+    }
+    o.engine.partitions = static_cast<uint32_t>(*count);
+    o.engine.kafka_routing = true;
+  }
 
   // The whole pipeline opens with the engine: every operator's checkpointed state is restored and
   // the log tail after it replayed through the same operators as live traffic, so the state is
@@ -122,6 +148,24 @@ int RunServe(ServeOptions& o) {
   }
   serve::HttpServer* srv = server->get();
   a->SetConnectionsSource([srv] { return srv->connections(); });
+  std::unique_ptr<KafkaSource> source;
+  if (kafka.enabled()) {
+    auto started = KafkaSource::Start(engine->get(), kafka, [quiet = o.engine.quiet](
+                                                               std::string_view line) {
+      if (!quiet) std::cerr << "persona: " << line << "\n";
+    });
+    if (!started.ok()) {
+      std::cerr << "persona: " << started.status().message() << "\n";
+      srv->Stop(serve_config.drain_timeout);
+      stop_reconciler();
+      audiences->Detach();
+      recommender->Stop();
+      (void)(*engine)->Close();
+      return 1;
+    }
+    source = std::move(*started);
+    a->SetKafkaSource(source.get());
+  }
   if (!a->auth_enabled()) {
     std::cerr << "persona: WARNING: no [[server.api_keys]] configured: every route is open to "
                  "anyone who can reach "
@@ -137,6 +181,11 @@ int RunServe(ServeOptions& o) {
   std::cerr << "persona: " << (signal_number == SIGTERM ? "SIGTERM" : "SIGINT")
             << ": draining requests, then checkpointing\n";
   a->SetReady(false);
+  if (source) {
+    source->Stop();  // hands over what it polled and leaves the group
+    a->SetKafkaSource(nullptr);
+    source.reset();
+  }
   stop_reconciler();
   // Long-polls on the change stream are answered now rather than held through the drain.
   audiences->Detach();
@@ -194,6 +243,13 @@ void RegisterServe(Registry& r) {
   cmd->add_option("--port", o->port, "TCP port (0 = any free port; default server.port, 8080)");
   cmd->add_option("--bind", o->bind, "Address to listen on (default server.bind, 127.0.0.1)");
   cmd->add_option("--threads", o->threads, "I/O threads (default server.threads: cores)");
+  cmd->add_option("--kafka-brokers", o->kafka_brokers,
+                  "Consume events from Kafka at these bootstrap servers (default kafka.brokers; "
+                  "none: no Kafka source)");
+  cmd->add_option("--kafka-topic", o->kafka_topic,
+                  "Topic of behaviour events (default kafka.topic, persona-events)");
+  cmd->add_option("--kafka-group", o->kafka_group,
+                  "Consumer group shared by the instances (default kafka.group, persona)");
 
   auto k = std::make_shared<ApiKeyOptions>();
   CLI::App* apikey = r.app().add_subcommand("apikey", "Manage API keys");

@@ -42,8 +42,9 @@ namespace {
 
 // Tables that may appear in the file; every other key must be a value read by ConfigReader.
 constexpr std::string_view kTables[] = {"limits", "profile", "profile.weights", "store"};
-// Tables other components read from the same file (and check themselves): the HTTP service's.
-constexpr std::string_view kForeignTables[] = {"server", "recommend"};
+// Tables other components read from the same file (and check themselves): the HTTP service's,
+// the recommender's and the Kafka source's.
+constexpr std::string_view kForeignTables[] = {"server", "recommend", "kafka"};
 
 size_t EditDistance(std::string_view a, std::string_view b) {
   std::vector<size_t> previous(b.size() + 1), current(b.size() + 1);

@@ -7,6 +7,7 @@
 
 #include "common/json_writer.h"
 #include "engine/stats_json.h"
+#include "kafka/kafka_source.h"
 #include "predict/predictor.h"
 #include "recommend/recommender.h"
 #include "serve/json_response.h"
@@ -27,6 +28,10 @@ void AdminRoutes::GetStats(const HttpRequest&, const RouteMatch&, Responder& res
       json += recommender->StatsJson();
       json += '}';
     }
+    if (const KafkaSource* kafka = context->kafka(); kafka != nullptr && !json.empty()) {
+      json.pop_back();
+      json += ",\"kafka\":" + KafkaSourceStatusJson(kafka->Status()) + "}";
+    }
     respond(JsonOk(200, std::move(json)));
   });
 }
@@ -44,6 +49,17 @@ void AdminRoutes::Readyz(const HttpRequest&, const RouteMatch&, Responder& respo
   }
   if (absl::Status h = context_.engine().health(); !h.ok()) {
     respond(JsonError(503, "unavailable", "storage error: " + std::string(h.message())));
+    return;
+  }
+  // Complete includes the Kafka topic's backlog at start (kafka/kafka_source.h, readiness).
+  if (const KafkaSource* kafka = context_.kafka(); kafka != nullptr && !kafka->caught_up()) {
+    int64_t lag = 0;
+    for (const KafkaPartitionStatus& p : kafka->Status().partitions) lag += p.assigned ? p.lag : 0;
+    HttpResponse r = JsonError(503, "unavailable",
+                               "consuming the Kafka topic's backlog (" + std::to_string(lag) +
+                                   " messages behind)");
+    r.headers.emplace_back("Retry-After", "1");
+    respond(std::move(r));
     return;
   }
   respond(JsonOk(200, "{\"status\":\"ready\"}"));

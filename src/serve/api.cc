@@ -237,6 +237,8 @@ absl::StatusOr<std::unique_ptr<Api>> Api::Create(Engine* engine, const ServeConf
 
 void Api::SetReady(bool ready) { routes_->context.set_ready(ready); }
 
+void Api::SetKafkaSource(const KafkaSource* source) { routes_->context.set_kafka(source); }
+
 void Api::SetConnectionsSource(std::function<uint64_t()> source) {
   routes_->metrics->SetConnectionsSource(std::move(source));
 }

@@ -27,6 +27,7 @@
 #include "serve/serve_config.h"
 
 namespace persona {
+class KafkaSource;
 class Predictor;
 class Recommender;
 class SavedAudiences;
@@ -56,6 +57,9 @@ class Api {
 
   // /readyz answers 503 until SetReady(true) and again after SetReady(false) (shutdown).
   void SetReady(bool ready);
+  // The Kafka source feeding the engine (see ApiContext::kafka); must outlive its use here, so
+  // reset it (nullptr) before destroying the source.
+  void SetKafkaSource(const KafkaSource* source);
   // Gauges the server knows (open connections).
   void SetConnectionsSource(std::function<uint64_t()> source);
   MetricsRegistry& metrics() { return *metrics_; }

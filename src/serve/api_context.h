@@ -28,6 +28,7 @@
 #include "serve/serve_config.h"
 
 namespace persona {
+class KafkaSource;
 class Predictor;
 class Recommender;
 }  // namespace persona
@@ -58,6 +59,11 @@ class ApiContext {
   bool ready() const { return ready_.load(); }
   void set_ready(bool ready) { ready_.store(ready); }
 
+  // The Kafka source feeding the engine (null: none). /readyz waits for it to catch up with the
+  // topic's backlog; /v1/stats and /metrics report its partitions and lag.
+  const KafkaSource* kafka() const { return kafka_.load(); }
+  void set_kafka(const KafkaSource* source) { kafka_.store(source); }
+
   // Runs `fn` on the worker for slow calls (checkpoint, reload, stats, segment sizes), so that
   // they never hold an I/O thread.
   void Post(std::function<void()> fn);
@@ -72,6 +78,7 @@ class ApiContext {
   const std::string config_path_;
   std::atomic<std::shared_ptr<const ApiKeys>> keys_{std::make_shared<const ApiKeys>()};
   std::atomic<bool> ready_{false};
+  std::atomic<const KafkaSource*> kafka_{nullptr};
 
   std::mutex work_mu_;
   std::condition_variable work_cv_;

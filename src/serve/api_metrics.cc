@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "audience/saved_audiences.h"
+#include "kafka/kafka_source.h"
 #include "predict/predictor.h"
 #include "recommend/recommender.h"
 
@@ -165,6 +166,7 @@ void ApiMetrics::Collect(MetricsWriter& w) {
   if (context_.recommender() != nullptr) CollectRecommendations(w);
   if (context_.predictor() != nullptr) CollectPredictions(w);
   CollectAudiences(w);
+  CollectKafka(w);
   const std::vector<PartitionStats> stats = context_.engine().Stats();
   for (int t = 0; t < kEventTypeCount; ++t) {
     uint64_t acc = 0, dup = 0, rej = 0;
@@ -245,6 +247,38 @@ uint64_t ApiMetrics::DeadLetterCount() {
     dead_letter_count_at_ms_ = now;
   }
   return dead_letter_count_;
+}
+
+void ApiMetrics::CollectKafka(MetricsWriter& w) {
+  const KafkaSource* kafka = context_.kafka();
+  if (kafka == nullptr) return;
+  const KafkaSourceStatus st = kafka->Status();
+  w.Counter("persona_kafka_messages_total", "Kafka messages consumed since start", {},
+            static_cast<double>(st.messages));
+  w.Counter("persona_kafka_dead_letters_total",
+            "Kafka messages kept as dead letters since start (unparsable, invalid, wrong partition)",
+            {}, static_cast<double>(st.dead_letters));
+  w.Counter("persona_kafka_rebalances_total", "Consumer-group rebalances seen since start", {},
+            static_cast<double>(st.rebalances));
+  w.Counter("persona_kafka_errors_total", "Kafka client and consume errors since start", {},
+            static_cast<double>(st.errors));
+  w.Gauge("persona_kafka_caught_up",
+          "1 once the partitions assigned at start were consumed up to their end offset then", {},
+          st.caught_up ? 1 : 0);
+  for (const KafkaPartitionStatus& p : st.partitions) {
+    w.Gauge("persona_kafka_assigned", "1 while this instance owns the Kafka partition",
+            {{"partition", std::to_string(p.partition)}}, p.assigned ? 1 : 0);
+  }
+  for (const KafkaPartitionStatus& p : st.partitions) {
+    if (!p.assigned) continue;
+    w.Gauge("persona_kafka_lag", "Messages of the partition not yet durable and applied",
+            {{"partition", std::to_string(p.partition)}}, static_cast<double>(p.lag));
+  }
+  for (const KafkaPartitionStatus& p : st.partitions) {
+    if (!p.assigned) continue;
+    w.Gauge("persona_kafka_next_offset", "Next offset of the partition not yet durable and applied",
+            {{"partition", std::to_string(p.partition)}}, static_cast<double>(p.next_offset));
+  }
 }
 
 }  // namespace persona::serve

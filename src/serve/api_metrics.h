@@ -54,6 +54,7 @@ class ApiMetrics {
   void CollectRecommendations(MetricsWriter& w);
   void CollectPredictions(MetricsWriter& w);
   void CollectAudiences(MetricsWriter& w);
+  void CollectKafka(MetricsWriter& w);
   // The count is a scan of the dead-letter keys, so scrapes reuse it for a few seconds.
   uint64_t DeadLetterCount();
 

@@ -1,0 +1,65 @@
+#include "kafka/kafka_config.h"
+
+#include <gtest/gtest.h>
+
+#include <map>
+
+namespace persona {
+namespace {
+
+TEST(KafkaConfigTest, ReadsEveryKeyAndPassesClientPropertiesThrough) {
+  KafkaConfig c;
+  ASSERT_TRUE(LoadKafkaConfigText(R"(
+[kafka]
+brokers = "k1:9092,k2:9092"
+topic = "shop"
+group = "profiles"
+max_batch_events = 200
+linger = "20ms"
+commit_interval = "5s"
+[kafka.client]
+"security.protocol" = "SASL_SSL"
+"fetch.max.bytes" = 1048576
+"enable.ssl.certificate.verification" = false
+)",
+                                  "t.toml", &c)
+                  .ok());
+  EXPECT_EQ(c.brokers, "k1:9092,k2:9092");
+  EXPECT_EQ(c.topic, "shop");
+  EXPECT_EQ(c.group, "profiles");
+  EXPECT_EQ(c.max_batch_events, 200u);
+  EXPECT_EQ(c.linger.count(), 20);
+  EXPECT_EQ(c.commit_interval.count(), 5000);
+  const std::map<std::string, std::string> client(c.client.begin(), c.client.end());
+  EXPECT_EQ(client, (std::map<std::string, std::string>{
+                        {"security.protocol", "SASL_SSL"},
+                        {"fetch.max.bytes", "1048576"},
+                        {"enable.ssl.certificate.verification", "false"}}));
+  EXPECT_TRUE(c.enabled());
+}
+
+TEST(KafkaConfigTest, NoTableChangesNothingAndTheShippedFileDisablesKafka) {
+  KafkaConfig c;
+  ASSERT_TRUE(LoadKafkaConfigText("partitions = 4\n", "t.toml", &c).ok());
+  EXPECT_FALSE(c.enabled());
+  ASSERT_TRUE(LoadKafkaConfigFile(std::string(PERSONA_SOURCE_DIR) + "/config/persona.toml", &c).ok());
+  EXPECT_FALSE(c.enabled());
+  EXPECT_EQ(c.topic, "persona-events");
+}
+
+TEST(KafkaConfigTest, ErrorsNameTheKeyAndChangeNothing) {
+  KafkaConfig c;
+  c.topic = "kept";
+  absl::Status s = LoadKafkaConfigText("[kafka]\ntopic = \"x\"\nbrokers = 9092\n", "f.toml", &c);
+  EXPECT_EQ(s.message(), "'kafka.brokers' in f.toml: expected a string but found 9092");
+  EXPECT_EQ(c.topic, "kept");
+  s = LoadKafkaConfigText("[kafka]\nbootstrap = \"k\"\n", "f.toml", &c);
+  EXPECT_NE(s.message().find("unknown key 'kafka.bootstrap'"), std::string::npos) << s;
+  s = LoadKafkaConfigText("[kafka]\nlinger = \"soon\"\n", "f.toml", &c);
+  EXPECT_NE(s.message().find("'kafka.linger'"), std::string::npos) << s;
+  s = LoadKafkaConfigText("[kafka]\nmax_batch_events = 0\n", "f.toml", &c);
+  EXPECT_NE(s.message().find("[1, 1000000]"), std::string::npos) << s;
+}
+
+}  // namespace
+}  // namespace persona
