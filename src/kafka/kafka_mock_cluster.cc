@@ -2,6 +2,8 @@
 
 #include <librdkafka/rdkafka_mock.h>
 
+#include <vector>
+
 namespace persona {
 
 absl::StatusOr<std::unique_ptr<KafkaMockCluster>> KafkaMockCluster::Start(int brokers) {
@@ -32,6 +34,11 @@ absl::Status KafkaMockCluster::CreateTopic(std::string_view topic, int partition
                                       "': " + rd_kafka_err2str(err));
   }
   return absl::OkStatus();
+}
+
+void KafkaMockCluster::FailRequests(int16_t api_key, size_t count, int error) {
+  std::vector<rd_kafka_resp_err_t> errors(count, static_cast<rd_kafka_resp_err_t>(error));
+  rd_kafka_mock_push_request_errors_array(cluster_, api_key, count, errors.data());
 }
 
 absl::Status KafkaMockCluster::SetBrokerUp(int id, bool up) {

@@ -23,6 +23,9 @@ class KafkaMockCluster {
   absl::Status CreateTopic(std::string_view topic, int partitions);
   // Takes broker `id` (1-based) down or back up (connections refused meanwhile).
   absl::Status SetBrokerUp(int id, bool up);
+  // The next `count` requests of protocol `api_key` (0 Produce, 1 Fetch, 8 OffsetCommit, ...) fail
+  // with `error` (an rd_kafka_resp_err_t; RD_KAFKA_RESP_ERR__TRANSPORT drops the connection).
+  void FailRequests(int16_t api_key, size_t count, int error);
 
  private:
   KafkaMockCluster() = default;

@@ -274,6 +274,46 @@ TEST_F(KafkaSourceTest, RefusesADataDirectoryWithPersonasOwnRouting) {
   EXPECT_EQ(engine.status().code(), absl::StatusCode::kFailedPrecondition) << engine.status();
 }
 
+TEST_F(KafkaSourceTest, BrokerOutageAndFailedRequestsLoseNothingAndApplyNothingTwice) {
+  const auto first = MakeEvents(3000, 200, 7);
+  const auto second = MakeEvents(3000, 200, 8, 1700100000000);
+  Produce(first);
+  Count(first);
+  TempDir dir("kafka_faults");
+  EngineConfig cfg = KafkaEngineConfig(dir.path());
+  cfg.dedup_window_ms = 0;  // a message applied twice would show: only the offsets keep it exact
+  cfg.dedup_recent_events = 0;
+  auto engine = Engine::Open(cfg);
+  ASSERT_TRUE(engine.ok()) << engine.status();
+  KafkaConfig c = config_;
+  c.max_batch_events = 50;
+  c.commit_interval = std::chrono::milliseconds(100);
+  // Fetches fail (a leader change, then dropped connections) and offset commits time out while
+  // the first half is consumed.
+  cluster_->FailRequests(/*Fetch=*/1, 3, RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION);
+  cluster_->FailRequests(/*Fetch=*/1, 2, RD_KAFKA_RESP_ERR__TRANSPORT);
+  cluster_->FailRequests(/*OffsetCommit=*/8, 2, RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT);
+  auto source = KafkaSource::Start(engine->get(), c);
+  ASSERT_TRUE(source.ok()) << source.status();
+  WaitApplied(**engine, ends_);
+  // The only broker goes away; the second half is produced meanwhile (the idempotent producer
+  // retries) and arrives once the broker is back.
+  ASSERT_TRUE(cluster_->SetBrokerUp(1, false).ok());
+  for (const auto& [key, value] : second) ASSERT_TRUE(producer_->Produce(kTopic, key, value).ok());
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  ASSERT_TRUE(cluster_->SetBrokerUp(1, true).ok());
+  ASSERT_TRUE(producer_->Flush(std::chrono::seconds(60)).ok());
+  Count(second);
+  WaitApplied(**engine, ends_);
+  (*source)->Stop();
+  uint64_t accepted = 0;
+  for (const PartitionStats& p : (*engine)->Stats()) accepted += p.accepted;
+  auto all = first;
+  all.insert(all.end(), second.begin(), second.end());
+  EXPECT_EQ(accepted, all.size());
+  ExpectSameProfiles(Direct(all), Profiles(**engine));
+}
+
 // Two instances of one group split the partitions; when one leaves, the other takes its
 // partitions over and rebuilds them from the topic (it has no state of theirs): the union of what
 // the instances own equals a direct ingest.

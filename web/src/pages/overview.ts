@@ -105,6 +105,10 @@ export function mountOverview(root: HTMLElement): Cleanup {
       ['kpi-connections', 'Connections', num(gauge('persona_http_connections'))],
       ['kpi-watermark', 'Watermark', stats ? time(stats.watermark) : '–'],
     ];
+    const kafkaLag = select(samples, 'persona_kafka_lag');
+    if (kafkaLag.length > 0) {
+      items.splice(5, 0, ['kpi-kafka-lag', 'Kafka lag (messages)', num(kafkaLag.reduce((a, x) => a + x.value, 0))]);
+    }
     clear(kpis);
     for (const [id, label, value] of items) {
       kpis.append(
@@ -117,6 +121,12 @@ export function mountOverview(root: HTMLElement): Cleanup {
     const queue = byLabel(samples, 'persona_partition_queue_events', 'partition');
     const lag = byLabel(samples, 'persona_partition_lag_seconds', 'partition');
     const wm = byLabel(samples, 'persona_partition_watermark_seconds', 'partition');
+    // With a Kafka source (docs/kafka.md): whether this instance owns the Kafka partition of the
+    // same number, the next offset it will apply and how far behind the broker's end it is.
+    const kafkaOwned = byLabel(samples, 'persona_kafka_assigned', 'partition');
+    const kafkaNext = byLabel(samples, 'persona_kafka_next_offset', 'partition');
+    const kafkaLag = byLabel(samples, 'persona_kafka_lag', 'partition');
+    const kafka = kafkaOwned.size > 0;
     const ids = new Set<string>([...queue.keys(), ...(stats?.per_partition.map((p) => String(p.partition)) ?? [])]);
     const rows = [...ids]
       .sort((a, b) => Number(a) - Number(b))
@@ -132,11 +142,16 @@ export function mountOverview(root: HTMLElement): Cleanup {
           wm.has(id) ? time((wm.get(id) ?? 0) * 1000) : time(p?.watermark),
           p ? `${num(p.checkpoint_seq)} / ${num(p.log_seq)}` : '–',
           bytes(mem),
+          ...(kafka
+            ? kafkaOwned.get(id)
+              ? [num(kafkaNext.get(id)), num(kafkaLag.get(id))]
+              : ['not owned', '–']
+            : []),
         ];
       });
     clear(partitions);
     partitions.append(
-      table(['Partition', 'Profiles', 'Accepted', 'Queue (events)', 'Lag', 'Watermark', 'Checkpoint / log seq', 'Memory'], rows, {
+      table(['Partition', 'Profiles', 'Accepted', 'Queue (events)', 'Lag', 'Watermark', 'Checkpoint / log seq', 'Memory', ...(kafka ? ['Kafka offset', 'Kafka lag (messages)'] : [])], rows, {
         id: 'partitions',
         'data-testid': 'partitions',
       }),
