@@ -1,0 +1,205 @@
+// Scale-out over a consumer group, against the real binary and an external producer: kcat writes a
+// generated stream (key = user_id, murmur2) to a 6-partition topic of a 3-broker mock cluster;
+// three `persona serve` instances in one group share the partitions; one is killed with SIGKILL
+// mid-stream and its partitions move to the other two, which rebuild them from the topic. Then
+// every user's applied events and event-derived profile, read from the instance that owns the
+// user's partition, equal those of a single instance that consumed the same messages alone. De-duplication is off, so a message
+// applied twice (or lost) would show.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <set>
+#include <thread>
+
+#include <simdjson.h>
+
+#include "common/hash.h"
+#include "kafka/kafka_mock_cluster.h"
+#include "serve/testing/http_client.h"
+#include "serve/testing/json_doc.h"
+#include "serve/testing/server_process.h"
+
+namespace persona::serve {
+namespace {
+
+using testing_util::HttpClient;
+using testing_util::Json;
+using testing_util::RunPersona;
+using testing_util::ScopedTempDir;
+using testing_util::ServerProcess;
+
+constexpr char kTopic[] = "shop-events";
+constexpr int kPartitions = 6;
+
+std::string Get(HttpClient& client, const std::string& target) {
+  auto r = client.Request("GET", target, "");
+  return r.ok() && r->status == 200 ? r->body : "";
+}
+
+// What of a user's state does not depend on the reading instance's "now" (its watermark is the
+// newest event of the partitions it consumed, which differs between instances): the timeline of
+// applied events, the event counts, the funnel, the recent sequence and the spend.
+std::string EventDerived(HttpClient& client, const std::string& user) {
+  std::string out = Get(client, "/v1/users/" + user + "/timeline?limit=1000");
+  Json profile(Get(client, "/v1/users/" + user + "/profile"));
+  for (const char* part : {"/stats/events", "/stats/counts", "/funnel", "/sequence",
+                           "/consumption/orders", "/consumption/monetary", "/sessions/count"}) {
+    simdjson::dom::element e;
+    out += std::string("\n") + part + " ";
+    if (profile.ok() && !profile.root().at_pointer(part).get(e)) out += simdjson::minify(e);
+  }
+  return out;
+}
+
+// Partition -> (assigned here, next offset) from an instance's /v1/stats.
+std::map<int, std::pair<bool, int64_t>> Ownership(HttpClient& client) {
+  Json stats(Get(client, "/v1/stats"));
+  std::map<int, std::pair<bool, int64_t>> out;
+  for (int64_t i = 0; i < stats.ArraySize("/kafka/partitions"); ++i) {
+    const std::string p = "/kafka/partitions/" + std::to_string(i);
+    out[static_cast<int>(stats.Int(p + "/partition").value_or(-1))] = {
+        stats.Bool(p + "/assigned").value_or(false), stats.Int(p + "/next_offset").value_or(-1)};
+  }
+  return out;
+}
+
+TEST(KafkaGroupTest, ThreeInstancesShareATopicAndAKilledOnesPartitionsMove) {
+  if (std::system("command -v kcat >/dev/null 2>&1") != 0) {
+    GTEST_SKIP() << "kcat is not installed (scripts/setup.sh installs it)";
+  }
+  ScopedTempDir dir("persona-kafka-group");
+  const std::string stream = dir.File("events.jsonl");
+  const size_t events = 30000;
+  auto gen = RunPersona({"gen", "--events", std::to_string(events), "--users", "600", "--items",
+                         "3000", "--seed", "9", "--out", stream, "--quiet"});
+  ASSERT_TRUE(gen.ok() && gen->exit.code == 0) << (gen.ok() ? gen->output : "");
+  auto cluster = KafkaMockCluster::Start(3);
+  ASSERT_TRUE(cluster.ok()) << cluster.status();
+  ASSERT_TRUE((*cluster)->CreateTopic(kTopic, kPartitions).ok());
+  const std::string brokers = (*cluster)->bootstrap();
+
+  // kcat as the shop's producer: "key<TAB>value" lines, Kafka's murmur2 partitioner.
+  std::set<std::string> users;
+  std::vector<int64_t> ends(kPartitions, 0);
+  {
+    const std::string keyed = dir.File("keyed.tsv");
+    std::ifstream in(stream);
+    std::ofstream out(keyed);
+    for (std::string line; std::getline(in, line);) {
+      const std::string user = *Json(line).Str("/user_id");
+      users.insert(user);
+      ++ends[KafkaPartitionOf(user, kPartitions)];
+      out << user << '\t' << line << '\n';
+    }
+    out.close();
+    const std::string cmd = "kcat -P -b " + brokers + " -t " + kTopic +
+                            " -l -K '\t' -X partitioner=murmur2_random -X enable.idempotence=true " +
+                            keyed + " 2>&1";
+    ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  }
+  const std::string config = dir.File("persona.toml");
+  {
+    std::ofstream out(config);
+    out << "sync = \"always\"\ndedup_window = \"0s\"\ndedup_recent_events = 0\n"
+        << "[server]\naccess_log = \"\"\n"
+        << "[kafka]\nmax_batch_events = 100\n"
+        << "[kafka.client]\n\"session.timeout.ms\" = 6000\n\"heartbeat.interval.ms\" = 500\n"
+        << "\"partition.assignment.strategy\" = \"roundrobin\"\n";
+  }
+  auto start = [&](const std::string& name, const std::string& group) {
+    testing_util::ServerOptions options;
+    options.data_dir = dir.File(name);
+    options.config_file = config;
+    options.extra_args = {"--quiet", "--kafka-brokers", brokers, "--kafka-topic", kTopic,
+                          "--kafka-group", group};
+    auto s = ServerProcess::Start(options);
+    EXPECT_TRUE(s.ok()) << s.status();
+    return s.ok() ? std::move(*s) : nullptr;
+  };
+  auto wait_until = [](const std::function<bool()>& done, std::chrono::seconds limit) {
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    while (!done()) {
+      if (std::chrono::steady_clock::now() > deadline) return false;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return true;
+  };
+
+  // Reference: one instance consuming everything alone.
+  std::map<std::string, std::string> expected;
+  {
+    auto single = start("single", "single");
+    ASSERT_NE(single, nullptr);
+    HttpClient client = single->Client();
+    ASSERT_TRUE(wait_until(
+        [&] {
+          auto r = client.Request("GET", "/readyz", "");
+          return r.ok() && r->status == 200;
+        },
+        std::chrono::seconds(120)))
+        << single->OutputTail();
+    for (const std::string& u : users) expected[u] = EventDerived(client, u);
+    single->Terminate(SIGTERM);
+    ASSERT_TRUE(single->WaitExit(std::chrono::seconds(60)).ok());
+  }
+
+  // The group: three instances; all own partitions, then one dies mid-stream.
+  std::vector<std::unique_ptr<ServerProcess>> members;
+  for (const char* name : {"a", "b", "c"}) {
+    members.push_back(start(name, "group"));
+    ASSERT_NE(members.back(), nullptr);
+  }
+  auto owned_by = [&](size_t m) {
+    HttpClient client = members[m]->Client();
+    int n = 0;
+    for (const auto& [p, state] : Ownership(client)) n += state.first;
+    return n;
+  };
+  ASSERT_TRUE(wait_until([&] { return owned_by(0) > 0 && owned_by(1) > 0 && owned_by(2) > 0; },
+                         std::chrono::seconds(60)))
+      << "the group never gave every member partitions";
+  {
+    HttpClient b = members[1]->Client();
+    int64_t applied = 0, total = 0;
+    for (const auto& [p, state] : Ownership(b)) {
+      if (!state.first) continue;
+      applied += std::max<int64_t>(0, state.second);
+      total += ends[p];
+    }
+    EXPECT_LT(applied, total) << "b finished before it was killed: the test needs a slower stream";
+  }
+  members[1]->Terminate(SIGKILL);
+  ASSERT_TRUE(members[1]->WaitExit(std::chrono::seconds(30)).ok());
+
+  // The survivors take b's partitions over and catch up with every partition's end.
+  std::map<int, size_t> owner;
+  ASSERT_TRUE(wait_until(
+      [&] {
+        owner.clear();
+        for (size_t m : {size_t{0}, size_t{2}}) {
+          HttpClient client = members[m]->Client();
+          for (const auto& [p, state] : Ownership(client)) {
+            if (state.first && state.second >= ends[p]) owner[p] = m;
+          }
+        }
+        return owner.size() == static_cast<size_t>(kPartitions);
+      },
+      std::chrono::seconds(120)))
+      << "the survivors did not take every partition over; a: " << members[0]->OutputTail(1500)
+      << "\nc: " << members[2]->OutputTail(1500);
+  size_t differing = 0;
+  for (const std::string& u : users) {
+    HttpClient client = members[owner[static_cast<int>(KafkaPartitionOf(u, kPartitions))]]->Client();
+    if (EventDerived(client, u) != expected[u] && ++differing <= 3) {
+      ADD_FAILURE() << "events of " << u << " differ from the single instance's";
+    }
+  }
+  EXPECT_EQ(differing, 0u);
+}
+
+}  // namespace
+}  // namespace persona::serve
