@@ -121,7 +121,7 @@ export function mountOverview(root: HTMLElement): Cleanup {
     const queue = byLabel(samples, 'persona_partition_queue_events', 'partition');
     const lag = byLabel(samples, 'persona_partition_lag_seconds', 'partition');
     const wm = byLabel(samples, 'persona_partition_watermark_seconds', 'partition');
-    // With a Kafka source (docs/kafka.md): whether this instance owns the Kafka partition of the
+    // With a Kafka source (docs/cluster.md): whether this instance owns the Kafka partition of the
     // same number, the next offset it will apply and how far behind the broker's end it is.
     const kafkaOwned = byLabel(samples, 'persona_kafka_assigned', 'partition');
     const kafkaNext = byLabel(samples, 'persona_kafka_next_offset', 'partition');
