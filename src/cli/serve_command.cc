@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "cli/commands.h"
+#include "kafka/audience_sink.h"
 #include "kafka/kafka_client.h"
 #include "kafka/kafka_config.h"
 #include "kafka/kafka_source.h"
@@ -166,6 +167,18 @@ int RunServe(ServeOptions& o) {
     source = std::move(*started);
     a->SetKafkaSource(source.get());
   }
+  std::unique_ptr<AudienceSink> sink;
+  if (kafka.enabled() && !kafka.audience_topic.empty()) {
+    auto started = AudienceSink::Start(audiences, kafka.brokers, kafka.client, kafka.audience_topic,
+                                       [quiet = o.engine.quiet](std::string_view line) {
+                                         if (!quiet) std::cerr << "persona: " << line << "\n";
+                                       });
+    if (!started.ok()) {
+      std::cerr << "persona: kafka.audience_topic: " << started.status().message() << "\n";
+    } else {
+      sink = std::move(*started);
+    }
+  }
   if (!a->auth_enabled()) {
     std::cerr << "persona: WARNING: no [[server.api_keys]] configured: every route is open to "
                  "anyone who can reach "
@@ -187,6 +200,7 @@ int RunServe(ServeOptions& o) {
     source.reset();
   }
   stop_reconciler();
+  if (sink) sink->Stop();  // publishes what is pending
   // Long-polls on the change stream are answered now rather than held through the drain.
   audiences->Detach();
   audiences->ReleaseWaiters();

@@ -27,10 +27,13 @@ std::optional<std::chrono::milliseconds> ReadDuration(const toml::node& node) {
 absl::Status ReadTable(const toml::table& table, std::string_view origin, KafkaConfig* c) {
   for (auto&& [name, node] : table) {
     const std::string key(name.str());
-    if (key == "brokers" || key == "topic" || key == "group") {
+    if (key == "brokers" || key == "topic" || key == "group" || key == "audience_topic") {
       auto v = node.value<std::string>();
       if (!v) return BadValue(key, "a string", node, origin);
-      (key == "brokers" ? c->brokers : key == "topic" ? c->topic : c->group) = *v;
+      (key == "brokers"          ? c->brokers
+       : key == "topic"          ? c->topic
+       : key == "audience_topic" ? c->audience_topic
+                                 : c->group) = *v;
     } else if (key == "max_batch_events") {
       const auto* v = node.as_integer();
       if (v == nullptr || v->get() < 1 || v->get() > 1000000) {

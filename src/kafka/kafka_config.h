@@ -29,6 +29,9 @@ struct KafkaConfig {
   // How often consumed offsets are committed to the group (informational: the data directory's
   // offsets, written with the events, are the ones a restart resumes from).
   std::chrono::milliseconds commit_interval{1000};
+  // Topic that saved audiences' enter/exit changes are published to ("" = none; kafka/
+  // audience_sink.h has the message format).
+  std::string audience_topic;
   // librdkafka properties ([kafka.client], e.g. "security.protocol" = "SASL_SSL"), applied last.
   std::vector<std::pair<std::string, std::string>> client;
 

@@ -17,6 +17,7 @@ group = "profiles"
 max_batch_events = 200
 linger = "20ms"
 commit_interval = "5s"
+audience_topic = "changes"
 [kafka.client]
 "security.protocol" = "SASL_SSL"
 "fetch.max.bytes" = 1048576
@@ -30,6 +31,7 @@ commit_interval = "5s"
   EXPECT_EQ(c.max_batch_events, 200u);
   EXPECT_EQ(c.linger.count(), 20);
   EXPECT_EQ(c.commit_interval.count(), 5000);
+  EXPECT_EQ(c.audience_topic, "changes");
   const std::map<std::string, std::string> client(c.client.begin(), c.client.end());
   EXPECT_EQ(client, (std::map<std::string, std::string>{
                         {"security.protocol", "SASL_SSL"},

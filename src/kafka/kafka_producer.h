@@ -22,6 +22,8 @@ class KafkaProducer {
                        int32_t partition = -1);
   // Waits until every queued message is acknowledged; the first delivery error, if any.
   absl::Status Flush(std::chrono::milliseconds timeout);
+  // Serves delivery reports without blocking (call it regularly between Produce calls).
+  void Poll() { rd_kafka_poll(rk_.get(), 0); }
   uint64_t delivered() const { return delivered_; }
 
  private:

@@ -185,3 +185,78 @@ TEST(KafkaCrashTest, SigkillWhileConsumingLeavesTheStateOfAnUncrashedConsumer) {
 
 }  // namespace
 }  // namespace persona::serve
+
+namespace persona::serve {
+namespace {
+
+// A saved audience's enter changes arrive on the sink topic ([kafka] audience_topic), one message
+// per member, keyed by user_id, read back by kcat as a downstream campaign tool would.
+TEST(KafkaAudienceSinkTest, EnterChangesOfASavedAudienceArriveOnTheSinkTopic) {
+  if (std::system("command -v kcat >/dev/null 2>&1") != 0) {
+    GTEST_SKIP() << "kcat is not installed (scripts/setup.sh installs it)";
+  }
+  ScopedTempDir dir("persona-kafka-sink");
+  auto cluster = KafkaMockCluster::Start(1);
+  ASSERT_TRUE(cluster.ok()) << cluster.status();
+  ASSERT_TRUE((*cluster)->CreateTopic(kTopic, 2).ok());
+  ASSERT_TRUE((*cluster)->CreateTopic("audience-changes", 2).ok());
+  const std::string brokers = (*cluster)->bootstrap();
+  const std::string config = dir.File("persona.toml");
+  {
+    std::ofstream out(config);
+    out << "[server]\naccess_log = \"\"\n[kafka]\naudience_topic = \"audience-changes\"\n";
+  }
+  testing_util::ServerOptions options;
+  options.data_dir = dir.File("data");
+  options.config_file = config;
+  options.extra_args = {"--quiet", "--kafka-brokers", brokers, "--kafka-topic", kTopic};
+  auto server = ServerProcess::Start(options);
+  ASSERT_TRUE(server.ok()) << server.status();
+  HttpClient client = (*server)->Client();
+  auto created = client.Request(
+      "POST", "/v1/audiences", R"({"id":"carters","name":"carters","condition":"carts >= 1"})");
+  ASSERT_TRUE(created.ok() && (created->status == 200 || created->status == 201))
+      << (created.ok() ? created->Describe() : std::string(created.status().message()));
+  // Events after the audience exists: every user who carts enters it.
+  std::set<std::string> carters;
+  {
+    auto producer = KafkaProducer::Create(brokers);
+    ASSERT_TRUE(producer.ok());
+    for (int i = 0; i < 300; ++i) {
+      const std::string user = "u" + std::to_string(i % 60);
+      const char* type = i % 7 == 0 ? "cart" : "view";
+      if (i % 7 == 0) carters.insert(user);
+      const std::string event = "{\"user_id\":\"" + user + "\",\"type\":\"" + type +
+                                "\",\"ts\":" + std::to_string(1700000000000 + i * 1000) +
+                                ",\"item_id\":\"i" + std::to_string(i % 13) + "\"}";
+      ASSERT_TRUE((*producer)->Produce(kTopic, user, event).ok());
+    }
+    ASSERT_TRUE((*producer)->Flush(std::chrono::seconds(30)).ok());
+  }
+  // Read the sink topic until every carter's enter change is there.
+  std::set<std::string> entered;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (entered.size() < carters.size() && std::chrono::steady_clock::now() < deadline) {
+    const std::string out = dir.File("changes.txt");
+    const std::string cmd = "kcat -C -b " + brokers +
+                            " -t audience-changes -o beginning -e -q -f '%k\\t%s\\n' > " + out +
+                            " 2>/dev/null";
+    ASSERT_EQ(std::system(cmd.c_str()), 0);
+    std::ifstream in(out);
+    entered.clear();
+    for (std::string line; std::getline(in, line);) {
+      const size_t tab = line.find('\t');
+      ASSERT_NE(tab, std::string::npos) << line;
+      Json change(line.substr(tab + 1));
+      EXPECT_EQ(change.Str("/audience"), "carters") << line;
+      EXPECT_EQ(change.Str("/change"), "enter") << line;
+      EXPECT_EQ(change.Str("/user_id"), line.substr(0, tab)) << "keyed by user_id: " << line;
+      entered.insert(line.substr(0, tab));
+    }
+    if (entered.size() < carters.size()) std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  EXPECT_EQ(entered, carters);
+}
+
+}  // namespace
+}  // namespace persona::serve
