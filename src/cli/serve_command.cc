@@ -12,6 +12,7 @@
 #include "kafka/audience_sink.h"
 #include "kafka/kafka_client.h"
 #include "kafka/kafka_config.h"
+#include "kafka/kafka_producer.h"
 #include "kafka/kafka_source.h"
 #include "serve/api.h"
 #include "serve/api_keys.h"
@@ -134,22 +135,8 @@ int RunServe(ServeOptions& o) {
     return 2;
   }
   serve::Api* a = api->get();
-  auto server = serve::HttpServer::Start(
-      serve_config.http,
-      [a](const serve::HttpRequest& req, serve::Responder r) { a->Handle(req, std::move(r)); },
-      [a](const serve::HttpExchange& x) { a->Observe(x); });
-  if (!server.ok()) {
-    std::cerr << "persona: cannot serve on " << serve_config.http.bind_address << ":"
-              << serve_config.http.port << ": " << server.status().message() << "\n";
-    stop_reconciler();
-    audiences->Detach();
-    recommender->Stop();
-    (void)(*engine)->Close();
-    return 1;
-  }
-  serve::HttpServer* srv = server->get();
-  a->SetConnectionsSource([srv] { return srv->connections(); });
   std::unique_ptr<KafkaSource> source;
+  std::unique_ptr<KafkaProducer> producer;
   if (kafka.enabled()) {
     auto started = KafkaSource::Start(engine->get(), kafka, [quiet = o.engine.quiet](
                                                                std::string_view line) {
@@ -157,7 +144,6 @@ int RunServe(ServeOptions& o) {
     });
     if (!started.ok()) {
       std::cerr << "persona: " << started.status().message() << "\n";
-      srv->Stop(serve_config.drain_timeout);
       stop_reconciler();
       audiences->Detach();
       recommender->Stop();
@@ -165,7 +151,19 @@ int RunServe(ServeOptions& o) {
       return 1;
     }
     source = std::move(*started);
-    a->SetKafkaSource(source.get());
+    // POST /v1/events produces to the topic: the owner of each user's partition applies it.
+    auto made = KafkaProducer::Create(kafka.brokers, kafka.client, /*poll_thread=*/true);
+    if (!made.ok()) {
+      std::cerr << "persona: " << made.status().message() << "\n";
+      source->Stop();
+      stop_reconciler();
+      audiences->Detach();
+      recommender->Stop();
+      (void)(*engine)->Close();
+      return 1;
+    }
+    producer = std::move(*made);
+    a->SetKafka(source.get(), producer.get(), kafka.topic);
   }
   std::unique_ptr<AudienceSink> sink;
   if (kafka.enabled() && !kafka.audience_topic.empty()) {
@@ -179,6 +177,24 @@ int RunServe(ServeOptions& o) {
       sink = std::move(*started);
     }
   }
+  auto server = serve::HttpServer::Start(
+      serve_config.http,
+      [a](const serve::HttpRequest& req, serve::Responder r) { a->Handle(req, std::move(r)); },
+      [a](const serve::HttpExchange& x) { a->Observe(x); });
+  if (!server.ok()) {
+    std::cerr << "persona: cannot serve on " << serve_config.http.bind_address << ":"
+              << serve_config.http.port << ": " << server.status().message() << "\n";
+    if (sink) sink->Stop();
+    if (source) source->Stop();
+    a->SetKafka(nullptr, nullptr, "");
+    stop_reconciler();
+    audiences->Detach();
+    recommender->Stop();
+    (void)(*engine)->Close();
+    return 1;
+  }
+  serve::HttpServer* srv = server->get();
+  a->SetConnectionsSource([srv] { return srv->connections(); });
   if (!a->auth_enabled()) {
     std::cerr << "persona: WARNING: no [[server.api_keys]] configured: every route is open to "
                  "anyone who can reach "
@@ -194,11 +210,9 @@ int RunServe(ServeOptions& o) {
   std::cerr << "persona: " << (signal_number == SIGTERM ? "SIGTERM" : "SIGINT")
             << ": draining requests, then checkpointing\n";
   a->SetReady(false);
-  if (source) {
-    source->Stop();  // hands over what it polled and leaves the group
-    a->SetKafkaSource(nullptr);
-    source.reset();
-  }
+  // The source hands over what it polled and leaves the group (POSTs waiting for their events to
+  // be applied answer applied=false); the producer lives until the drain is over.
+  if (source) source->Stop();
   stop_reconciler();
   if (sink) sink->Stop();  // publishes what is pending
   // Long-polls on the change stream are answered now rather than held through the drain.
@@ -206,6 +220,9 @@ int RunServe(ServeOptions& o) {
   audiences->ReleaseWaiters();
   srv->Stop(serve_config.drain_timeout);
   server->reset();
+  a->SetKafka(nullptr, nullptr, "");
+  producer.reset();  // delivers what the drained requests produced
+  source.reset();
   recommender->Stop();
   absl::Status closed = (*engine)->Close();
   api->reset();  // finishes queued audience scans (which may use the saved audiences)

@@ -27,6 +27,12 @@ struct KafkaSource::Slot {
   std::atomic<int64_t> end{-1};       // high watermark as last seen
   std::atomic<uint64_t> messages{0}, dead_letters{0};
   int in_flight = 0;                  // guarded by inflight_mu_
+  struct Waiter {
+    int64_t offset;
+    std::chrono::steady_clock::time_point deadline;
+    std::function<void(bool)> done;
+  };
+  std::vector<Waiter> waiters;        // guarded by inflight_mu_
 };
 
 namespace {
@@ -224,12 +230,56 @@ void KafkaSource::Run() {
       last_commit = now;
     }
     if (!caught_up_.load(std::memory_order_relaxed)) UpdateCaughtUp();
+    if (waiters_.load(std::memory_order_relaxed) > 0) {
+      for (auto& s : slots_) FireWaiters(*s, now, false);
+    }
   }
   FlushAll();
   for (auto& s : slots_) WaitInFlight(*s);
   CommitOffsets(/*async=*/false);
   rd_kafka_consumer_close(rk_.get());  // revokes (callback above) and leaves the group
   rk_.reset();
+  for (auto& s : slots_) FireWaiters(*s, std::chrono::steady_clock::now(), true);
+}
+
+void KafkaSource::WhenApplied(int32_t partition, int64_t offset,
+                              std::chrono::milliseconds timeout, std::function<void(bool)> done) {
+  if (partition < 0 || static_cast<size_t>(partition) >= slots_.size() ||
+      !slots_[partition]->is_assigned.load() || stop_.load()) {
+    done(false);
+    return;
+  }
+  Slot& slot = *slots_[partition];
+  {
+    std::lock_guard lock(inflight_mu_);
+    if (slot.durable.load() <= offset) {
+      slot.waiters.push_back({offset, std::chrono::steady_clock::now() + timeout, std::move(done)});
+      waiters_.fetch_add(1);
+      return;
+    }
+  }
+  done(true);
+}
+
+void KafkaSource::FireWaiters(Slot& slot, std::chrono::steady_clock::time_point now, bool all) {
+  std::vector<std::pair<std::function<void(bool)>, bool>> ready;
+  {
+    std::lock_guard lock(inflight_mu_);
+    const int64_t durable = slot.durable.load();
+    auto keep = slot.waiters.begin();
+    for (auto it = slot.waiters.begin(); it != slot.waiters.end(); ++it) {
+      const bool applied = durable > it->offset;
+      if (applied || all || it->deadline <= now) {
+        ready.emplace_back(std::move(it->done), applied);
+      } else {
+        if (keep != it) *keep = std::move(*it);
+        ++keep;
+      }
+    }
+    slot.waiters.erase(keep, slot.waiters.end());
+    waiters_.fetch_sub(static_cast<int>(ready.size()));
+  }
+  for (auto& [done, applied] : ready) done(applied);
 }
 
 void KafkaSource::HandleMessage(const rd_kafka_message_t& m) {
@@ -319,14 +369,17 @@ void KafkaSource::Flush(Slot& slot) {
       static_cast<uint32_t>(slot.partition), std::move(batch), std::move(rejects), next,
       [this, s, next](IngestOutcome outcome) {
         events_.fetch_add(outcome.accepted, std::memory_order_relaxed);
-        int64_t cur = s->durable.load(std::memory_order_relaxed);
-        while (next > cur && !s->durable.compare_exchange_weak(cur, next)) {
-        }
         {
           std::lock_guard lock(inflight_mu_);
+          int64_t cur = s->durable.load(std::memory_order_relaxed);
+          while (next > cur && !s->durable.compare_exchange_weak(cur, next)) {
+          }
           --s->in_flight;
         }
         inflight_cv_.notify_all();
+        if (waiters_.load(std::memory_order_relaxed) > 0) {
+          FireWaiters(*s, std::chrono::steady_clock::time_point::min(), false);
+        }
       },
       /*block=*/true);
   if (!st.ok()) {

@@ -78,6 +78,11 @@ class KafkaSource {
   void Stop();
 
   bool caught_up() const { return caught_up_.load(std::memory_order_acquire); }
+  // Calls done(true) once `offset` of `partition` is durable and applied here; done(false) at once
+  // when this instance does not own the partition, or when `timeout` passes or the source stops
+  // first. `done` runs on any thread and must be quick.
+  void WhenApplied(int32_t partition, int64_t offset, std::chrono::milliseconds timeout,
+                   std::function<void(bool)> done);
   KafkaSourceStatus Status() const;
 
  private:
@@ -97,6 +102,9 @@ class KafkaSource {
   void CommitOffsets(bool async);
   void RefreshEnds();
   void UpdateCaughtUp();
+  // Fires the waiters of `slot` whose offset is applied, and (with `now`) those past their
+  // deadline; with `all`, every waiter (false unless applied).
+  void FireWaiters(Slot& slot, std::chrono::steady_clock::time_point now, bool all);
   void NoteError(std::string message);
   void Log(std::string_view line) const;
 
@@ -117,6 +125,7 @@ class KafkaSource {
   std::string last_error_ ABSL_GUARDED_BY(error_mu_);
   std::mutex inflight_mu_;
   std::condition_variable inflight_cv_;
+  std::atomic<int> waiters_{0};
   bool stopped_ = false;
 };
 

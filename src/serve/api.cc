@@ -237,7 +237,9 @@ absl::StatusOr<std::unique_ptr<Api>> Api::Create(Engine* engine, const ServeConf
 
 void Api::SetReady(bool ready) { routes_->context.set_ready(ready); }
 
-void Api::SetKafkaSource(const KafkaSource* source) { routes_->context.set_kafka(source); }
+void Api::SetKafka(KafkaSource* source, KafkaProducer* producer, std::string topic) {
+  routes_->context.set_kafka(source, producer, std::move(topic));
+}
 
 void Api::SetConnectionsSource(std::function<uint64_t()> source) {
   routes_->metrics->SetConnectionsSource(std::move(source));

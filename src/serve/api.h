@@ -27,6 +27,7 @@
 #include "serve/serve_config.h"
 
 namespace persona {
+class KafkaProducer;
 class KafkaSource;
 class Predictor;
 class Recommender;
@@ -57,9 +58,10 @@ class Api {
 
   // /readyz answers 503 until SetReady(true) and again after SetReady(false) (shutdown).
   void SetReady(bool ready);
-  // The Kafka source feeding the engine (see ApiContext::kafka); must outlive its use here, so
-  // reset it (nullptr) before destroying the source.
-  void SetKafkaSource(const KafkaSource* source);
+  // The Kafka source feeding the engine (see ApiContext::kafka); set before the server starts,
+  // reset (nullptrs) before destroying the source or the producer.
+  // With a source, POST /v1/events produces to `topic` with `producer` (docs/cluster.md).
+  void SetKafka(KafkaSource* source, KafkaProducer* producer, std::string topic);
   // Gauges the server knows (open connections).
   void SetConnectionsSource(std::function<uint64_t()> source);
   MetricsRegistry& metrics() { return *metrics_; }

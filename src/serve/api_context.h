@@ -28,6 +28,7 @@
 #include "serve/serve_config.h"
 
 namespace persona {
+class KafkaProducer;
 class KafkaSource;
 class Predictor;
 class Recommender;
@@ -60,9 +61,17 @@ class ApiContext {
   void set_ready(bool ready) { ready_.store(ready); }
 
   // The Kafka source feeding the engine (null: none). /readyz waits for it to catch up with the
-  // topic's backlog; /v1/stats and /metrics report its partitions and lag.
-  const KafkaSource* kafka() const { return kafka_.load(); }
-  void set_kafka(const KafkaSource* source) { kafka_.store(source); }
+  // topic's backlog; /v1/stats and /metrics report its partitions and lag. With a source, POST
+  // /v1/events produces to `topic` with `producer` (the owner of each user's partition applies
+  // the events). Set before the server starts; cleared (nullptrs) before they are destroyed.
+  KafkaSource* kafka() const { return kafka_.load(); }
+  KafkaProducer* kafka_producer() const { return kafka_producer_.load(); }
+  const std::string& kafka_topic() const { return kafka_topic_; }
+  void set_kafka(KafkaSource* source, KafkaProducer* producer, std::string topic) {
+    kafka_topic_ = std::move(topic);
+    kafka_producer_.store(producer);
+    kafka_.store(source);
+  }
 
   // Runs `fn` on the worker for slow calls (checkpoint, reload, stats, segment sizes), so that
   // they never hold an I/O thread.
@@ -78,7 +87,9 @@ class ApiContext {
   const std::string config_path_;
   std::atomic<std::shared_ptr<const ApiKeys>> keys_{std::make_shared<const ApiKeys>()};
   std::atomic<bool> ready_{false};
-  std::atomic<const KafkaSource*> kafka_{nullptr};
+  std::atomic<KafkaSource*> kafka_{nullptr};
+  std::atomic<KafkaProducer*> kafka_producer_{nullptr};
+  std::string kafka_topic_;
 
   std::mutex work_mu_;
   std::condition_variable work_cv_;

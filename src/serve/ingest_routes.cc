@@ -1,16 +1,103 @@
 #include "serve/ingest_routes.h"
 
 #include <algorithm>
+#include <chrono>
+#include <functional>
+#include <map>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "common/json_writer.h"
 #include "event/json_event.h"
+#include "kafka/kafka_producer.h"
+#include "kafka/kafka_source.h"
 #include "serve/json_response.h"
 
 namespace persona::serve {
+namespace {
+
+// {accepted, duplicates, rejected[], ...extra members}: the answer of POST /v1/events.
+std::string OutcomeJson(IngestOutcome outcome, std::vector<EventIssue> issues,
+                        const std::function<void(JsonWriter&)>& extra = {}) {
+  for (EventIssue& is : issues) {
+    outcome.rejected.push_back({is.index_or_line, std::move(is.field), std::move(is.rule)});
+  }
+  std::sort(outcome.rejected.begin(), outcome.rejected.end(),
+            [](const RejectedEvent& a, const RejectedEvent& b) { return a.position < b.position; });
+  JsonWriter w;
+  w.BeginObject();
+  w.Key("accepted").Uint(outcome.accepted);
+  w.Key("duplicates").Uint(outcome.duplicates);
+  w.Key("rejected").BeginArray();
+  for (const RejectedEvent& r : outcome.rejected) {
+    w.BeginObject();
+    w.Key("index").Uint(r.position);
+    w.Key("field").String(r.field);
+    w.Key("reason").String(r.rule);
+    w.EndObject();
+  }
+  w.EndArray();
+  if (extra) extra(w);
+  w.EndObject();
+  return w.Take();
+}
+
+// One POST produced to Kafka: answered once every event is acknowledged by the brokers (and, with
+// ?wait=applied, applied by this instance where it owns the partition).
+struct ProducedRequest {
+  Responder respond;
+  std::vector<EventIssue> issues;
+  KafkaSource* source = nullptr;
+  bool wait_applied = false;
+  std::chrono::milliseconds wait_timeout{10000};
+  std::atomic<size_t> remaining{0};
+  std::mutex mu;
+  absl::Status error;                        // guarded by mu
+  std::map<int32_t, int64_t> last_offset;    // guarded by mu: partition -> highest offset
+  size_t produced = 0;                       // guarded by mu
+  std::atomic<size_t> waits{0};
+  std::atomic<bool> all_applied{true};
+
+  void Answer(std::optional<bool> applied) {
+    const bool rejected = !issues.empty();
+    IngestOutcome outcome;
+    outcome.accepted = produced;
+    std::string body = OutcomeJson(std::move(outcome), std::move(issues), [&](JsonWriter& w) {
+      w.Key("produced").Uint(produced);
+      if (applied) w.Key("applied").Bool(*applied);
+    });
+    respond(JsonOk(rejected ? 207 : 200, std::move(body)));
+  }
+
+  // After the last delivery report.
+  void Delivered(const std::shared_ptr<ProducedRequest>& self) {
+    if (!error.ok()) {
+      respond(JsonError(503, "unavailable",
+                        std::to_string(produced) + " events were produced before: " +
+                            std::string(error.message()) +
+                            " (send the request again: events already delivered are dropped as "
+                            "duplicates by event_id)"));
+      return;
+    }
+    if (!wait_applied || last_offset.empty()) {
+      Answer(wait_applied ? std::optional<bool>(true) : std::nullopt);
+      return;
+    }
+    waits.store(last_offset.size());
+    for (const auto& [partition, offset] : last_offset) {
+      source->WhenApplied(partition, offset, wait_timeout, [self](bool applied) {
+        if (!applied) self->all_applied.store(false);
+        if (self->waits.fetch_sub(1) == 1) self->Answer(self->all_applied.load());
+      });
+    }
+  }
+};
+
+}  // namespace
 
 void IngestRoutes::PostEvents(const HttpRequest& req, const RouteMatch&, Responder& respond) {
   const std::string media = MediaType(req.header("content-type"));
@@ -70,29 +157,23 @@ void IngestRoutes::PostEvents(const HttpRequest& req, const RouteMatch&, Respond
       return;
     }
   }
+  if (KafkaProducer* producer = context_.kafka_producer(); producer != nullptr) {
+    bool wait_applied = false;
+    if (auto v = params->Get("wait")) {
+      if (*v == "applied") {
+        wait_applied = true;
+      } else if (*v != "produced") {
+        respond(JsonError(400, "invalid_argument", "wait must be produced or applied", "wait"));
+        return;
+      }
+    }
+    ProduceToKafka(*producer, std::move(batch), std::move(issues), wait_applied, respond);
+    return;
+  }
   // The outcome callback runs on a partition thread; the parse issues travel with it.
   auto finish = [respond, issues = std::move(issues)](IngestOutcome outcome) mutable {
-    for (EventIssue& is : issues) {
-      outcome.rejected.push_back({is.index_or_line, std::move(is.field), std::move(is.rule)});
-    }
-    std::sort(
-        outcome.rejected.begin(), outcome.rejected.end(),
-        [](const RejectedEvent& a, const RejectedEvent& b) { return a.position < b.position; });
-    JsonWriter w;
-    w.BeginObject();
-    w.Key("accepted").Uint(outcome.accepted);
-    w.Key("duplicates").Uint(outcome.duplicates);
-    w.Key("rejected").BeginArray();
-    for (const RejectedEvent& r : outcome.rejected) {
-      w.BeginObject();
-      w.Key("index").Uint(r.position);
-      w.Key("field").String(r.field);
-      w.Key("reason").String(r.rule);
-      w.EndObject();
-    }
-    w.EndArray();
-    w.EndObject();
-    respond(JsonOk(outcome.rejected.empty() ? 200 : 207, w.Take()));
+    const bool rejected = !outcome.rejected.empty() || !issues.empty();
+    respond(JsonOk(rejected ? 207 : 200, OutcomeJson(std::move(outcome), std::move(issues))));
   };
   if (absl::Status h = engine.health(); !h.ok()) {
     respond(StatusError(absl::UnavailableError(std::string(h.message()))));
@@ -108,6 +189,52 @@ void IngestRoutes::PostEvents(const HttpRequest& req, const RouteMatch&, Respond
       !s.ok()) {
     refuse(StatusError(s));
   }
+}
+
+void IngestRoutes::ProduceToKafka(KafkaProducer& producer, std::shared_ptr<EventBatch> batch,
+                                  std::vector<EventIssue> issues, bool wait_applied,
+                                  Responder& respond) {
+  auto request = std::make_shared<ProducedRequest>();
+  request->respond = respond;
+  request->issues = std::move(issues);
+  request->source = context_.kafka();
+  request->wait_applied = wait_applied && request->source != nullptr;
+  const size_t n = batch->events.size();
+  if (n == 0) {
+    request->Answer(wait_applied ? std::optional<bool>(true) : std::nullopt);
+    return;
+  }
+  // One extra count, released after the loop, so that no delivery answers mid-loop.
+  request->remaining.store(n + 1);
+  auto delivered = [request](const absl::Status& status, int32_t partition, int64_t offset) {
+    {
+      std::lock_guard lock(request->mu);
+      if (status.ok()) {
+        ++request->produced;
+        int64_t& last = request->last_offset[partition];
+        last = std::max(last, offset);
+      } else if (request->error.ok()) {
+        request->error = status;
+      }
+    }
+    if (request->remaining.fetch_sub(1) == 1) request->Delivered(request);
+  };
+  JsonWriter w;
+  size_t queued = 0;
+  for (const Event& e : batch->events) {
+    w.Clear();
+    WriteEventJson(w, e);
+    absl::Status s = producer.Produce(context_.kafka_topic(), e.user_id, w.str(), -1, delivered,
+                                      /*block=*/false);
+    if (!s.ok()) {
+      std::lock_guard lock(request->mu);
+      if (request->error.ok()) request->error = s;
+      break;
+    }
+    ++queued;
+  }
+  // Messages never queued will get no report: count them as done now, with the loop's own count.
+  if (request->remaining.fetch_sub(n - queued + 1) == n - queued + 1) request->Delivered(request);
 }
 
 }  // namespace persona::serve

@@ -1,6 +1,8 @@
 // The ingest route, POST /v1/events (docs/openapi.yaml "events"): a JSON or NDJSON body parsed and
 // validated, invalid records dead-lettered, the rest submitted to the engine without blocking (429
-// when a partition queue is full). Api owns one and forwards the matched route to it.
+// when a partition queue is full), or, on a Kafka-fed service, produced to the events topic so that
+// the owner of each user's partition applies them. Api owns one and forwards the matched route to
+// it.
 //
 // Threading: parsing runs on the I/O thread; the answer is given on the partition thread once the
 // events are durable and applied, which is what makes read-your-writes hold.
@@ -8,10 +10,18 @@
 
 #include <atomic>
 #include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "event/json_event.h"
 
 #include "serve/api_context.h"
 #include "serve/http_server.h"
 #include "serve/request_target.h"
+
+namespace persona {
+class KafkaProducer;
+}  // namespace persona
 
 namespace persona::serve {
 
@@ -28,6 +38,11 @@ class IngestRoutes {
   uint64_t parse_rejected() const { return parse_rejected_.load(std::memory_order_relaxed); }
 
  private:
+  // With a Kafka source: produces the valid events (key = user_id) and answers once the brokers
+  // acknowledged them (docs/openapi.yaml, POST /v1/events, ?wait=).
+  void ProduceToKafka(KafkaProducer& producer, std::shared_ptr<EventBatch> batch,
+                      std::vector<EventIssue> issues, bool wait_applied, Responder& respond);
+
   ApiContext& context_;
   std::atomic<uint64_t> parse_rejected_{0};
 };

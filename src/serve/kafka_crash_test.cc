@@ -260,3 +260,57 @@ TEST(KafkaAudienceSinkTest, EnterChangesOfASavedAudienceArriveOnTheSinkTopic) {
 
 }  // namespace
 }  // namespace persona::serve
+
+namespace persona::serve {
+namespace {
+
+// On a Kafka-fed service, POST /v1/events produces to the topic; ?wait=applied answers once this
+// instance (the owner of every partition here) applied the events: read-your-writes holds.
+TEST(KafkaHttpIngestTest, PostProducesToTheTopicAndWaitAppliedGivesReadYourWrites) {
+  ScopedTempDir dir("persona-kafka-post");
+  auto cluster = KafkaMockCluster::Start(1);
+  ASSERT_TRUE(cluster.ok()) << cluster.status();
+  ASSERT_TRUE((*cluster)->CreateTopic(kTopic, 2).ok());
+  testing_util::ServerOptions options;
+  options.data_dir = dir.File("data");
+  options.extra_args = {"--quiet", "--kafka-brokers", (*cluster)->bootstrap(), "--kafka-topic",
+                        kTopic};
+  auto server = ServerProcess::Start(options);
+  ASSERT_TRUE(server.ok()) << server.status();
+  HttpClient client = (*server)->Client();
+  const testing_util::HeaderList ndjson = {{"Content-Type", "application/x-ndjson"}};
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (!Ready(client)) {  // the group assigned the partitions
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << (*server)->OutputTail();
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  for (int round = 0; round < 5; ++round) {
+    std::string body;
+    for (int i = 0; i < 20; ++i) {
+      body += "{\"user_id\":\"p" + std::to_string(i) + "\",\"type\":\"view\",\"ts\":" +
+              std::to_string(1700000000000 + round * 100000 + i) + ",\"item_id\":\"i" +
+              std::to_string(round) + "\"}\n";
+    }
+    body += "{\"user_id\":\"p0\",\"type\":\"teleport\",\"ts\":1}\n";  // rejected, not produced
+    auto r = client.Request("POST", "/v1/events?wait=applied", body, ndjson);
+    ASSERT_TRUE(r.ok()) << r.status();
+    ASSERT_EQ(r->status, 207) << r->Describe();
+    Json answer(r->body);
+    EXPECT_EQ(answer.Int("/produced"), 20);
+    EXPECT_EQ(answer.Bool("/applied"), true);
+    EXPECT_EQ(answer.ArraySize("/rejected"), 1);
+    // Read-your-writes: every user already shows this round's view.
+    for (int i = 0; i < 20; ++i) {
+      Json profile(Get(client, "/v1/users/p" + std::to_string(i) + "/profile"));
+      EXPECT_EQ(profile.Int("/stats/counts/view"), round + 1) << "p" << i << " round " << round;
+    }
+  }
+  Json stats(Get(client, "/v1/stats"));
+  EXPECT_EQ(stats.Int("/kafka/messages"), 100) << "the events came back through the topic";
+  auto bad = client.Request("POST", "/v1/events?wait=soon", "{}", ndjson);
+  ASSERT_TRUE(bad.ok());
+  EXPECT_EQ(bad->status, 400);
+}
+
+}  // namespace
+}  // namespace persona::serve

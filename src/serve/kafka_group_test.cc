@@ -199,6 +199,35 @@ TEST(KafkaGroupTest, ThreeInstancesShareATopicAndAKilledOnesPartitionsMove) {
     }
   }
   EXPECT_EQ(differing, 0u);
+
+  // Any instance takes writes: an event posted to one member for a user the other member owns is
+  // produced to the topic and applied by the owner.
+  std::string user;
+  size_t writer = 0, owner_of_user = 0;
+  for (const std::string& u : users) {
+    const size_t o = owner[static_cast<int>(KafkaPartitionOf(u, kPartitions))];
+    user = u;
+    owner_of_user = o;
+    writer = o == 0 ? 2 : 0;
+    break;
+  }
+  HttpClient write_client = members[writer]->Client();
+  auto posted = write_client.Request(
+      "POST", "/v1/events",
+      "{\"user_id\":\"" + user + "\",\"type\":\"view\",\"ts\":1512300000000,"
+      "\"item_id\":\"posted-elsewhere\"}",
+      {{"Content-Type", "application/json"}});
+  ASSERT_TRUE(posted.ok()) << posted.status();
+  ASSERT_EQ(posted->status, 200) << posted->Describe();
+  EXPECT_EQ(Json(posted->body).Int("/produced"), 1);
+  HttpClient owner_client = members[owner_of_user]->Client();
+  EXPECT_TRUE(wait_until(
+      [&] {
+        return Get(owner_client, "/v1/users/" + user + "/timeline?limit=5")
+                   .find("posted-elsewhere") != std::string::npos;
+      },
+      std::chrono::seconds(30)))
+      << "the owner never applied an event posted to another instance";
 }
 
 }  // namespace
