@@ -133,8 +133,9 @@ std::set<std::string> LeafKeys(const toml::table& table, const std::string& pref
   for (auto&& [name, node] : table) {
     const std::string key = prefix + std::string(name.str());
     // [server] belongs to the HTTP service (serve_config_test checks it against ServeConfig),
-    // [recommend] to the recommender (recommend_config_test).
-    if (key == "server" || key == "recommend") continue;
+    // [recommend] to the recommender (recommend_config_test), [kafka] to the Kafka source
+    // (kafka_config_test).
+    if (key == "server" || key == "recommend" || key == "kafka") continue;
     if (const toml::table* nested = node.as_table()) {
       keys.merge(LeafKeys(*nested, key + "."));
     } else {

@@ -44,9 +44,24 @@ TEST(KafkaConfigTest, NoTableChangesNothingAndTheShippedFileDisablesKafka) {
   KafkaConfig c;
   ASSERT_TRUE(LoadKafkaConfigText("partitions = 4\n", "t.toml", &c).ok());
   EXPECT_FALSE(c.enabled());
+  // The shipped file sets every key to its default.
+  c.brokers = "x:1";
+  c.topic = "t";
+  c.group = "g";
+  c.max_batch_events = 7;
+  c.linger = std::chrono::milliseconds(7);
+  c.commit_interval = std::chrono::milliseconds(7);
+  c.audience_topic = "a";
   ASSERT_TRUE(LoadKafkaConfigFile(std::string(PERSONA_SOURCE_DIR) + "/config/persona.toml", &c).ok());
+  const KafkaConfig d;
   EXPECT_FALSE(c.enabled());
-  EXPECT_EQ(c.topic, "persona-events");
+  EXPECT_EQ(c.topic, d.topic);
+  EXPECT_EQ(c.group, d.group);
+  EXPECT_EQ(c.max_batch_events, d.max_batch_events);
+  EXPECT_EQ(c.linger, d.linger);
+  EXPECT_EQ(c.commit_interval, d.commit_interval);
+  EXPECT_EQ(c.audience_topic, d.audience_topic);
+  EXPECT_TRUE(c.client.empty());
 }
 
 TEST(KafkaConfigTest, ErrorsNameTheKeyAndChangeNothing) {
