@@ -36,7 +36,8 @@ done
 echo "rate=$RATE req/s x $PER events = $((RATE * PER)) events/s, produce -> applied (POST ?wait=applied):"
 "$L" --port "$PORT" -c 16 -d "$SECONDS_" --rate "$RATE" --method POST \
   --path '/v1/events?wait=applied' --gen-events "$PER" --user-count 100000
-curl -sf "http://127.0.0.1:$PORT/v1/stats" | python3 -c '
+curl -sf "http://127.0.0.1:$PORT/v1/stats" | python3 -c "
 import json, sys
-k = json.load(sys.stdin)["kafka"]
-print(f"consumed {k[\"messages\"]} messages, lag {k[\"lag\"]}, dead letters {k[\"dead_letters\"]}")'
+k = json.load(sys.stdin)['kafka']
+print('consumed', k['messages'], 'messages, lag', k['lag'], ', dead letters', k['dead_letters'],
+      ', skipped', k['skipped'])"

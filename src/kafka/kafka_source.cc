@@ -292,6 +292,16 @@ void KafkaSource::HandleMessage(const rd_kafka_message_t& m) {
   if (m.partition < 0 || static_cast<size_t>(m.partition) >= slots_.size()) return;
   Slot& slot = *slots_[m.partition];
   if (!slot.assigned || m.offset < slot.next) return;  // not ours any more, or a re-delivery
+  if (slot.next >= 0 && m.offset > slot.next) {
+    // Offsets we never saw: the topic's retention deleted them before they were consumed (with
+    // auto.offset.reset the consumer restarts at the log start), or compaction removed them.
+    const int64_t gap = m.offset - slot.next;
+    skipped_.fetch_add(static_cast<uint64_t>(gap), std::memory_order_relaxed);
+    NoteError("partition " + std::to_string(m.partition) + ": offsets " +
+              std::to_string(slot.next) + ".." + std::to_string(m.offset - 1) +
+              " were deleted from the topic before they were consumed (" + std::to_string(gap) +
+              " messages lost: raise the topic's retention or consume faster)");
+  }
   messages_.fetch_add(1, std::memory_order_relaxed);
   slot.messages.fetch_add(1, std::memory_order_relaxed);
   if (slot.batch == nullptr) {
@@ -456,6 +466,7 @@ KafkaSourceStatus KafkaSource::Status() const {
   st.dead_letters = dead_letters_.load();
   st.batches = batches_.load();
   st.rebalances = rebalances_.load();
+  st.skipped = skipped_.load();
   st.errors = errors_.load();
   {
     std::lock_guard lock(error_mu_);
@@ -489,6 +500,7 @@ std::string KafkaSourceStatusJson(const KafkaSourceStatus& st) {
   w.Key("batches").Uint(st.batches);
   w.Key("rebalances").Uint(st.rebalances);
   w.Key("errors").Uint(st.errors);
+  w.Key("skipped").Uint(st.skipped);
   w.Key("last_error").String(st.last_error);
   int64_t lag = 0;
   for (const KafkaPartitionStatus& p : st.partitions) lag += p.assigned ? p.lag : 0;

@@ -55,6 +55,8 @@ struct KafkaSourceStatus {
   bool caught_up = false;
   uint64_t messages = 0, events = 0, dead_letters = 0, batches = 0;
   uint64_t rebalances = 0, errors = 0;
+  // Offsets deleted from the topic (retention) before this source consumed them: lost events.
+  uint64_t skipped = 0;
   std::string last_error;
   std::vector<KafkaPartitionStatus> partitions;  // one per engine partition
 };
@@ -120,7 +122,7 @@ class KafkaSource {
   std::atomic<bool> caught_up_{false};
   bool assigned_once_ = false;  // consumer thread only
   std::atomic<uint64_t> messages_{0}, events_{0}, dead_letters_{0}, batches_{0};
-  std::atomic<uint64_t> rebalances_{0}, errors_{0};
+  std::atomic<uint64_t> rebalances_{0}, errors_{0}, skipped_{0};
   mutable std::mutex error_mu_;
   std::string last_error_ ABSL_GUARDED_BY(error_mu_);
   std::mutex inflight_mu_;

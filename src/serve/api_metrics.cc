@@ -262,6 +262,9 @@ void ApiMetrics::CollectKafka(MetricsWriter& w) {
             static_cast<double>(st.rebalances));
   w.Counter("persona_kafka_errors_total", "Kafka client and consume errors since start", {},
             static_cast<double>(st.errors));
+  w.Counter("persona_kafka_skipped_total",
+            "Offsets deleted from the topic by retention before they were consumed (lost events)",
+            {}, static_cast<double>(st.skipped));
   w.Gauge("persona_kafka_caught_up",
           "1 once the partitions assigned at start were consumed up to their end offset then", {},
           st.caught_up ? 1 : 0);
