@@ -13,39 +13,9 @@ ApiContext::ApiContext(Engine* engine, const ServeConfig& config, std::string co
       recommender_(recommender),
       predictor_(predictor),
       config_(config),
-      config_path_(std::move(config_path)),
-      worker_([this] { WorkLoop(); }) {}
+      config_path_(std::move(config_path)) {}
 
-ApiContext::~ApiContext() {
-  {
-    std::lock_guard<std::mutex> lock(work_mu_);
-    stopping_ = true;
-  }
-  work_cv_.notify_all();
-  worker_.join();
-}
-
-void ApiContext::Post(std::function<void()> fn) {
-  {
-    std::lock_guard<std::mutex> lock(work_mu_);
-    work_.push_back(std::move(fn));
-  }
-  work_cv_.notify_one();
-}
-
-void ApiContext::WorkLoop() {
-  while (true) {
-    std::function<void()> fn;
-    {
-      std::unique_lock<std::mutex> lock(work_mu_);
-      work_cv_.wait(lock, [&] { return stopping_ || !work_.empty(); });
-      if (work_.empty()) return;  // stopping and drained
-      fn = std::move(work_.front());
-      work_.pop_front();
-    }
-    fn();
-  }
-}
+ApiContext::~ApiContext() = default;
 
 absl::StatusOr<std::shared_ptr<const ApiKeys>> BuildApiKeys(const ServeConfig& config) {
   auto keys = std::make_shared<ApiKeys>();

@@ -23,6 +23,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "common/serial_worker.h"
 #include "engine/engine.h"
 #include "serve/api_keys.h"
 #include "serve/serve_config.h"
@@ -75,11 +76,9 @@ class ApiContext {
 
   // Runs `fn` on the worker for slow calls (checkpoint, reload, stats, segment sizes), so that
   // they never hold an I/O thread.
-  void Post(std::function<void()> fn);
+  void Post(std::function<void()> fn) { worker_.Post(std::move(fn)); }
 
  private:
-  void WorkLoop();
-
   Engine* const engine_;
   Recommender* const recommender_;
   Predictor* const predictor_;
@@ -91,11 +90,7 @@ class ApiContext {
   std::atomic<KafkaProducer*> kafka_producer_{nullptr};
   std::string kafka_topic_;
 
-  std::mutex work_mu_;
-  std::condition_variable work_cv_;
-  std::deque<std::function<void()>> work_ ABSL_GUARDED_BY(work_mu_);
-  bool stopping_ ABSL_GUARDED_BY(work_mu_) = false;
-  std::thread worker_;  // last: starts once everything above is constructed
+  SerialWorker worker_;  // last: destroyed (drained) first, while everything above is alive
 };
 
 // The keys of config.api_keys; InvalidArgument naming the key with a bad hash or scope.

@@ -144,40 +144,9 @@ bool ParseObject(std::string_view text, Body& body, Responder& respond) {
 
 AudienceRoutes::AudienceRoutes(Engine* engine, const Predictor* predictor,
                                SavedAudiences* saved)
-    : engine_(engine), predictor_(predictor), saved_(saved), scanner_(engine, predictor) {
-  worker_ = std::thread([this] { WorkLoop(); });
-}
+    : engine_(engine), predictor_(predictor), saved_(saved), scanner_(engine, predictor) {}
 
-AudienceRoutes::~AudienceRoutes() {
-  {
-    std::lock_guard<std::mutex> lock(work_mu_);
-    stopping_ = true;
-  }
-  work_cv_.notify_all();
-  worker_.join();
-}
-
-void AudienceRoutes::RunScan(std::function<void()> fn) {
-  {
-    std::lock_guard<std::mutex> lock(work_mu_);
-    work_.push_back(std::move(fn));
-  }
-  work_cv_.notify_one();
-}
-
-void AudienceRoutes::WorkLoop() {
-  while (true) {
-    std::function<void()> fn;
-    {
-      std::unique_lock<std::mutex> lock(work_mu_);
-      work_cv_.wait(lock, [&] { return stopping_ || !work_.empty(); });
-      if (work_.empty()) return;  // stopping and drained
-      fn = std::move(work_.front());
-      work_.pop_front();
-    }
-    fn();
-  }
-}
+AudienceRoutes::~AudienceRoutes() = default;
 
 void AudienceRoutes::CountScan(double seconds, uint64_t scanned) {
   scans_.fetch_add(1, std::memory_order_relaxed);

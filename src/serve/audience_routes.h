@@ -20,6 +20,7 @@
 
 #include "audience/audience_scan.h"
 #include "audience/saved_audiences.h"
+#include "common/serial_worker.h"
 #include "engine/engine.h"
 #include "serve/http_server.h"
 #include "serve/request_target.h"
@@ -64,8 +65,7 @@ class AudienceRoutes {
   SavedAudiences* saved() const { return saved_; }
 
  private:
-  void RunScan(std::function<void()> fn);
-  void WorkLoop();
+  void RunScan(std::function<void()> fn) { worker_.Post(std::move(fn)); }
   void CountScan(double seconds, uint64_t scanned);
   bool SavedReady(Responder& respond);
   // `text` compiled; nullptr after answering 400 (missing, or invalid_condition with its column).
@@ -91,11 +91,7 @@ class AudienceRoutes {
   std::shared_ptr<std::atomic<uint64_t>> long_polls_waiting_ =
       std::make_shared<std::atomic<uint64_t>>(0);
 
-  std::mutex work_mu_;
-  std::condition_variable work_cv_;
-  std::deque<std::function<void()>> work_;
-  bool stopping_ = false;
-  std::thread worker_;
+  SerialWorker worker_;  // scans, one at a time; last: drained first on destruction
 };
 
 }  // namespace persona::serve
