@@ -80,7 +80,10 @@ void BM_KafkaConsumeEngineOnly(benchmark::State& state) {
     kc.topic = kTopic;
     kc.group = "bench-" + std::to_string(state.iterations());
     // The mock coordinator holds a new group's first join for about the session timeout.
-    kc.client = {{"session.timeout.ms", "6000"}, {"heartbeat.interval.ms", "500"}};
+    // ... and does not answer a waiting fetch when data arrives (a real broker does).
+    kc.client = {{"session.timeout.ms", "6000"},
+                 {"heartbeat.interval.ms", "500"},
+                 {"fetch.wait.max.ms", "5"}};
     auto source = KafkaSource::Start(engine.get(), kc);
     if (!source.ok()) {
       state.SkipWithError(std::string(source.status().message()).c_str());

@@ -27,7 +27,9 @@ trap 'kill $MOCK 2>/dev/null || true; [ -n "${SERVER:-}" ] && kill $SERVER 2>/de
 until grep -q '^bootstrap ' "$WORK/mock.out"; do sleep 0.05; done
 BROKERS=$(awk '/^bootstrap /{print $2}' "$WORK/mock.out")
 PORT=$(free_port)
-"$P" serve --data "$WORK/db" --port "$PORT" --kafka-brokers "$BROKERS" ${SERVE_ARGS:-} \
+# The mock broker does not answer a waiting fetch when data arrives (a real broker does).
+printf '[server]\naccess_log = ""\n[kafka.client]\n"fetch.wait.max.ms" = 5\n' >"$WORK/persona.toml"
+"$P" serve --data "$WORK/db" --port "$PORT" --kafka-brokers "$BROKERS" --config "$WORK/persona.toml" \
   >"$WORK/serve.log" 2>&1 &
 SERVER=$!
 until curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null 2>&1; do

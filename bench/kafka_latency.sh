@@ -25,7 +25,10 @@ trap 'kill $MOCK 2>/dev/null || true; [ -n "${SERVER:-}" ] && kill $SERVER 2>/de
 until grep -q '^bootstrap ' "$WORK/mock.out"; do sleep 0.05; done
 BROKERS=$(awk '/^bootstrap /{print $2}' "$WORK/mock.out")
 PORT=$(free_port)
-printf '[server]\naccess_log = ""\n[kafka]\nlinger = "1ms"\n' >"$WORK/persona.toml"
+# The mock broker does not answer a waiting fetch when data arrives (a real broker does): without
+# a short fetch.wait.max.ms every poll would add up to librdkafka's default 500 ms.
+printf '[server]\naccess_log = ""\n[kafka]\nlinger = "1ms"\n[kafka.client]\n"fetch.wait.max.ms" = 5\n' \
+  >"$WORK/persona.toml"
 "$P" serve --data "$WORK/db" --port "$PORT" --config "$WORK/persona.toml" \
   --kafka-brokers "$BROKERS" --quiet >"$WORK/serve.log" 2>&1 &
 SERVER=$!
