@@ -17,7 +17,6 @@ struct KafkaSource::Slot {
   std::vector<DeadLetter> rejects;    // bad messages of the pending batch
   int64_t base = -1;                  // offset of the pending batch's first message
   int64_t next = -1;                  // offset after the last polled message
-  int64_t handed = -1;                // `next` of the last batch handed to the engine
   std::chrono::steady_clock::time_point first;  // when the pending batch got its first message
   int64_t target = -1;                // end offset when assigned: caught up at durable >= target
   int64_t committed = -1;             // last offset committed to the group
@@ -170,7 +169,6 @@ void KafkaSource::Assign(rd_kafka_topic_partition_list_t* partitions) {
     Slot& slot = *slots_[tp.partition];
     const int64_t stored = engine_->SourceOffset(static_cast<uint32_t>(tp.partition));
     slot.durable.store(stored);
-    slot.handed = stored;
     slot.next = stored;
     slot.committed = -1;
     tp.offset = stored >= 0 ? stored : RD_KAFKA_OFFSET_BEGINNING;
@@ -368,7 +366,6 @@ void KafkaSource::Flush(Slot& slot) {
   std::vector<DeadLetter> rejects = std::move(slot.rejects);
   slot.rejects.clear();
   const int64_t next = slot.next;
-  slot.handed = next;
   batches_.fetch_add(1, std::memory_order_relaxed);
   {
     std::lock_guard lock(inflight_mu_);
