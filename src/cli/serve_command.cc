@@ -2,6 +2,7 @@
 // `persona apikey new`: a fresh API key secret and the config lines that authorise it.
 #include <pthread.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <condition_variable>
 #include <iostream>
@@ -9,7 +10,9 @@
 #include <thread>
 
 #include "cli/commands.h"
+
 #include "kafka/audience_sink.h"
+#include "kafka/cluster_exchange.h"
 #include "kafka/kafka_client.h"
 #include "kafka/kafka_config.h"
 #include "kafka/kafka_producer.h"
@@ -135,14 +138,33 @@ int RunServe(ServeOptions& o) {
     return 2;
   }
   serve::Api* a = api->get();
+  std::unique_ptr<ClusterExchange> cluster;
   std::unique_ptr<KafkaSource> source;
   std::unique_ptr<KafkaProducer> producer;
-  if (kafka.enabled()) {
-    auto started = KafkaSource::Start(engine->get(), kafka, [quiet = o.engine.quiet](
-                                                               std::string_view line) {
-      if (!quiet) std::cerr << "persona: " << line << "\n";
-    });
+  const auto kafka_log = [quiet = o.engine.quiet](std::string_view line) {
+    if (!quiet) std::cerr << "persona: " << line << "\n";
+  };
+  if (kafka.enabled() && kafka.cluster) {
+    // Before the source: its first assignment marks the other partitions foreign.
+    auto started = ClusterExchange::Start(engine->get(), kafka, kafka_log);
     if (!started.ok()) {
+      std::cerr << "persona: " << started.status().message() << "\n";
+      stop_reconciler();
+      audiences->Detach();
+      recommender->Stop();
+      (void)(*engine)->Close();
+      return 1;
+    }
+    cluster = std::move(*started);
+  }
+  if (kafka.enabled()) {
+    KafkaSource::AssignmentFn on_assignment;
+    if (cluster) {
+      on_assignment = [c = cluster.get()](const std::vector<bool>& owned) { c->OnAssignment(owned); };
+    }
+    auto started = KafkaSource::Start(engine->get(), kafka, kafka_log, std::move(on_assignment));
+    if (!started.ok()) {
+      if (cluster) cluster->Stop();
       std::cerr << "persona: " << started.status().message() << "\n";
       stop_reconciler();
       audiences->Detach();
@@ -156,6 +178,7 @@ int RunServe(ServeOptions& o) {
     if (!made.ok()) {
       std::cerr << "persona: " << made.status().message() << "\n";
       source->Stop();
+      if (cluster) cluster->Stop();
       stop_reconciler();
       audiences->Detach();
       recommender->Stop();
@@ -186,6 +209,7 @@ int RunServe(ServeOptions& o) {
               << serve_config.http.port << ": " << server.status().message() << "\n";
     if (sink) sink->Stop();
     if (source) source->Stop();
+    if (cluster) cluster->Stop();
     a->SetKafka(nullptr, nullptr, "");
     stop_reconciler();
     audiences->Detach();
@@ -200,8 +224,28 @@ int RunServe(ServeOptions& o) {
                  "anyone who can reach "
               << serve_config.http.bind_address << " (create keys with `persona apikey new`)\n";
   }
-  a->SetReady(true);
   const bool tls = !serve_config.http.tls_cert_file.empty();
+  if (cluster) {
+    std::string url = kafka.advertised_url;
+    if (url.empty()) {
+      std::string host = serve_config.http.bind_address;
+      if (host == "0.0.0.0" || host == "::" || host.empty()) {
+        char name[256] = {};
+        host = gethostname(name, sizeof(name) - 1) == 0 ? name : "localhost";
+      } else if (host.find(':') != std::string::npos) {
+        host = "[" + host + "]";
+      }
+      url = "http://" + host + ":" + std::to_string(srv->port());
+    }
+    if (tls && kafka.advertised_url.empty()) {
+      std::cerr << "persona: WARNING: the cluster forwards requests over plain HTTP; with TLS on "
+                   "this port set [kafka] advertised_url to a plain-HTTP address of this "
+                   "instance (docs/cluster.md)\n";
+    }
+    cluster->SetSelfUrl(url);
+    a->SetCluster(cluster.get());
+  }
+  a->SetReady(true);
   std::cout << "listening on " << (tls ? "https" : "http") << "://"
             << serve_config.http.bind_address << ":" << srv->port() << std::endl;
 
@@ -213,6 +257,7 @@ int RunServe(ServeOptions& o) {
   // The source hands over what it polled and leaves the group (POSTs waiting for their events to
   // be applied answer applied=false); the producer lives until the drain is over.
   if (source) source->Stop();
+  if (cluster) cluster->Stop();  // after the source: its revocations are published
   stop_reconciler();
   if (sink) sink->Stop();  // publishes what is pending
   // Long-polls on the change stream are answered now rather than held through the drain.
@@ -221,8 +266,10 @@ int RunServe(ServeOptions& o) {
   srv->Stop(serve_config.drain_timeout);
   server->reset();
   a->SetKafka(nullptr, nullptr, "");
+  a->SetCluster(nullptr);
   producer.reset();  // delivers what the drained requests produced
   source.reset();
+  cluster.reset();
   recommender->Stop();
   absl::Status closed = (*engine)->Close();
   api->reset();  // finishes queued audience scans (which may use the saved audiences)

@@ -249,6 +249,48 @@ void Engine::EraseUser(std::string_view user_id,
   if (absl::Status s = EnqueueControl(std::move(control)); !s.ok()) done(s);
 }
 
+void Engine::SetForeign(uint32_t partition, bool foreign, std::function<void(absl::Status)> done) {
+  auto control = std::make_shared<PartitionControl>();
+  control->kind = PartitionControl::Kind::kSetForeign;
+  control->foreign = foreign;
+  control->status_done = done;
+  if (partition >= partitions_.size()) {
+    if (done) done(absl::InvalidArgumentError("no partition " + std::to_string(partition)));
+    return;
+  }
+  if (absl::Status s = partitions_[partition]->EnqueueControl(std::move(control)); !s.ok()) {
+    if (done) done(s);
+  }
+}
+
+void Engine::ShareStates(uint32_t partition,
+                         std::function<void(std::optional<SharedStates>)> done) {
+  auto control = std::make_shared<PartitionControl>();
+  control->kind = PartitionControl::Kind::kShareStates;
+  control->share_done = done;
+  if (partition >= partitions_.size() ||
+      !partitions_[partition]->EnqueueControl(std::move(control)).ok()) {
+    done(std::nullopt);
+  }
+}
+
+void Engine::LoadForeignStates(uint32_t partition,
+                               std::vector<std::pair<std::string, std::string>> states,
+                               int64_t watermark_ms, std::function<void(absl::Status)> done) {
+  auto control = std::make_shared<PartitionControl>();
+  control->kind = PartitionControl::Kind::kLoadForeign;
+  control->states = std::move(states);
+  control->watermark_ms = watermark_ms;
+  control->status_done = done;
+  if (partition >= partitions_.size()) {
+    if (done) done(absl::InvalidArgumentError("no partition " + std::to_string(partition)));
+    return;
+  }
+  if (absl::Status s = partitions_[partition]->EnqueueControl(std::move(control)); !s.ok()) {
+    if (done) done(s);
+  }
+}
+
 absl::Status Engine::EnqueueControl(std::shared_ptr<PartitionControl> control) {
   if (control->user_id.empty()) return absl::InvalidArgumentError("user_id is empty");
   Partition& p = *partitions_[RouteOf(control->user_id)];

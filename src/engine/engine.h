@@ -95,6 +95,23 @@ class Engine {
   absl::StatusOr<UserErasure> EraseUser(std::string_view user_id);
 
 
+  // Cluster support (kafka/cluster_exchange.h). A partition is foreign while another instance owns
+  // it: this instance applies none of its events, its checkpoints keep this instance's own state,
+  // and its operators' parts may show the owner's shared state (LoadForeignStates), so that reads
+  // of state spanning users (trending, item-CF, demand) combine every instance's partitions.
+  // SetForeign(p, true) checkpoints p first; SetForeign(p, false) restores p's own operator state
+  // before any later event of p. All three are ordered with p's events on its writer; `done` runs
+  // there.
+  void SetForeign(uint32_t partition, bool foreign, std::function<void(absl::Status)> done);
+  // Each operator's SaveState of an owned partition (nullopt when foreign or failed).
+  void ShareStates(uint32_t partition, std::function<void(std::optional<SharedStates>)> done);
+  // Lays an owner's shared state (ShareStates) over a foreign partition's operator parts.
+  // FailedPrecondition when the partition is owned here.
+  // `watermark_ms` (the owner's, -1 = keep) becomes the partition's "now" while foreign.
+  void LoadForeignStates(uint32_t partition,
+                         std::vector<std::pair<std::string, std::string>> states,
+                         int64_t watermark_ms, std::function<void(absl::Status)> done);
+  bool foreign(uint32_t partition) const { return partitions_[partition]->foreign(); }
   // OK, or the first storage error of any partition (that partition then rejects all writes).
   absl::Status health() const;
 

@@ -120,7 +120,86 @@ void Partition::ProcessControl(PartitionControl& control) {
       control.erase_done(std::move(r));
       break;
     }
+    case PartitionControl::Kind::kSetForeign:
+      SetForeign(control.foreign, control.status_done);
+      break;
+    case PartitionControl::Kind::kShareStates: {
+      if (foreign_ || !health().ok()) {
+        control.share_done(std::nullopt);
+        break;
+      }
+      SharedStates shared;
+      shared.seq = next_seq_ - 1;
+      shared.source_next = source_next_.load(std::memory_order_acquire);
+      shared.watermark_ms = watermark_.load(std::memory_order_relaxed);
+      for (StreamOperator* op : operators_) {
+        std::string state;
+        op->SaveState(id_, &state);
+        if (!state.empty()) shared.states.emplace_back(std::string(op->name()), std::move(state));
+      }
+      control.share_done(std::move(shared));
+      break;
+    }
+    case PartitionControl::Kind::kLoadForeign:
+      LoadForeign(control);
+      break;
   }
+}
+
+// Becoming foreign checkpoints first (what this instance applied is then all in its checkpoint,
+// so a restart does not replay it) and keeps the operators' own states; checkpoints written while
+// foreign store those, never the owner's shared state laid over the parts. Owning the partition
+// again restores them before any event of the partition is applied: the state is then exactly
+// the one this instance had, and consumption resumes from its own source offset.
+void Partition::SetForeign(bool foreign, const std::function<void(absl::Status)>& done) {
+  absl::Status status;
+  if (foreign && !foreign_) {
+    own_states_.assign(operators_.size(), {});
+    for (size_t i = 0; i < operators_.size(); ++i) operators_[i]->SaveState(id_, &own_states_[i]);
+    own_watermark_ms_ = watermark_.load();
+    foreign_ = true;
+    foreign_flag_.store(true, std::memory_order_release);
+    if (health().ok()) status = WriteCheckpoint();
+  } else if (!foreign && foreign_) {
+    for (size_t i = 0; i < operators_.size() && status.ok(); ++i) {
+      if (own_states_[i].empty()) continue;
+      status = operators_[i]->LoadState(id_, own_states_[i]);
+    }
+    if (!status.ok()) {
+      status = absl::Status(status.code(), "partition " + std::to_string(id_) +
+                                               ": restoring its own operator state: " +
+                                               std::string(status.message()));
+      std::lock_guard<std::mutex> lock(queue_mu_);
+      if (last_error_.ok()) last_error_ = status;
+    }
+    own_states_.clear();
+    watermark_.store(own_watermark_ms_);
+    foreign_ = false;
+    foreign_flag_.store(false, std::memory_order_release);
+  }
+  if (done) done(status);
+}
+
+void Partition::LoadForeign(PartitionControl& control) {
+  absl::Status status;
+  if (!foreign_) {
+    status = absl::FailedPreconditionError("partition " + std::to_string(id_) +
+                                           " is owned by this instance");
+  } else {
+    // The owner's "now", so that reads decaying by the watermark see what the owner sees.
+    if (control.watermark_ms >= 0) watermark_.store(control.watermark_ms);
+    for (const auto& [name, blob] : control.states) {
+      for (StreamOperator* op : operators_) {
+        if (op->name() != name || blob.empty()) continue;
+        if (absl::Status s = op->LoadState(id_, blob); !s.ok() && status.ok()) {
+          status = absl::Status(s.code(), "shared state of partition " + std::to_string(id_) +
+                                              ", operator " + name + ": " +
+                                              std::string(s.message()));
+        }
+      }
+    }
+  }
+  if (control.status_done) control.status_done(status);
 }
 
 // Attribute updates are not events, so they are not in the log: the object is stored beside it
@@ -593,7 +672,7 @@ absl::Status Partition::Checkpoint() {
 std::string Partition::EncodeMeta() const {
   std::string out;
   out.push_back(kMetaFormatV2);
-  AppendVarint64(&out, static_cast<uint64_t>(watermark_.load()));
+  AppendVarint64(&out, static_cast<uint64_t>(foreign_ ? own_watermark_ms_ : watermark_.load()));
   AppendVarint64(&out, accepted_.load());
   AppendVarint64(&out, duplicates_.load());
   AppendVarint64(&out, rejected_.load());
@@ -694,7 +773,11 @@ absl::Status Partition::WriteCheckpoint() {
   std::vector<std::pair<std::string_view, std::string_view>> named;
   for (size_t i = 0; i < operators_.size(); ++i) {
     AppendVarint64(&states[i], seq);
-    operators_[i]->SaveState(id_, &states[i]);
+    if (foreign_) {
+      states[i] += own_states_[i];
+    } else {
+      operators_[i]->SaveState(id_, &states[i]);
+    }
     named.emplace_back(operators_[i]->name(), states[i]);
   }
   // Retention is decided before the meta is encoded, so that the committed segment list is the

@@ -12,7 +12,9 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
+#include <utility>
 #include <thread>
 #include <vector>
 
@@ -46,16 +48,31 @@ struct UserErasure {
   uint64_t dead_letters = 0;
 };
 
+// The operators' state of one partition as its owner shares it with the other instances of a
+// cluster (Engine::ShareStates): each operator's SaveState bytes, by operator name.
+struct SharedStates {
+  uint64_t seq = 0;          // the partition's last log seq they reflect
+  int64_t source_next = -1;  // the partition's source offset they reflect
+  int64_t watermark_ms = 0;  // the partition's event-time watermark (its "now")
+  std::vector<std::pair<std::string, std::string>> states;  // (operator name, SaveState bytes)
+};
+
 // A request that is not a batch of events but must be ordered with them on the writer thread.
+// kSetForeign, kShareStates and kLoadForeign address a partition, not a user (Engine::SetForeign).
 struct PartitionControl {
-  enum class Kind { kSetAttributes, kEraseUser };
+  enum class Kind { kSetAttributes, kEraseUser, kSetForeign, kShareStates, kLoadForeign };
   Kind kind = Kind::kSetAttributes;
   std::string user_id;
   std::string attributes_json;  // kSetAttributes
   bool merge = true;            // kSetAttributes
+  bool foreign = false;         // kSetForeign
+  std::vector<std::pair<std::string, std::string>> states;  // kLoadForeign
+  int64_t watermark_ms = -1;                                // kLoadForeign: the owner's (-1: keep)
   // kSetAttributes: the resulting attributes object. kEraseUser: unused.
   std::function<void(absl::StatusOr<std::string>)> attributes_done;
   std::function<void(absl::StatusOr<UserErasure>)> erase_done;
+  std::function<void(absl::Status)> status_done;                    // kSetForeign, kLoadForeign
+  std::function<void(std::optional<SharedStates>)> share_done;      // kShareStates
 };
 
 struct PartitionWork {
@@ -164,6 +181,8 @@ class Partition {
                   const std::function<void(const ProfileScanItem&)>& fn);
   int64_t watermark_ms() const { return watermark_.load(std::memory_order_relaxed); }
   uint32_t id() const { return id_; }
+  // Another instance owns this partition (Engine::SetForeign).
+  bool foreign() const { return foreign_flag_.load(std::memory_order_acquire); }
   // The recorded events of a user's timeline, newest first, following the log chain.
   absl::Status Timeline(std::string_view user_id, size_t limit,
                         const std::function<void(const Event&, uint64_t position)>& fn) const;
@@ -205,6 +224,8 @@ class Partition {
   void AfterChange(Entry* entry, int64_t now_ms, bool replay);
   void FailWorks(std::vector<PartitionWork>& works, const absl::Status& status);
   absl::Status WriteCheckpoint();
+  void SetForeign(bool foreign, const std::function<void(absl::Status)>& done);
+  void LoadForeign(PartitionControl& control);
   // Log retention bookkeeping: a record of `bytes` was appended (or replayed) at `wall_ms`.
   void NoteAppend(uint64_t seq, uint64_t bytes, int64_t wall_ms);
   // Drops from segments_ the log segments the retention policy lets go among those a checkpoint
@@ -226,6 +247,14 @@ class Partition {
   DedupWindow dedup_;
   std::unique_ptr<Shard[]> shards_;
   std::vector<Entry*> dirty_;
+  // Foreign: another instance owns this partition (Engine::SetForeign). Its operators' parts then
+  // show the owner's shared state (kLoadForeign), and own_states_ keeps this instance's own
+  // operator states (SaveState when it became foreign), which checkpoints write and which are
+  // restored when it owns the partition again. Writer thread only.
+  bool foreign_ = false;
+  std::vector<std::string> own_states_;
+  int64_t own_watermark_ms_ = 0;  // the watermark when it became foreign (checkpointed meanwhile)
+  std::atomic<bool> foreign_flag_{false};  // foreign_ for other threads
   // Per-batch scratch, kept to reuse allocations.
   struct Accepted {
     const Event* event;

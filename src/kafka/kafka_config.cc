@@ -27,23 +27,36 @@ std::optional<std::chrono::milliseconds> ReadDuration(const toml::node& node) {
 absl::Status ReadTable(const toml::table& table, std::string_view origin, KafkaConfig* c) {
   for (auto&& [name, node] : table) {
     const std::string key(name.str());
-    if (key == "brokers" || key == "topic" || key == "group" || key == "audience_topic") {
+    if (key == "brokers" || key == "topic" || key == "group" || key == "audience_topic" ||
+        key == "cluster_topic" || key == "advertised_url") {
       auto v = node.value<std::string>();
       if (!v) return BadValue(key, "a string", node, origin);
       (key == "brokers"          ? c->brokers
        : key == "topic"          ? c->topic
        : key == "audience_topic" ? c->audience_topic
+       : key == "cluster_topic"  ? c->cluster_topic
+       : key == "advertised_url" ? c->advertised_url
                                  : c->group) = *v;
+      if (key == "advertised_url" && !v->empty() && v->rfind("http://", 0) != 0) {
+        return BadValue(key, "an http:// URL (instances forward requests over plain HTTP)", node,
+                        origin);
+      }
+    } else if (key == "cluster") {
+      auto v = node.value<bool>();
+      if (!v) return BadValue(key, "true or false", node, origin);
+      c->cluster = *v;
     } else if (key == "max_batch_events") {
       const auto* v = node.as_integer();
       if (v == nullptr || v->get() < 1 || v->get() > 1000000) {
         return BadValue(key, "an integer in [1, 1000000]", node, origin);
       }
       c->max_batch_events = static_cast<uint32_t>(v->get());
-    } else if (key == "linger" || key == "commit_interval") {
+    } else if (key == "linger" || key == "commit_interval" || key == "share_interval") {
       auto d = ReadDuration(node);
       if (!d) return BadValue(key, "a positive duration such as \"5ms\" or \"1s\"", node, origin);
-      (key == "linger" ? c->linger : c->commit_interval) = *d;
+      (key == "linger"            ? c->linger
+       : key == "commit_interval" ? c->commit_interval
+                                  : c->share_interval) = *d;
     } else if (key == "client") {
       const toml::table* client = node.as_table();
       if (client == nullptr) return BadValue(key, "a table of librdkafka properties", node, origin);

@@ -32,10 +32,25 @@ struct KafkaConfig {
   // Topic that saved audiences' enter/exit changes are published to ("" = none; kafka/
   // audience_sink.h has the message format).
   std::string audience_topic;
+  // Scale-out (kafka/cluster_exchange.h): the instances of a group publish their HTTP address and
+  // owned partitions, and the operators' shared state of those partitions, on this compacted
+  // topic, so that any instance forwards a user's reads to the owner and combines every instance's
+  // trending, item-CF and demand. Empty = "<group>-cluster" (one per group). `cluster = false`
+  // turns it off.
+  bool cluster = true;
+  std::string cluster_topic;
+  // The URL other instances reach this one's HTTP API at ("" = http://<bind or host name>:<port>).
+  std::string advertised_url;
+  // How often an owner publishes the shared state of partitions that changed: the bound on how
+  // stale another instance's view of it is.
+  std::chrono::milliseconds share_interval{2000};
   // librdkafka properties ([kafka.client], e.g. "security.protocol" = "SASL_SSL"), applied last.
   std::vector<std::pair<std::string, std::string>> client;
 
   bool enabled() const { return !brokers.empty(); }
+  std::string cluster_topic_name() const {
+    return cluster_topic.empty() ? group + "-cluster" : cluster_topic;
+  }
 };
 
 // Reads the [kafka] table (and [kafka.client]) of TOML text / a file into `config`; absent keys keep

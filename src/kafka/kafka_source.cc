@@ -43,7 +43,8 @@ std::string Truncated(std::string_view raw) {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<KafkaSource>> KafkaSource::Start(
-    Engine* engine, const KafkaConfig& config, std::function<void(std::string_view)> log) {
+    Engine* engine, const KafkaConfig& config, std::function<void(std::string_view)> log,
+    AssignmentFn on_assignment) {
   if (!engine->kafka_routing()) {
     return absl::FailedPreconditionError(
         "the data directory routes users with Persona's own hash; a Kafka source needs one created "
@@ -59,6 +60,7 @@ absl::StatusOr<std::unique_ptr<KafkaSource>> KafkaSource::Start(
         ": engine partition k consumes Kafka partition k, so the counts must match");
   }
   std::unique_ptr<KafkaSource> source(new KafkaSource(engine, config, std::move(log)));
+  source->on_assignment_ = std::move(on_assignment);
   KafkaProperties props = {{"bootstrap.servers", config.brokers},
                            {"group.id", config.group},
                            {"client.id", "persona"},
@@ -185,7 +187,15 @@ void KafkaSource::Assign(rd_kafka_topic_partition_list_t* partitions) {
              (stored >= 0 ? std::to_string(stored) : std::string("beginning"));
   }
   Log("kafka: assigned partitions " + (names.empty() ? std::string("(none)") : names));
+  NotifyAssignment();
   UpdateCaughtUp();
+}
+
+void KafkaSource::NotifyAssignment() {
+  if (!on_assignment_) return;
+  std::vector<bool> owned(slots_.size());
+  for (size_t p = 0; p < slots_.size(); ++p) owned[p] = slots_[p]->assigned;
+  on_assignment_(owned);
 }
 
 void KafkaSource::Revoke(rd_kafka_topic_partition_list_t* partitions) {
@@ -207,6 +217,7 @@ void KafkaSource::Revoke(rd_kafka_topic_partition_list_t* partitions) {
     slots_[tp.partition]->is_assigned.store(false);
   }
   Log("kafka: revoked partitions " + (names.empty() ? std::string("(none)") : names));
+  NotifyAssignment();
 }
 
 void KafkaSource::Run() {

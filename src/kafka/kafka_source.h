@@ -69,8 +69,13 @@ class KafkaSource {
   // Checks that the topic has exactly engine->partitions() partitions and that the engine routes
   // with Kafka's partitioner, then joins the group and starts consuming. `log` receives
   // human-readable lines (assignments, errors); may be empty.
+  // `on_assignment` (may be empty) runs on the consumer thread after every assignment change with
+  // the partitions owned now (index = partition): after an assignment before any of its messages
+  // is handed to the engine, after a revocation once the revoked partitions' work is durable.
+  using AssignmentFn = std::function<void(const std::vector<bool>& owned)>;
   static absl::StatusOr<std::unique_ptr<KafkaSource>> Start(
-      Engine* engine, const KafkaConfig& config, std::function<void(std::string_view)> log = {});
+      Engine* engine, const KafkaConfig& config, std::function<void(std::string_view)> log = {},
+      AssignmentFn on_assignment = {});
   ~KafkaSource();
   KafkaSource(const KafkaSource&) = delete;
   KafkaSource& operator=(const KafkaSource&) = delete;
@@ -90,6 +95,7 @@ class KafkaSource {
  private:
   struct Slot;
   KafkaSource(Engine* engine, const KafkaConfig& config, std::function<void(std::string_view)> log);
+  void NotifyAssignment();
 
   void Run();
   static void OnRebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err,
@@ -113,6 +119,7 @@ class KafkaSource {
   Engine* const engine_;
   const KafkaConfig config_;
   const std::function<void(std::string_view)> log_;
+  AssignmentFn on_assignment_;
   const std::string source_name_;  // "kafka:<topic>" prefix of dead letters' source
   std::unique_ptr<JsonEventParser> parser_;  // consumer thread only
   RdKafkaHandle rk_;

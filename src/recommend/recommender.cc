@@ -187,6 +187,8 @@ absl::Status Recommender::LoadState(uint32_t partition, std::string_view in) {
   in.remove_prefix(1);
   uint64_t n;
   if (!ReadVarint64(&in, &n) || n > in.size()) return corrupt("items");
+  // The state replaces the partition's (a foreign partition's shared state, then its own again).
+  items_of_[partition].clear();
   auto read_string = [&](std::string_view* s) {
     uint64_t len;
     if (!ReadVarint64(&in, &len) || len > in.size()) return false;

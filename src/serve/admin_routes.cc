@@ -7,6 +7,7 @@
 
 #include "common/json_writer.h"
 #include "engine/stats_json.h"
+#include "kafka/cluster_exchange.h"
 #include "kafka/kafka_source.h"
 #include "predict/predictor.h"
 #include "recommend/recommender.h"
@@ -31,6 +32,10 @@ void AdminRoutes::GetStats(const HttpRequest&, const RouteMatch&, Responder& res
     if (const KafkaSource* kafka = context->kafka(); kafka != nullptr && !json.empty()) {
       json.pop_back();
       json += ",\"kafka\":" + KafkaSourceStatusJson(kafka->Status()) + "}";
+    }
+    if (const ClusterExchange* cluster = context->cluster(); cluster != nullptr && !json.empty()) {
+      json.pop_back();
+      json += ",\"cluster\":" + ClusterStatusJson(cluster->Status()) + "}";
     }
     respond(JsonOk(200, std::move(json)));
   });

@@ -98,6 +98,7 @@ struct Api::Routes {
          On(&recommendations, &RecommendRoutes::GetSimilarItems)},
         {"GET", "/v1/trending", kScopeRead, On(&recommendations, &RecommendRoutes::GetTrending)},
         {"POST", "/v1/events", kScopeIngest, On(&ingest, &IngestRoutes::PostEvents)},
+        {"GET", "/v1/cluster/applied", kScopeIngest, On(&ingest, &IngestRoutes::GetApplied)},
         {"PUT", "/v1/users/{id}/attributes", kScopeIngest,
          On(&profiles, &ProfileRoutes::PutAttributes)},
         {"GET", "/v1/users/{id}/profile", kScopeRead, On(&profiles, &ProfileRoutes::GetProfile)},
@@ -190,6 +191,14 @@ struct Api::Routes {
       r.principal = std::move(principal);
       respond(std::move(r));
     };
+    // In a cluster, a user's requests are answered by the instance owning the user's partition.
+    if (context.cluster() != nullptr && route->pattern.starts_with("/v1/users/{id}")) {
+      const uint32_t partition = context.engine().RouteOf(match->id);
+      if (context.engine().foreign(partition)) {
+        context.ForwardToOwner(partition, req, std::move(wrapped));
+        return;
+      }
+    }
     route->handler(req, *match, wrapped);
   }
 
@@ -240,6 +249,8 @@ void Api::SetReady(bool ready) { routes_->context.set_ready(ready); }
 void Api::SetKafka(KafkaSource* source, KafkaProducer* producer, std::string topic) {
   routes_->context.set_kafka(source, producer, std::move(topic));
 }
+
+void Api::SetCluster(ClusterExchange* cluster) { routes_->context.set_cluster(cluster); }
 
 void Api::SetConnectionsSource(std::function<uint64_t()> source) {
   routes_->metrics->SetConnectionsSource(std::move(source));

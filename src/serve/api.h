@@ -28,6 +28,7 @@
 
 namespace persona {
 class KafkaProducer;
+class ClusterExchange;
 class KafkaSource;
 class Predictor;
 class Recommender;
@@ -62,6 +63,9 @@ class Api {
   // reset (nullptrs) before destroying the source or the producer.
   // With a source, POST /v1/events produces to `topic` with `producer` (docs/cluster.md).
   void SetKafka(KafkaSource* source, KafkaProducer* producer, std::string topic);
+  // The cluster exchange (kafka/cluster_exchange.h), or null: requests about users of partitions
+  // owned by other instances are forwarded to them; /v1/stats and /metrics report it.
+  void SetCluster(ClusterExchange* cluster);
   // Gauges the server knows (open connections).
   void SetConnectionsSource(std::function<uint64_t()> source);
   MetricsRegistry& metrics() { return *metrics_; }

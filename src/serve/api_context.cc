@@ -5,6 +5,11 @@
 #include <chrono>
 #include <utility>
 
+#include "kafka/cluster_exchange.h"
+#include "kafka/kafka_source.h"
+#include "serve/json_response.h"
+#include "serve/request_target.h"
+
 namespace persona::serve {
 
 ApiContext::ApiContext(Engine* engine, const ServeConfig& config, std::string config_path,
@@ -16,6 +21,85 @@ ApiContext::ApiContext(Engine* engine, const ServeConfig& config, std::string co
       config_path_(std::move(config_path)) {}
 
 ApiContext::~ApiContext() = default;
+
+namespace {
+constexpr char kForwardedHeader[] = "X-Persona-Forwarded";
+constexpr std::chrono::milliseconds kForwardTimeout{10000};
+}  // namespace
+
+void ApiContext::set_cluster(ClusterExchange* cluster) {
+  if (cluster != nullptr && forwarder_ == nullptr) forwarder_ = std::make_unique<HttpForwarder>();
+  cluster_.store(cluster);
+}
+
+std::vector<std::pair<std::string, std::string>> ApiContext::AuthHeaders(const HttpRequest& req) {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const char* name : {"Authorization", "X-Api-Key"}) {
+    if (std::string_view v = req.header(name); !v.empty()) out.emplace_back(name, std::string(v));
+  }
+  return out;
+}
+
+void ApiContext::ForwardToOwner(uint32_t partition, const HttpRequest& req, Responder respond) {
+  ClusterExchange* cluster = cluster_.load();
+  if (!req.header(kForwardedHeader).empty() || cluster == nullptr) {
+    HttpResponse r = JsonError(503, "not_owner",
+                               "this instance does not own partition " +
+                                   std::to_string(partition) +
+                                   " any more (the group is rebalancing); retry shortly");
+    r.headers.emplace_back("Retry-After", "1");
+    respond(std::move(r));
+    return;
+  }
+  std::optional<std::string> owner = cluster->OwnerUrl(partition);
+  if (!owner) {
+    HttpResponse r = JsonError(503, "owner_unknown",
+                               "partition " + std::to_string(partition) +
+                                   " is owned by another instance whose address is not known "
+                                   "yet (the group is rebalancing); retry shortly");
+    r.headers.emplace_back("Retry-After", "1");
+    respond(std::move(r));
+    return;
+  }
+  auto headers = AuthHeaders(req);
+  for (const char* name : {"Content-Type", "Accept"}) {
+    if (std::string_view v = req.header(name); !v.empty()) headers.emplace_back(name, std::string(v));
+  }
+  headers.emplace_back(kForwardedHeader, cluster->self_url());
+  forwarder_->Forward(*owner, std::string(req.method), std::string(req.target), std::move(headers),
+                      std::string(req.body), kForwardTimeout, std::move(respond));
+}
+
+void ApiContext::WhenApplied(int32_t partition, int64_t offset, std::chrono::milliseconds timeout,
+                             std::vector<std::pair<std::string, std::string>> auth,
+                             std::function<void(bool)> done) {
+  KafkaSource* source = kafka_.load();
+  ClusterExchange* cluster = cluster_.load();
+  if (source == nullptr) {
+    done(false);
+    return;
+  }
+  if (cluster == nullptr || partition < 0 ||
+      static_cast<uint32_t>(partition) >= engine_->partitions() ||
+      !engine_->foreign(static_cast<uint32_t>(partition))) {
+    source->WhenApplied(partition, offset, timeout, std::move(done));
+    return;
+  }
+  std::optional<std::string> owner = cluster->OwnerUrl(static_cast<uint32_t>(partition));
+  if (!owner) {
+    done(false);
+    return;
+  }
+  auth.emplace_back(kForwardedHeader, cluster->self_url());
+  const std::string target = "/v1/cluster/applied?partition=" + std::to_string(partition) +
+                             "&offset=" + std::to_string(offset) +
+                             "&timeout_ms=" + std::to_string(timeout.count());
+  forwarder_->Forward(*owner, "GET", target, std::move(auth), "", timeout + kForwardTimeout,
+                      [done = std::move(done)](HttpResponse r) {
+                        done(r.status == 200 &&
+                             r.body.find("\"applied\":true") != std::string::npos);
+                      });
+}
 
 absl::StatusOr<std::shared_ptr<const ApiKeys>> BuildApiKeys(const ServeConfig& config) {
   auto keys = std::make_shared<ApiKeys>();

@@ -26,9 +26,12 @@
 #include "common/serial_worker.h"
 #include "engine/engine.h"
 #include "serve/api_keys.h"
+#include "serve/http_forwarder.h"
+#include "serve/http_server.h"
 #include "serve/serve_config.h"
 
 namespace persona {
+class ClusterExchange;
 class KafkaProducer;
 class KafkaSource;
 class Predictor;
@@ -74,6 +77,24 @@ class ApiContext {
     kafka_.store(source);
   }
 
+  // The cluster exchange (null: a single instance). With it, a partition owned by another instance
+  // is foreign in the engine and requests about its users go to the owner (ForwardToOwner).
+  ClusterExchange* cluster() const { return cluster_.load(); }
+  void set_cluster(ClusterExchange* cluster);
+  HttpForwarder* forwarder() const { return forwarder_.get(); }
+  // Sends `req` on to the instance owning `partition` (a foreign one) and answers with its
+  // response; 503 with a reason when the owner is not known yet, or when `req` was already
+  // forwarded once (ownership moved meanwhile: the client retries).
+  void ForwardToOwner(uint32_t partition, const HttpRequest& req, Responder respond);
+  // done(true) once `offset` of Kafka `partition` is applied by the instance owning it: this one
+  // (KafkaSource::WhenApplied) or, in a cluster, the owner (asked over HTTP with `auth`, the
+  // caller's credentials headers). done(false) when not within `timeout` or nobody owns it.
+  void WhenApplied(int32_t partition, int64_t offset, std::chrono::milliseconds timeout,
+                   std::vector<std::pair<std::string, std::string>> auth,
+                   std::function<void(bool)> done);
+  // The credential headers of `req` (Authorization, X-Api-Key) to pass on when forwarding.
+  static std::vector<std::pair<std::string, std::string>> AuthHeaders(const HttpRequest& req);
+
   // Runs `fn` on the worker for slow calls (checkpoint, reload, stats, segment sizes), so that
   // they never hold an I/O thread.
   void Post(std::function<void()> fn) { worker_.Post(std::move(fn)); }
@@ -89,6 +110,8 @@ class ApiContext {
   std::atomic<KafkaSource*> kafka_{nullptr};
   std::atomic<KafkaProducer*> kafka_producer_{nullptr};
   std::string kafka_topic_;
+  std::atomic<ClusterExchange*> cluster_{nullptr};
+  std::unique_ptr<HttpForwarder> forwarder_;
 
   SerialWorker worker_;  // last: destroyed (drained) first, while everything above is alive
 };

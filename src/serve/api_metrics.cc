@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "audience/saved_audiences.h"
+#include "kafka/cluster_exchange.h"
 #include "kafka/kafka_source.h"
 #include "predict/predictor.h"
 #include "recommend/recommender.h"
@@ -281,6 +282,39 @@ void ApiMetrics::CollectKafka(MetricsWriter& w) {
     if (!p.assigned) continue;
     w.Gauge("persona_kafka_next_offset", "Next offset of the partition not yet durable and applied",
             {{"partition", std::to_string(p.partition)}}, static_cast<double>(p.next_offset));
+  }
+  const ClusterExchange* cluster = context_.cluster();
+  if (cluster == nullptr) return;
+  const ClusterStatus cs = cluster->Status();
+  w.Gauge("persona_cluster_members", "Instances the cluster topic lists with partitions", {},
+          static_cast<double>(std::count_if(cs.members.begin(), cs.members.end(),
+                                            [](const ClusterMember& m) {
+                                              return !m.partitions.empty();
+                                            })));
+  w.Counter("persona_cluster_shares_published_total",
+            "Shared states of owned partitions published to the cluster topic", {},
+            static_cast<double>(cs.shares_published));
+  w.Counter("persona_cluster_share_bytes_published_total", "Bytes of those shared states", {},
+            static_cast<double>(cs.share_bytes_published));
+  w.Counter("persona_cluster_shares_applied_total",
+            "Other instances' shared states laid over foreign partitions", {},
+            static_cast<double>(cs.shares_applied));
+  w.Counter("persona_cluster_errors_total", "Cluster topic errors since start", {},
+            static_cast<double>(cs.errors));
+  if (const HttpForwarder* f = context_.forwarder(); f != nullptr) {
+    w.Counter("persona_cluster_forwarded_total",
+              "Requests forwarded to the instance owning the user's partition", {},
+              static_cast<double>(f->forwarded()));
+    w.Counter("persona_cluster_forward_failures_total",
+              "Forwarded requests the owner could not be reached for", {},
+              static_cast<double>(f->failed()));
+  }
+  for (const ClusterPartitionStatus& p : cs.partitions) {
+    if (!p.foreign || p.shared_age_ms < 0) continue;
+    w.Gauge("persona_cluster_shared_age_seconds",
+            "Age of the owner's shared state laid over a foreign partition",
+            {{"partition", std::to_string(p.partition)}},
+            static_cast<double>(p.shared_age_ms) / 1000.0);
   }
 }
 

@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/numbers.h"
 #include "common/json_writer.h"
 #include "event/json_event.h"
 #include "kafka/kafka_producer.h"
@@ -51,7 +52,8 @@ std::string OutcomeJson(IngestOutcome outcome, std::vector<EventIssue> issues,
 struct ProducedRequest {
   Responder respond;
   std::vector<EventIssue> issues;
-  KafkaSource* source = nullptr;
+  ApiContext* context = nullptr;
+  std::vector<std::pair<std::string, std::string>> auth;  // the caller's, for the owner's wait
   bool wait_applied = false;
   std::chrono::milliseconds wait_timeout{10000};
   std::atomic<size_t> remaining{0};
@@ -89,7 +91,7 @@ struct ProducedRequest {
     }
     waits.store(last_offset.size());
     for (const auto& [partition, offset] : last_offset) {
-      source->WhenApplied(partition, offset, wait_timeout, [self](bool applied) {
+      context->WhenApplied(partition, offset, wait_timeout, auth, [self](bool applied) {
         if (!applied) self->all_applied.store(false);
         if (self->waits.fetch_sub(1) == 1) self->Answer(self->all_applied.load());
       });
@@ -167,7 +169,7 @@ void IngestRoutes::PostEvents(const HttpRequest& req, const RouteMatch&, Respond
         return;
       }
     }
-    ProduceToKafka(*producer, std::move(batch), std::move(issues), wait_applied, respond);
+    ProduceToKafka(req, *producer, std::move(batch), std::move(issues), wait_applied, respond);
     return;
   }
   // The outcome callback runs on a partition thread; the parse issues travel with it.
@@ -191,14 +193,16 @@ void IngestRoutes::PostEvents(const HttpRequest& req, const RouteMatch&, Respond
   }
 }
 
-void IngestRoutes::ProduceToKafka(KafkaProducer& producer, std::shared_ptr<EventBatch> batch,
+void IngestRoutes::ProduceToKafka(const HttpRequest& req, KafkaProducer& producer,
+                                  std::shared_ptr<EventBatch> batch,
                                   std::vector<EventIssue> issues, bool wait_applied,
                                   Responder& respond) {
   auto request = std::make_shared<ProducedRequest>();
   request->respond = respond;
   request->issues = std::move(issues);
-  request->source = context_.kafka();
-  request->wait_applied = wait_applied && request->source != nullptr;
+  request->context = &context_;
+  request->auth = ApiContext::AuthHeaders(req);
+  request->wait_applied = wait_applied && context_.kafka() != nullptr;
   const size_t n = batch->events.size();
   if (n == 0) {
     request->Answer(wait_applied ? std::optional<bool>(true) : std::nullopt);
@@ -235,6 +239,43 @@ void IngestRoutes::ProduceToKafka(KafkaProducer& producer, std::shared_ptr<Event
   }
   // Messages never queued will get no report: count them as done now, with the loop's own count.
   if (request->remaining.fetch_sub(n - queued + 1) == n - queued + 1) request->Delivered(request);
+}
+
+// The owner's half of a cross-instance ?wait=applied (ApiContext::WhenApplied).
+void IngestRoutes::GetApplied(const HttpRequest& req, const RouteMatch&, Responder& respond) {
+  auto params = ParseQuery(req.query);
+  if (!params.ok()) {
+    respond(JsonError(400, "invalid_argument", std::string(params.status().message())));
+    return;
+  }
+  int64_t values[3] = {-1, -1, 10000};
+  const char* names[3] = {"partition", "offset", "timeout_ms"};
+  for (int i = 0; i < 3; ++i) {
+    auto v = params->Get(names[i]);
+    if (!v && i < 2) {
+      respond(JsonError(400, "invalid_argument", std::string(names[i]) + " is required", names[i]));
+      return;
+    }
+    if (!v) continue;
+    int64_t n = 0;
+    if (!absl::SimpleAtoi(*v, &n) || n < 0 || (i == 2 && n > 60000)) {
+      respond(JsonError(400, "invalid_argument",
+                        std::string(names[i]) + " must be a non-negative integer" +
+                            (i == 2 ? " up to 60000" : ""),
+                        names[i]));
+      return;
+    }
+    values[i] = n;
+  }
+  KafkaSource* source = context_.kafka();
+  if (source == nullptr) {
+    respond(JsonError(409, "not_kafka", "this instance does not consume a Kafka topic"));
+    return;
+  }
+  source->WhenApplied(static_cast<int32_t>(values[0]), values[1],
+                      std::chrono::milliseconds(values[2]), [respond](bool applied) {
+                        respond(JsonOk(200, applied ? "{\"applied\":true}" : "{\"applied\":false}"));
+                      });
 }
 
 }  // namespace persona::serve

@@ -33,6 +33,9 @@ class IngestRoutes {
   IngestRoutes& operator=(const IngestRoutes&) = delete;
 
   void PostEvents(const HttpRequest& req, const RouteMatch& m, Responder& respond);
+  // GET /v1/cluster/applied?partition=P&offset=O&timeout_ms=T: {"applied": bool} once offset O
+  // of Kafka partition P is applied here (false when not owned here or not within T).
+  void GetApplied(const HttpRequest& req, const RouteMatch& m, Responder& respond);
 
   // For /metrics: records refused by the parser before they had a type, since start.
   uint64_t parse_rejected() const { return parse_rejected_.load(std::memory_order_relaxed); }
@@ -40,7 +43,7 @@ class IngestRoutes {
  private:
   // With a Kafka source: produces the valid events (key = user_id) and answers once the brokers
   // acknowledged them (docs/openapi.yaml, POST /v1/events, ?wait=).
-  void ProduceToKafka(KafkaProducer& producer, std::shared_ptr<EventBatch> batch,
+  void ProduceToKafka(const HttpRequest& req, KafkaProducer& producer, std::shared_ptr<EventBatch> batch,
                       std::vector<EventIssue> issues, bool wait_applied, Responder& respond);
 
   ApiContext& context_;
