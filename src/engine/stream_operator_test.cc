@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <future>
 #include <mutex>
 #include <numeric>
 #include <string>
@@ -318,6 +319,89 @@ TEST(StreamOperatorTest, LoadStateErrorFailsOpenWithThatError) {
   ASSERT_NE(engine, nullptr);
   EXPECT_EQ(counter.events(), 30u);
   EXPECT_EQ(counter.replayed(), 0u);
+  ASSERT_TRUE(engine->Close().ok());
+}
+
+
+// Cluster support (Engine::SetForeign): a foreign partition shows the state another instance
+// shared, never checkpoints it, and gets its own state back when it is owned again.
+absl::Status Wait(const std::function<void(std::function<void(absl::Status)>)>& call) {
+  std::promise<absl::Status> promise;
+  auto future = promise.get_future();
+  call([&promise](absl::Status s) { promise.set_value(std::move(s)); });
+  return future.get();
+}
+
+std::string Count(uint64_t n) {
+  std::string out;
+  AppendVarint64(&out, n);
+  return out;
+}
+
+TEST(StreamOperatorTest, AForeignPartitionShowsSharedStateButKeepsAndCheckpointsItsOwn) {
+  TempDir dir("operator_foreign");
+  EngineConfig config = TestConfig(dir.path(), 2);
+  std::vector<uint64_t> own;
+  {
+    RecordingOperator counter("counter");
+    auto engine = Open(config, {&counter});
+    ASSERT_NE(engine, nullptr);
+    ASSERT_EQ(engine->Ingest(BatchFromJson(Views(60, 20, kT0))).accepted, 60u);
+    own = {counter.events(0), counter.events(1)};
+    ASSERT_GT(own[0], 0u);
+    ASSERT_GT(own[1], 0u);
+
+    // What an owner shares: every operator's SaveState bytes at its log position.
+    std::promise<std::optional<SharedStates>> shared_promise;
+    auto shared_future = shared_promise.get_future();
+    engine->ShareStates(0, [&](std::optional<SharedStates> s) { shared_promise.set_value(s); });
+    std::optional<SharedStates> shared = shared_future.get();
+    ASSERT_TRUE(shared.has_value());
+    ASSERT_EQ(shared->states.size(), 1u);
+    EXPECT_EQ(shared->states[0].first, "counter");
+    EXPECT_EQ(shared->states[0].second, Count(own[0]));
+    EXPECT_GT(shared->seq, 0u);
+
+    ASSERT_TRUE(Wait([&](auto done) { engine->SetForeign(1, true, done); }).ok());
+    EXPECT_TRUE(engine->foreign(1));
+    ASSERT_TRUE(Wait([&](auto done) {
+                  engine->LoadForeignStates(1, {{"counter", Count(1000)}, {"absent", "x"}},
+                                            kT0 + 5, done);
+                }).ok());
+    EXPECT_EQ(counter.events(1), 1000u);  // the owner's view
+    EXPECT_EQ(engine->Stats()[1].watermark_ms, kT0 + 5);
+    // An owned partition takes no shared state; a foreign one shares none.
+    EXPECT_TRUE(absl::IsFailedPrecondition(Wait([&](auto done) {
+      engine->LoadForeignStates(0, {{"counter", Count(7)}}, -1, done);
+    })));
+    EXPECT_EQ(counter.events(0), own[0]);
+    std::promise<bool> none;
+    engine->ShareStates(1, [&](std::optional<SharedStates> s) { none.set_value(s.has_value()); });
+    EXPECT_FALSE(none.get_future().get());
+    // Checkpoints while foreign (and the one at close) keep this instance's own state.
+    ASSERT_TRUE(engine->Checkpoint().ok());
+    ASSERT_TRUE(engine->Close().ok());
+  }
+  RecordingOperator reopened("counter");
+  auto engine = Open(config, {&reopened});
+  ASSERT_NE(engine, nullptr);
+  EXPECT_EQ(reopened.events(0), own[0]);
+  EXPECT_EQ(reopened.events(1), own[1]);
+  EXPECT_FALSE(engine->foreign(1));
+  const int64_t watermark = engine->Stats()[1].watermark_ms;
+  EXPECT_LT(watermark, kT0 + 60'000);
+
+  // Owned again: the own state comes back before the partition's next event.
+  ASSERT_TRUE(Wait([&](auto done) { engine->SetForeign(1, true, done); }).ok());
+  ASSERT_TRUE(Wait([&](auto done) {
+                engine->LoadForeignStates(1, {{"counter", Count(1000)}}, kT0 + 99'000'000, done);
+              }).ok());
+  EXPECT_EQ(reopened.events(1), 1000u);
+  ASSERT_TRUE(Wait([&](auto done) { engine->SetForeign(1, false, done); }).ok());
+  EXPECT_EQ(reopened.events(1), own[1]);
+  EXPECT_EQ(engine->Stats()[1].watermark_ms, watermark);
+  ASSERT_EQ(engine->Ingest(BatchFromJson(Views(60, 20, kT0 + 100'000'000))).accepted, 60u);
+  EXPECT_EQ(reopened.events(), own[0] + own[1] + 60);
   ASSERT_TRUE(engine->Close().ok());
 }
 

@@ -2,9 +2,11 @@
 // generated stream (key = user_id, murmur2) to a 6-partition topic of a 3-broker mock cluster;
 // three `persona serve` instances in one group share the partitions; one is killed with SIGKILL
 // mid-stream and its partitions move to the other two, which rebuild them from the topic. Then
-// every user's applied events and event-derived profile, read from the instance that owns the
-// user's partition, equal those of a single instance that consumed the same messages alone. De-duplication is off, so a message
-// applied twice (or lost) would show.
+// every user's applied events and event-derived profile, read through the instance that does NOT
+// own the user's partition (it forwards to the owner), equal those of a single instance that
+// consumed the same messages alone, and so do trending and item-CF on every member (each combines
+// the other's partitions through the cluster topic). De-duplication is off, so a message applied
+// twice (or lost) would show. Writes through any member with ?wait=applied are read back at once.
 #include <gtest/gtest.h>
 #include <signal.h>
 
@@ -106,9 +108,9 @@ TEST(KafkaGroupTest, ThreeInstancesShareATopicAndAKilledOnesPartitionsMove) {
     std::ofstream out(config);
     out << "sync = \"always\"\ndedup_window = \"0s\"\ndedup_recent_events = 0\n"
         << "[server]\naccess_log = \"\"\n"
-        << "[kafka]\nmax_batch_events = 100\n"
+        << "[kafka]\nmax_batch_events = 100\nshare_interval = \"1s\"\n"
         << "[kafka.client]\n\"session.timeout.ms\" = 6000\n\"heartbeat.interval.ms\" = 500\n"
-        << "\"partition.assignment.strategy\" = \"roundrobin\"\n";
+        << "\"partition.assignment.strategy\" = \"roundrobin\"\n\"fetch.wait.max.ms\" = 5\n";
   }
   auto start = [&](const std::string& name, const std::string& group) {
     testing_util::ServerOptions options;
@@ -131,6 +133,7 @@ TEST(KafkaGroupTest, ThreeInstancesShareATopicAndAKilledOnesPartitionsMove) {
 
   // Reference: one instance consuming everything alone.
   std::map<std::string, std::string> expected;
+  std::string expected_trending, expected_similar, top_item;
   {
     auto single = start("single", "single");
     ASSERT_NE(single, nullptr);
@@ -143,6 +146,9 @@ TEST(KafkaGroupTest, ThreeInstancesShareATopicAndAKilledOnesPartitionsMove) {
         std::chrono::seconds(120)))
         << single->OutputTail();
     for (const std::string& u : users) expected[u] = EventDerived(client, u);
+    expected_trending = Get(client, "/v1/trending?limit=100");
+    top_item = *Json(expected_trending).Str("/items/0/item_id");
+    expected_similar = Get(client, "/v1/items/" + top_item + "/similar?limit=50");
     single->Terminate(SIGTERM);
     ASSERT_TRUE(single->WaitExit(std::chrono::seconds(60)).ok());
   }
@@ -191,43 +197,61 @@ TEST(KafkaGroupTest, ThreeInstancesShareATopicAndAKilledOnesPartitionsMove) {
       std::chrono::seconds(120)))
       << "the survivors did not take every partition over; a: " << members[0]->OutputTail(1500)
       << "\nc: " << members[2]->OutputTail(1500);
+  // Any instance answers for any user: each user is read through the survivor that does NOT own
+  // its partition, which forwards to the owner.
   size_t differing = 0;
   for (const std::string& u : users) {
-    HttpClient client = members[owner[static_cast<int>(KafkaPartitionOf(u, kPartitions))]]->Client();
+    const size_t o = owner[static_cast<int>(KafkaPartitionOf(u, kPartitions))];
+    HttpClient client = members[o == 0 ? 2 : 0]->Client();
     if (EventDerived(client, u) != expected[u] && ++differing <= 3) {
-      ADD_FAILURE() << "events of " << u << " differ from the single instance's";
+      ADD_FAILURE() << "events of " << u << " read through the non-owner differ from the single "
+                    << "instance's";
     }
   }
   EXPECT_EQ(differing, 0u);
 
-  // Any instance takes writes: an event posted to one member for a user the other member owns is
-  // produced to the topic and applied by the owner.
+  // State spanning users combines both survivors' partitions: trending and item-CF on each equal
+  // the single instance's, which saw every partition (shared every second in this test).
+  for (size_t m : {size_t{0}, size_t{2}}) {
+    HttpClient client = members[m]->Client();
+    EXPECT_TRUE(wait_until(
+        [&] {
+          return Get(client, "/v1/trending?limit=100") == expected_trending &&
+                 Get(client, "/v1/items/" + top_item + "/similar?limit=50") == expected_similar;
+        },
+        std::chrono::seconds(30)))
+        << "member " << m << "'s trending or similar items never combined the other's partitions:\n"
+        << Get(client, "/v1/trending?limit=5") << "\nexpected\n"
+        << expected_trending.substr(0, 400);
+  }
+
+  // Any instance takes writes, and ?wait=applied waits for the owner: an event posted to the
+  // member that does not own the user is applied by the owner before the answer, and read back
+  // through the member it was posted to.
   std::string user;
-  size_t writer = 0, owner_of_user = 0;
+  size_t writer = 0;
   for (const std::string& u : users) {
     const size_t o = owner[static_cast<int>(KafkaPartitionOf(u, kPartitions))];
     user = u;
-    owner_of_user = o;
     writer = o == 0 ? 2 : 0;
     break;
   }
   HttpClient write_client = members[writer]->Client();
   auto posted = write_client.Request(
-      "POST", "/v1/events",
+      "POST", "/v1/events?wait=applied",
       "{\"user_id\":\"" + user + "\",\"type\":\"view\",\"ts\":1512300000000,"
       "\"item_id\":\"posted-elsewhere\"}",
       {{"Content-Type", "application/json"}});
   ASSERT_TRUE(posted.ok()) << posted.status();
   ASSERT_EQ(posted->status, 200) << posted->Describe();
   EXPECT_EQ(Json(posted->body).Int("/produced"), 1);
-  HttpClient owner_client = members[owner_of_user]->Client();
-  EXPECT_TRUE(wait_until(
-      [&] {
-        return Get(owner_client, "/v1/users/" + user + "/timeline?limit=5")
-                   .find("posted-elsewhere") != std::string::npos;
-      },
-      std::chrono::seconds(30)))
-      << "the owner never applied an event posted to another instance";
+  EXPECT_EQ(Json(posted->body).Bool("/applied"), true) << posted->body;
+  EXPECT_NE(Get(write_client, "/v1/users/" + user + "/timeline?limit=5").find("posted-elsewhere"),
+            std::string::npos)
+      << "read-your-writes through the instance the event was posted to";
+  auto direct = write_client.Request("GET", "/v1/users/" + user + "/profile", "");
+  ASSERT_TRUE(direct.ok());
+  EXPECT_TRUE(direct->HasHeader("X-Persona-Served-By")) << direct->Describe();
 }
 
 }  // namespace
