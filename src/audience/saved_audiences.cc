@@ -16,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/atomic_file.h"
 #include "common/json_writer.h"
+#include "common/time_util.h"
 
 namespace persona {
 
@@ -64,12 +65,6 @@ struct SavedAudiences::Snapshot {
 };
 
 namespace {
-
-int64_t WallMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 std::string Hex(uint64_t v, int digits) {
   static constexpr char kDigits[] = "0123456789abcdef";
@@ -369,7 +364,7 @@ absl::StatusOr<SavedAudienceInfo> SavedAudiences::Create(std::string_view name,
   a->name = std::string(name);
   a->description = std::string(description);
   a->text = std::string(condition);
-  a->created_ms = WallMs();
+  a->created_ms = WallClockMs();
   a->condition = std::move(*compiled);
   a->bit = std::countr_one(used_bits_);
 

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdio>
 
+#include "common/time_util.h"
 #include "common/hash.h"
 #include "common/json_writer.h"
 #include "common/varint.h"
@@ -17,12 +18,6 @@ namespace {
 int64_t SteadyNs() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
              std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
-
-int64_t WallMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
 
@@ -52,7 +47,7 @@ Partition::Partition(uint32_t id, Store* store, const EngineConfig& config,
 }
 
 int64_t Partition::NowMs() const {
-  return config_.wall_clock ? WallMs() : watermark_.load(std::memory_order_relaxed);
+  return config_.wall_clock ? WallClockMs() : watermark_.load(std::memory_order_relaxed);
 }
 
 Partition::~Partition() {
@@ -353,8 +348,8 @@ absl::Status Partition::FinalSync() {
 void Partition::Run() {
   std::vector<PartitionWork> works;
   PartitionWork control;
-  last_checkpoint_wall_ms_ = WallMs();
-  int64_t last_sync_ms = WallMs();
+  last_checkpoint_wall_ms_ = WallClockMs();
+  int64_t last_sync_ms = WallClockMs();
   bool unsynced = false;
   const auto tick = std::chrono::milliseconds(
       config_.sync == SyncPolicy::kInterval ? std::max<int64_t>(1, config_.sync_interval_ms) : 100);
@@ -392,7 +387,7 @@ void Partition::Run() {
       works.clear();
       unsynced = true;
     }
-    const int64_t wall = WallMs();
+    const int64_t wall = WallClockMs();
     if (config_.sync == SyncPolicy::kInterval && unsynced &&
         wall - last_sync_ms >= config_.sync_interval_ms) {
       if (auto s = store_->SyncWal(); !s.ok()) {
@@ -454,7 +449,7 @@ void Partition::ProcessBatch(std::vector<PartitionWork>& works) {
   }
   ++batch_number_;
   const uint64_t seq = next_seq_;
-  const int64_t wall = WallMs();
+  const int64_t wall = WallClockMs();
   record_.Clear();
   accepted_scratch_.clear();
   batch_heads_.clear();
@@ -797,7 +792,7 @@ absl::Status Partition::WriteCheckpoint() {
   dirty_.clear();
   checkpoint_seq_.store(seq);
   events_since_checkpoint_ = 0;
-  last_checkpoint_wall_ms_ = WallMs();
+  last_checkpoint_wall_ms_ = WallClockMs();
   return trim_below == 0 ? absl::OkStatus() : store_->TrimLog(id_, trim_below);
 }
 
@@ -819,7 +814,7 @@ uint64_t Partition::PlanRetention(uint64_t covered) {
   if (config_.log_retention_ms <= 0 && config_.log_retention_bytes == 0) return 0;
   uint64_t total = 0;
   for (const LogSegment& g : segments_) total += g.bytes;
-  const int64_t cutoff = WallMs() - config_.log_retention_ms;
+  const int64_t cutoff = WallClockMs() - config_.log_retention_ms;
   uint64_t trim_below = 0;
   // The newest segment is the one being appended to: it always stays.
   while (segments_.size() > 1 && segments_.front().last_seq <= covered) {
@@ -958,7 +953,7 @@ absl::Status Partition::Recover(uint64_t* replayed_events, std::string* phases) 
     }
     watermark_.store(wm);
     if (!accepted_scratch_.empty()) RunPipeline(seq, NowMs(), /*replay=*/true);
-    NoteAppend(seq, it->record().size(), WallMs());
+    NoteAppend(seq, it->record().size(), WallClockMs());
     accepted_.fetch_add(accepted_scratch_.size(), std::memory_order_relaxed);
     *replayed_events += accepted_scratch_.size();
     last = seq;

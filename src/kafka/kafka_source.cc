@@ -301,13 +301,15 @@ void KafkaSource::HandleMessage(const rd_kafka_message_t& m) {
   if (m.partition < 0 || static_cast<size_t>(m.partition) >= slots_.size()) return;
   Slot& slot = *slots_[m.partition];
   if (!slot.assigned || m.offset < slot.next) return;  // not ours any more, or a re-delivery
-  if (slot.next >= 0 && m.offset > slot.next) {
+  // A data directory that never consumed the partition expects its first offset, 0.
+  const int64_t expected = std::max<int64_t>(slot.next, 0);
+  if (m.offset > expected) {
     // Offsets we never saw: the topic's retention deleted them before they were consumed (with
     // auto.offset.reset the consumer restarts at the log start), or compaction removed them.
-    const int64_t gap = m.offset - slot.next;
+    const int64_t gap = m.offset - expected;
     skipped_.fetch_add(static_cast<uint64_t>(gap), std::memory_order_relaxed);
     NoteError("partition " + std::to_string(m.partition) + ": offsets " +
-              std::to_string(slot.next) + ".." + std::to_string(m.offset - 1) +
+              std::to_string(expected) + ".." + std::to_string(m.offset - 1) +
               " were deleted from the topic before they were consumed (" + std::to_string(gap) +
               " messages lost: raise the topic's retention or consume faster)");
   }

@@ -15,12 +15,6 @@
 namespace persona {
 namespace {
 
-int64_t WallMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 // The newest file with extension `ext` in `dir` ("" when none). Versions are UTC timestamps, so
 // the lexicographically largest name is the newest.
 std::string NewestArtifact(const std::string& dir, std::string_view ext) {
@@ -377,7 +371,7 @@ std::optional<std::string> Predictor::PredictionsJson(std::string_view user_id) 
 }
 
 std::shared_ptr<const Predictor::PopulationScan> Predictor::Scan() const {
-  const int64_t now = WallMs();
+  const int64_t now = WallClockMs();
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (scan_ && now - scan_at_ms_ < 10'000) return scan_;

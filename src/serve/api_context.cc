@@ -5,6 +5,7 @@
 #include <chrono>
 #include <utility>
 
+#include "common/time_util.h"
 #include "kafka/cluster_exchange.h"
 #include "kafka/kafka_source.h"
 #include "serve/json_response.h"
@@ -142,12 +143,6 @@ std::optional<size_t> ParseUint(std::string_view s) {
     v = v * 10 + static_cast<size_t>(c - '0');
   }
   return v;
-}
-
-int64_t WallMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
 }
 
 }  // namespace persona::serve

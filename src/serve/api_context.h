@@ -127,7 +127,5 @@ std::string MediaType(std::string_view content_type);
 absl::Status CheckUserId(std::string_view id);
 // A decimal integer of 1 to 9 digits; nullopt for anything else.
 std::optional<size_t> ParseUint(std::string_view s);
-// Milliseconds since the epoch by the wall clock (dead-letter times, metric caches).
-int64_t WallMs();
 
 }  // namespace persona::serve

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "audience/saved_audiences.h"
+#include "common/time_util.h"
 #include "kafka/cluster_exchange.h"
 #include "kafka/kafka_source.h"
 #include "predict/predictor.h"
@@ -241,7 +242,7 @@ void ApiMetrics::Collect(MetricsWriter& w) {
 
 uint64_t ApiMetrics::DeadLetterCount() {
   std::lock_guard<std::mutex> lock(dead_letter_mu_);
-  const int64_t now = WallMs();
+  const int64_t now = WallClockMs();
   if (now - dead_letter_count_at_ms_ >= 10000) {
     auto n = context_.engine().store().CountDeadLetters();
     if (n.ok()) dead_letter_count_ = *n;

@@ -13,6 +13,7 @@
 
 #include "absl/strings/numbers.h"
 #include "common/json_writer.h"
+#include "common/time_util.h"
 #include "event/json_event.h"
 #include "kafka/kafka_producer.h"
 #include "kafka/kafka_source.h"
@@ -148,7 +149,7 @@ void IngestRoutes::PostEvents(const HttpRequest& req, const RouteMatch&, Respond
   if (!issues.empty()) {
     std::vector<DeadLetter> letters;
     letters.reserve(issues.size());
-    const int64_t now = WallMs();
+    const int64_t now = WallClockMs();
     for (const EventIssue& is : issues) {
       letters.push_back(DeadLetter{now, "http", is.index_or_line, UserIdOfJsonRecord(is.raw),
                                    is.field, is.rule, is.raw});

@@ -206,7 +206,8 @@ TEST(KafkaAudienceSinkTest, EnterChangesOfASavedAudienceArriveOnTheSinkTopic) {
   const std::string config = dir.File("persona.toml");
   {
     std::ofstream out(config);
-    out << "[server]\naccess_log = \"\"\n[kafka]\naudience_topic = \"audience-changes\"\n";
+    out << "[server]\naccess_log = \"\"\n[kafka]\naudience_topic = \"audience-changes\"\n"
+        << "[kafka.client]\n\"fetch.wait.max.ms\" = 5\n";  // the mock never ends a waiting fetch
   }
   testing_util::ServerOptions options;
   options.data_dir = dir.File("data");
@@ -275,6 +276,11 @@ TEST(KafkaHttpIngestTest, PostProducesToTheTopicAndWaitAppliedGivesReadYourWrite
   ASSERT_TRUE((*cluster)->CreateTopic(kTopic, 2).ok());
   testing_util::ServerOptions options;
   options.data_dir = dir.File("data");
+  options.config_file = dir.File("persona.toml");
+  {
+    std::ofstream out(options.config_file);
+    out << "[server]\naccess_log = \"\"\n[kafka.client]\n\"fetch.wait.max.ms\" = 5\n";
+  }
   options.extra_args = {"--quiet", "--kafka-brokers", (*cluster)->bootstrap(), "--kafka-topic",
                         kTopic};
   auto server = ServerProcess::Start(options);

@@ -48,6 +48,7 @@ struct ContractRoute {
 const std::vector<ContractRoute>& ContractRoutes() {
   static const auto* routes = new std::vector<ContractRoute>{
       {"POST", "/v1/events", "ingest"},
+      {"GET", "/v1/cluster/applied", "ingest"},
       {"PUT", "/v1/users/{id}/attributes", "ingest"},
       {"GET", "/v1/users/{id}/profile", "read"},
       {"GET", "/v1/users/{id}/timeline", "read"},
