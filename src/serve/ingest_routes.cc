@@ -269,8 +269,8 @@ void IngestRoutes::GetApplied(const HttpRequest& req, const RouteMatch&, Respond
     values[i] = n;
   }
   KafkaSource* source = context_.kafka();
-  if (source == nullptr) {
-    respond(JsonError(409, "not_kafka", "this instance does not consume a Kafka topic"));
+  if (source == nullptr) {  // nothing is applied from Kafka here
+    respond(JsonOk(200, "{\"applied\":false}"));
     return;
   }
   source->WhenApplied(static_cast<int32_t>(values[0]), values[1],
