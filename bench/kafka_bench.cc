@@ -63,7 +63,7 @@ Topic& ProducedTopic(size_t events, uint32_t partitions) {
 
 void BM_KafkaConsumeEngineOnly(benchmark::State& state) {
   const size_t events = static_cast<size_t>(state.range(0));
-  const uint32_t partitions = 2;
+  const auto partitions = static_cast<uint32_t>(state.range(1));
   Topic& topic = ProducedTopic(events, partitions);
   for (auto _ : state) {
     state.PauseTiming();
@@ -111,11 +111,15 @@ void BM_KafkaConsumeEngineOnly(benchmark::State& state) {
   }
   state.SetItemsProcessed(static_cast<int64_t>(state.iterations() * topic.events));
 }
-// Timed from the assignment (the group join is not timed) to every partition applied.
-// 30k events: librdkafka's mock broker keeps only ~5 MB per partition, so a larger backlog would be
-// partly deleted before it is consumed.
-BENCHMARK(BM_KafkaConsumeEngineOnly)->Arg(30000)->Unit(benchmark::kMillisecond)->UseRealTime()
-    ->Iterations(5);
+// Timed from the assignment (the group join is not timed) to every partition applied. Args: events,
+// partitions. librdkafka's mock broker keeps only ~5 MB per partition (~20k events), so a larger
+// backlog needs more partitions to stay whole: 1M events over 48.
+BENCHMARK(BM_KafkaConsumeEngineOnly)
+    ->Args({30000, 2})
+    ->Args({1000000, 48})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime()
+    ->Iterations(3);
 
 }  // namespace
 }  // namespace persona

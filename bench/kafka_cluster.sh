@@ -104,10 +104,11 @@ EOF
 UB=$(head -1 "$WORK/users_b.txt")
 echo "users owned by B: $(wc -l <"$WORK/users_b.txt"), by A: $(wc -l <"$WORK/users_a.txt")"
 
-# 1. Combine delay.
+# 1. Combine delay. Each probe is a different user of B's (one user's burst of probes would be
+# flagged as a bot, and flagged events do not train item-CF).
 delays=()
 for i in $(seq 1 "$PROBES"); do
-  x="probe-$i-x"; y="probe-$i-y"
+  x="probe-$i-x"; y="probe-$i-y"; UB=$(sed -n "$((i + 1))p" "$WORK/users_b.txt")
   curl -sf -X POST "$B/v1/events?wait=applied" -H 'Content-Type: application/x-ndjson' \
     --data-binary "{\"user_id\":\"$UB\",\"type\":\"view\",\"item_id\":\"$x\",\"ts\":$(date +%s%3N)}
 {\"user_id\":\"$UB\",\"type\":\"view\",\"item_id\":\"$y\",\"ts\":$(($(date +%s%3N) + 1))}" >/dev/null

@@ -323,9 +323,14 @@ void ClusterExchange::Run() {
         NoteError(rd_kafka_message_errstr(m.get()));
       }
     }
-    if (std::chrono::steady_clock::now() >= next_share) {
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= next_share) {
       ShareOwned();
-      next_share = std::chrono::steady_clock::now() + config_.share_interval;
+      // Sharing snapshots operator state on the partitions' writers: it may take at most a tenth
+      // of the time (a large state is shared less often than share_interval).
+      const auto spent = std::chrono::steady_clock::now() - now;
+      next_share = std::chrono::steady_clock::now() +
+                   std::max<std::chrono::steady_clock::duration>(config_.share_interval, 9 * spent);
     }
   }
 }
@@ -365,8 +370,12 @@ void ClusterExchange::HandleMember(std::string_view value) {
     if (!e.get(p) && p >= 0) m.partitions.push_back(static_cast<int32_t>(p));
   }
   std::lock_guard lock(mu_);
+  const bool joined = m.url != self_url_ && !m.partitions.empty() &&
+                      (!members_.contains(m.url) || members_[m.url].partitions.empty());
   auto [it, inserted] = members_.try_emplace(m.url, m);
   if (!inserted && it->second.at_ms <= m.at_ms) it->second = std::move(m);
+  // A member that has partitions now needs the state of this instance's: share all of it again.
+  if (joined) published_seq_.assign(published_seq_.size(), ~uint64_t{0});
 }
 
 void ClusterExchange::HandleChunk(uint32_t partition, std::string_view in) {
@@ -415,10 +424,15 @@ void ClusterExchange::HandleChunk(uint32_t partition, std::string_view in) {
 }
 
 void ClusterExchange::ShareOwned() {
-  if (self_url().empty()) return;
   std::vector<bool> owned;
   {
     std::lock_guard lock(mu_);
+    if (self_url_.empty()) return;
+    // Alone in the group: nobody to share with (a member that joins triggers a full share).
+    const bool others = std::any_of(members_.begin(), members_.end(), [&](const auto& entry) {
+      return entry.first != self_url_ && !entry.second.partitions.empty();
+    });
+    if (!others) return;
     owned = owned_;
   }
   for (uint32_t p = 0; p < owned.size() && !stop_.load(); ++p) {

@@ -12,7 +12,9 @@
 //  - "state/<p>/<chunk>": partition p's shared state as its owner last published it: every
 //    operator's SaveState bytes (trending, item-CF, catalogue, demand, keyword, anomaly parts) at
 //    one log position, cut into chunks of at most 512 KiB. Owners publish each owned partition
-//    whose log moved, every share_interval.
+//    whose log moved, every share_interval, while the group has other members (a member that
+//    joins gets every partition's state at the next round). Snapshots run on the partitions'
+//    writers, so sharing is spaced to take at most a tenth of the time.
 //
 // On this instance, every partition it does not own is foreign in the engine (Engine::SetForeign):
 // its operator parts show the newest shared state received for it, so trending, item-CF and
