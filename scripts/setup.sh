@@ -9,7 +9,7 @@ PKGS=(build-essential cmake ninja-build pkg-config
       libspdlog-dev libfmt-dev libxxhash-dev libgtest-dev libgmock-dev libbenchmark-dev
       libboost1.81-dev libssl-dev libyaml-cpp-dev clang libclang-rt-14-dev
       libtorch-dev libopenblas0-openmp libxgboost-dev libfasttext-dev
-      librdkafka-dev kcat
+      librdkafka-dev kcat zlib1g-dev
       python3 chromium)
 missing=()
 for p in "${PKGS[@]}"; do

@@ -28,6 +28,7 @@ struct EngineOptions {
   bool quiet = false;
   // Route users with Kafka's partitioner (set by `serve` when a Kafka source is configured).
   bool kafka_routing = false;
+  std::string kafka_partitioner = "murmur2";
 };
 
 class Registry {

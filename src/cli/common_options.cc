@@ -45,6 +45,7 @@ absl::StatusOr<EngineConfig> MakeConfig(const EngineOptions& opts) {
   }
   if (opts.partitions) config.partitions = opts.partitions;
   if (opts.kafka_routing) config.kafka_routing = true;
+  config.kafka_partitioner = opts.kafka_partitioner;
   if (!opts.tag_rules.empty()) config.tag_rules_file = opts.tag_rules;
   return config;
 }

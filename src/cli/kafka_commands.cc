@@ -12,6 +12,7 @@
 #include "cli/commands.h"
 #include "common/json_writer.h"
 #include "event/event_reader.h"
+#include "kafka/kafka_config.h"
 #include "kafka/kafka_mock_cluster.h"
 #include "kafka/kafka_producer.h"
 
@@ -22,6 +23,7 @@ struct ProduceOptions {
   std::string brokers;
   std::string topic = "persona-events";
   std::string format = "jsonl";
+  std::string partitioner = "murmur2";
   std::vector<std::string> files;
   bool quiet = false;
 };
@@ -37,7 +39,13 @@ int RunProduce(const ProduceOptions& o) {
               << " carries no price; purchases without one are rejected by the consumer's JSON "
                  "validation\n";
   }
-  auto producer = KafkaProducer::Create(o.brokers);
+  if (o.partitioner != "murmur2" && o.partitioner != "crc32") {
+    std::cerr << "persona: --partitioner: '" << o.partitioner << "' is not murmur2 or crc32\n";
+    return 2;
+  }
+  KafkaConfig kafka;
+  kafka.partitioner = o.partitioner;
+  auto producer = KafkaProducer::Create(o.brokers, kafka.ProducerClient());
   if (!producer.ok()) return Fail(producer.status());
   uint64_t produced = 0, bad = 0;
   const auto start = std::chrono::steady_clock::now();
@@ -113,6 +121,9 @@ void RegisterKafkaCommands(Registry& r) {
   produce->add_option("--brokers", p->brokers, "Bootstrap servers")->required();
   produce->add_option("--topic", p->topic, "Topic")->capture_default_str();
   produce->add_option("--format", p->format, "jsonl | csv | taobao | rees46 | retailrocket")
+      ->capture_default_str();
+  produce->add_option("--partitioner", p->partitioner,
+                      "murmur2 (Kafka's default) | crc32 (librdkafka's consistent_random)")
       ->capture_default_str();
   produce->add_option("files", p->files, "Event files")->required();
   produce->add_flag("--quiet", p->quiet, "No progress");

@@ -80,6 +80,7 @@ int RunServe(ServeOptions& o) {
     }
     o.engine.partitions = static_cast<uint32_t>(*count);
     o.engine.kafka_routing = true;
+    o.engine.kafka_partitioner = kafka.partitioner;
   }
 
   // The whole pipeline opens with the engine: every operator's checkpointed state is restored and
@@ -174,7 +175,7 @@ int RunServe(ServeOptions& o) {
     }
     source = std::move(*started);
     // POST /v1/events produces to the topic: the owner of each user's partition applies it.
-    auto made = KafkaProducer::Create(kafka.brokers, kafka.client, /*poll_thread=*/true);
+    auto made = KafkaProducer::Create(kafka.brokers, kafka.ProducerClient(), /*poll_thread=*/true);
     if (!made.ok()) {
       std::cerr << "persona: " << made.status().message() << "\n";
       source->Stop();

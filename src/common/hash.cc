@@ -1,5 +1,7 @@
 #include "common/hash.h"
 
+#include <zlib.h>
+
 #include <xxhash.h>
 
 namespace persona {
@@ -44,6 +46,13 @@ int32_t KafkaMurmur2(std::string_view key) {
   h *= m;
   h ^= h >> 15;
   return static_cast<int32_t>(h);
+}
+
+uint32_t KafkaCrc32PartitionOf(std::string_view key, uint32_t partitions) {
+  if (partitions == 0) return 0;
+  const uLong crc = crc32(crc32(0L, Z_NULL, 0), reinterpret_cast<const Bytef*>(key.data()),
+                          static_cast<uInt>(key.size()));
+  return static_cast<uint32_t>(crc) % partitions;
 }
 
 uint32_t KafkaPartitionOf(std::string_view key, uint32_t partitions) {

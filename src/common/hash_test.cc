@@ -23,4 +23,13 @@ TEST(KafkaMurmur2Test, PartitionIsPositiveModulo) {
 }
 
 }  // namespace
+// librdkafka's consistent partitioner: CRC-32 (IEEE, as zlib) of the key, modulo the count.
+TEST(KafkaCrc32Test, IsTheStandardCrc32ModuloPartitions) {
+  // The CRC-32 check value: crc32("123456789") = 0xCBF43926.
+  EXPECT_EQ(KafkaCrc32PartitionOf("123456789", 1u << 31), 0xCBF43926u % (1u << 31));
+  EXPECT_EQ(KafkaCrc32PartitionOf("123456789", 12), 0xCBF43926u % 12);
+  EXPECT_EQ(KafkaCrc32PartitionOf("", 7), 0u);
+  EXPECT_EQ(KafkaCrc32PartitionOf("anything", 0), 0u);
+}
+
 }  // namespace persona

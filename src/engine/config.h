@@ -50,6 +50,10 @@ struct EngineConfig {
   // xxHash, so that engine partition k is Kafka partition k. Set by the Kafka source; recorded in
   // the data directory at creation ("config.routing"), which then keeps it for life.
   bool kafka_routing = false;
+  // With kafka_routing: the producers' partitioner, "murmur2" (Kafka's default, Java clients) or
+  // "crc32" (librdkafka's consistent / consistent_random, the default of librdkafka-based clients).
+  // Recorded at creation too; an existing directory keeps its own.
+  std::string kafka_partitioner = "murmur2";
   // File of tag rules (`name: expression` per line); empty = none. Reloadable.
   std::string tag_rules_file;
   ValidationLimits limits;

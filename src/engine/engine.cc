@@ -144,17 +144,30 @@ absl::Status Engine::Submit(std::shared_ptr<const EventBatch> batch,
 absl::Status Engine::ChooseRouting() {
   auto stored = store_->GetSetting("routing");
   if (!stored.ok()) return stored.status();
-  constexpr std::string_view kKafka = "kafka-murmur2";
+  constexpr std::string_view kMurmur2 = "kafka-murmur2", kCrc32 = "kafka-crc32";
   if (stored->has_value()) {
-    if (**stored != kKafka) {
+    if (**stored != kMurmur2 && **stored != kCrc32) {
       return absl::DataLossError("data directory '" + config_.data_dir + "': unknown routing '" +
                                  **stored + "'");
     }
+    const std::string stored_partitioner = **stored == kCrc32 ? "crc32" : "murmur2";
+    if (config_.kafka_routing && config_.kafka_partitioner != stored_partitioner) {
+      return absl::FailedPreconditionError(
+          "data directory '" + config_.data_dir + "' routes users with Kafka's " +
+          stored_partitioner + " partitioner, not " + config_.kafka_partitioner +
+          " (a directory keeps its routing for life: use a new one)");
+    }
     kafka_routing_ = true;  // for life: the owner of every stored user depends on it
+    kafka_crc32_ = **stored == kCrc32;
     config_.kafka_routing = true;
+    config_.kafka_partitioner = stored_partitioner;
     return absl::OkStatus();
   }
   if (!config_.kafka_routing) return absl::OkStatus();
+  if (config_.kafka_partitioner != "murmur2" && config_.kafka_partitioner != "crc32") {
+    return absl::InvalidArgumentError("unknown Kafka partitioner '" + config_.kafka_partitioner +
+                                      "' (murmur2 or crc32)");
+  }
   // Only a data directory that holds nothing yet can switch to Kafka's partitioner.
   for (uint32_t i = 0; i < config_.partitions; ++i) {
     auto last = store_->LastSeq(i);
@@ -168,14 +181,17 @@ absl::Status Engine::ChooseRouting() {
           "murmur2 routing (engine partition = Kafka partition): use a new data directory");
     }
   }
-  if (absl::Status s = store_->PutSetting("routing", kKafka); !s.ok()) return s;
+  const bool crc32 = config_.kafka_partitioner == "crc32";
+  if (absl::Status s = store_->PutSetting("routing", crc32 ? kCrc32 : kMurmur2); !s.ok()) return s;
   kafka_routing_ = true;
+  kafka_crc32_ = crc32;
   return absl::OkStatus();
 }
 
 uint32_t Engine::RouteOf(std::string_view user_id) const {
   const uint32_t p = static_cast<uint32_t>(partitions_.size());
-  return kafka_routing_ ? KafkaPartitionOf(user_id, p) : PartitionOf(user_id, p);
+  if (!kafka_routing_) return PartitionOf(user_id, p);
+  return kafka_crc32_ ? KafkaCrc32PartitionOf(user_id, p) : KafkaPartitionOf(user_id, p);
 }
 
 absl::Status Engine::SubmitSourced(uint32_t partition, std::shared_ptr<const EventBatch> batch,

@@ -55,7 +55,8 @@ class Engine {
   absl::Status SubmitSourced(uint32_t partition, std::shared_ptr<const EventBatch> batch,
                              std::vector<DeadLetter> rejects, int64_t source_next,
                              std::function<void(IngestOutcome)> done, bool block);
-  // The partition that owns `user_id` (xxHash, or Kafka's murmur2 with kafka_routing).
+  // The partition that owns `user_id` (xxHash, or with kafka_routing Kafka's murmur2 or
+  // librdkafka's CRC-32, EngineConfig::kafka_partitioner).
   uint32_t RouteOf(std::string_view user_id) const;
   bool kafka_routing() const { return kafka_routing_; }
   // Partition i's next source offset not yet durable and applied (-1: never consumed a source).
@@ -172,6 +173,7 @@ class Engine {
   double recovery_seconds_ = 0;
   bool closed_ = false;
   bool kafka_routing_ = false;
+  bool kafka_crc32_ = false;  // with kafka_routing_: librdkafka's consistent partitioner
 };
 
 }  // namespace persona

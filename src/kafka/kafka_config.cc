@@ -28,7 +28,7 @@ absl::Status ReadTable(const toml::table& table, std::string_view origin, KafkaC
   for (auto&& [name, node] : table) {
     const std::string key(name.str());
     if (key == "brokers" || key == "topic" || key == "group" || key == "audience_topic" ||
-        key == "cluster_topic" || key == "advertised_url") {
+        key == "cluster_topic" || key == "advertised_url" || key == "partitioner") {
       auto v = node.value<std::string>();
       if (!v) return BadValue(key, "a string", node, origin);
       (key == "brokers"          ? c->brokers
@@ -36,7 +36,11 @@ absl::Status ReadTable(const toml::table& table, std::string_view origin, KafkaC
        : key == "audience_topic" ? c->audience_topic
        : key == "cluster_topic"  ? c->cluster_topic
        : key == "advertised_url" ? c->advertised_url
+       : key == "partitioner"    ? c->partitioner
                                  : c->group) = *v;
+      if (key == "partitioner" && *v != "murmur2" && *v != "crc32") {
+        return BadValue(key, "\"murmur2\" or \"crc32\"", node, origin);
+      }
       if (key == "advertised_url" && !v->empty() && v->rfind("http://", 0) != 0) {
         return BadValue(key, "an http:// URL (instances forward requests over plain HTTP)", node,
                         origin);

@@ -20,6 +20,10 @@ struct KafkaConfig {
   // The topic of behaviour events: one native JSON event per message (or a JSON array / NDJSON of
   // events), keyed by user_id with Kafka's default (murmur2) partitioner.
   std::string topic = "persona-events";
+  // How the shop's producers partition by key: "murmur2" (Kafka's default partitioner, Java
+  // clients, librdkafka's murmur2_random) or "crc32" (librdkafka's consistent_random, the default
+  // of librdkafka-based clients). Users are routed the same way; fixed for a data directory's life.
+  std::string partitioner = "murmur2";
   // The consumer group: instances of one group share the topic's partitions.
   std::string group = "persona";
   // Events per batch handed to a partition (one durable write each).
@@ -48,6 +52,12 @@ struct KafkaConfig {
   std::vector<std::pair<std::string, std::string>> client;
 
   bool enabled() const { return !brokers.empty(); }
+  // [kafka.client] plus the librdkafka partitioner matching `partitioner`, for producers.
+  std::vector<std::pair<std::string, std::string>> ProducerClient() const {
+    auto out = client;
+    out.emplace_back("partitioner", partitioner == "crc32" ? "consistent_random" : "murmur2_random");
+    return out;
+  }
   std::string cluster_topic_name() const {
     return cluster_topic.empty() ? group + "-cluster" : cluster_topic;
   }

@@ -18,6 +18,11 @@ max_batch_events = 200
 linger = "20ms"
 commit_interval = "5s"
 audience_topic = "changes"
+partitioner = "crc32"
+cluster = false
+cluster_topic = "members"
+advertised_url = "http://10.0.0.5:8080"
+share_interval = "500ms"
 [kafka.client]
 "security.protocol" = "SASL_SSL"
 "fetch.max.bytes" = 1048576
@@ -32,6 +37,13 @@ audience_topic = "changes"
   EXPECT_EQ(c.linger.count(), 20);
   EXPECT_EQ(c.commit_interval.count(), 5000);
   EXPECT_EQ(c.audience_topic, "changes");
+  EXPECT_EQ(c.partitioner, "crc32");
+  EXPECT_FALSE(c.cluster);
+  EXPECT_EQ(c.cluster_topic_name(), "members");
+  EXPECT_EQ(c.advertised_url, "http://10.0.0.5:8080");
+  EXPECT_EQ(c.share_interval.count(), 500);
+  EXPECT_EQ(c.ProducerClient().back(),
+            (std::pair<std::string, std::string>{"partitioner", "consistent_random"}));
   const std::map<std::string, std::string> client(c.client.begin(), c.client.end());
   EXPECT_EQ(client, (std::map<std::string, std::string>{
                         {"security.protocol", "SASL_SSL"},
@@ -76,6 +88,11 @@ TEST(KafkaConfigTest, ErrorsNameTheKeyAndChangeNothing) {
   EXPECT_NE(s.message().find("'kafka.linger'"), std::string::npos) << s;
   s = LoadKafkaConfigText("[kafka]\nmax_batch_events = 0\n", "f.toml", &c);
   EXPECT_NE(s.message().find("[1, 1000000]"), std::string::npos) << s;
+  s = LoadKafkaConfigText("[kafka]\npartitioner = \"random\"\n", "f.toml", &c);
+  EXPECT_NE(s.message().find("'kafka.partitioner'"), std::string::npos) << s;
+  s = LoadKafkaConfigText("[kafka]\nadvertised_url = \"https://h:1\"\n", "f.toml", &c);
+  EXPECT_NE(s.message().find("http://"), std::string::npos) << s;
+  EXPECT_EQ(c.partitioner, "murmur2");
 }
 
 }  // namespace

@@ -357,7 +357,8 @@ void KafkaSource::HandleMessage(const rd_kafka_message_t& m) {
     if (owner != static_cast<uint32_t>(m.partition)) {
       reject(std::string(batch.events[i].user_id), "user_id",
              "belongs to partition " + std::to_string(owner) +
-                 " by Kafka's murmur2 partitioner but arrived in partition " +
+                 " by the " + engine_->config().kafka_partitioner +
+                 " partitioner but arrived in partition " +
                  std::to_string(m.partition) + ": key messages by user_id",
              value);
       continue;

@@ -353,5 +353,59 @@ TEST_F(KafkaSourceTest, AGroupSplitsPartitionsAndMovesThemWhenAnInstanceLeaves) 
   ExpectSameProfiles(Direct(events), Profiles(**a));
 }
 
+
+// Producers built on librdkafka partition by CRC-32 by default (consistent_random): a data
+// directory created with kafka_partitioner = "crc32" routes users the same way and applies every
+// message, while one routing by murmur2 dead-letters the messages that landed elsewhere. A
+// directory keeps its partitioner for life.
+TEST_F(KafkaSourceTest, Crc32PartitionerMatchesLibrdkafkasConsistentPartitioner) {
+  auto crc_producer =
+      KafkaProducer::Create(config_.brokers, {{"partitioner", "consistent_random"}});
+  ASSERT_TRUE(crc_producer.ok()) << crc_producer.status();
+  const auto events = MakeEvents(2000, 100, 11);
+  std::vector<int64_t> ends(kPartitions, 0);
+  size_t moved = 0;
+  for (const auto& [key, value] : events) {
+    ASSERT_TRUE((*crc_producer)->Produce(kTopic, key, value).ok());
+    ++ends[KafkaCrc32PartitionOf(key, kPartitions)];
+    moved += KafkaCrc32PartitionOf(key, kPartitions) != KafkaPartitionOf(key, kPartitions);
+  }
+  ASSERT_TRUE((*crc_producer)->Flush(std::chrono::seconds(30)).ok());
+  ASSERT_GT(moved, 0u) << "the two partitioners must disagree on some users for this test";
+
+  TempDir dir("kafka_crc32");
+  EngineConfig cfg = KafkaEngineConfig(dir.path());
+  cfg.kafka_partitioner = "crc32";
+  {
+    auto engine = Engine::Open(cfg);
+    ASSERT_TRUE(engine.ok()) << engine.status();
+    auto source = KafkaSource::Start(engine->get(), config_);
+    ASSERT_TRUE(source.ok()) << source.status();
+    WaitApplied(**engine, ends);
+    const KafkaSourceStatus st = (*source)->Status();
+    EXPECT_EQ(st.dead_letters, 0u);
+    EXPECT_EQ(st.events, events.size());
+    (*source)->Stop();
+    ASSERT_TRUE((*engine)->Close().ok());
+  }
+  // The directory keeps crc32: asking for murmur2 is refused, naming both.
+  cfg.kafka_partitioner = "murmur2";
+  auto reopened = Engine::Open(cfg);
+  ASSERT_FALSE(reopened.ok());
+  EXPECT_NE(reopened.status().message().find("crc32"), std::string::npos) << reopened.status();
+
+  // A murmur2 directory on the same messages keeps the misrouted ones as dead letters.
+  TempDir other("kafka_murmur_on_crc");
+  auto engine = Engine::Open(KafkaEngineConfig(other.path()));
+  ASSERT_TRUE(engine.ok()) << engine.status();
+  config_.group += "-murmur";
+  auto source = KafkaSource::Start(engine->get(), config_);
+  ASSERT_TRUE(source.ok()) << source.status();
+  WaitApplied(**engine, ends);
+  EXPECT_GT((*source)->Status().dead_letters, 0u);
+  (*source)->Stop();
+  ASSERT_TRUE((*engine)->Close().ok());
+}
+
 }  // namespace
 }  // namespace persona
