@@ -13,6 +13,7 @@
 #include "audience/saved_audiences.h"
 #include "engine/config.h"
 #include "engine/engine.h"
+#include "kafka/profile_change_sink.h"
 #include "predict/predictor.h"
 #include "recommend/recommender.h"
 
@@ -60,6 +61,8 @@ struct StandardOperators {
   std::shared_ptr<Predictor> predictor;
   std::shared_ptr<Recommender> recommender;
   std::shared_ptr<SavedAudiences> audiences;
+  // Last in the pipeline, inert unless serve attaches a profile topic.
+  std::shared_ptr<ProfileChangeSink> profile_changes;
 };
 // Opens the engine with the standard operators (kept alive by the engine; handed to the caller
 // through `operators` when given), printing recovery progress to stderr unless quiet. The

@@ -145,6 +145,13 @@ int RunServe(ServeOptions& o) {
   const auto kafka_log = [quiet = o.engine.quiet](std::string_view line) {
     if (!quiet) std::cerr << "persona: " << line << "\n";
   };
+  // Profile-change notifications: attached before consumption starts, so the backlog's changes
+  // are published too.
+  if (kafka.enabled() && !kafka.profile_topic.empty()) {
+    if (absl::Status s = ops.profile_changes->Attach(engine->get(), kafka); !s.ok()) {
+      std::cerr << "persona: kafka.profile_topic: " << s.message() << "\n";
+    }
+  }
   if (kafka.enabled() && kafka.cluster) {
     // Before the source: its first assignment marks the other partitions foreign.
     auto started = ClusterExchange::Start(engine->get(), kafka, kafka_log);
@@ -261,6 +268,7 @@ int RunServe(ServeOptions& o) {
   if (cluster) cluster->Stop();  // after the source: its revocations are published
   stop_reconciler();
   if (sink) sink->Stop();  // publishes what is pending
+  ops.profile_changes->Detach(std::chrono::seconds(5));
   // Long-polls on the change stream are answered now rather than held through the drain.
   audiences->Detach();
   audiences->ReleaseWaiters();

@@ -28,7 +28,8 @@ absl::Status ReadTable(const toml::table& table, std::string_view origin, KafkaC
   for (auto&& [name, node] : table) {
     const std::string key(name.str());
     if (key == "brokers" || key == "topic" || key == "group" || key == "audience_topic" ||
-        key == "cluster_topic" || key == "advertised_url" || key == "partitioner") {
+        key == "cluster_topic" || key == "advertised_url" || key == "partitioner" ||
+        key == "profile_topic" || key == "profile_fields") {
       auto v = node.value<std::string>();
       if (!v) return BadValue(key, "a string", node, origin);
       (key == "brokers"          ? c->brokers
@@ -37,6 +38,8 @@ absl::Status ReadTable(const toml::table& table, std::string_view origin, KafkaC
        : key == "cluster_topic"  ? c->cluster_topic
        : key == "advertised_url" ? c->advertised_url
        : key == "partitioner"    ? c->partitioner
+       : key == "profile_topic"  ? c->profile_topic
+       : key == "profile_fields" ? c->profile_fields
                                  : c->group) = *v;
       if (key == "partitioner" && *v != "murmur2" && *v != "crc32") {
         return BadValue(key, "\"murmur2\" or \"crc32\"", node, origin);

@@ -36,6 +36,10 @@ struct KafkaConfig {
   // Topic that saved audiences' enter/exit changes are published to ("" = none; kafka/
   // audience_sink.h has the message format).
   std::string audience_topic;
+  // Topic that profile changes are published to ("" = none; kafka/profile_change_sink.h), with
+  // these sections of the profile JSON.
+  std::string profile_topic;
+  std::string profile_fields = "identity,stats,lifecycle,consumption,tags,signals";
   // Scale-out (kafka/cluster_exchange.h): the instances of a group publish their HTTP address and
   // owned partitions, and the operators' shared state of those partitions, on this compacted
   // topic, so that any instance forwards a user's reads to the owner and combines every instance's

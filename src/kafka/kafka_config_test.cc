@@ -19,6 +19,8 @@ linger = "20ms"
 commit_interval = "5s"
 audience_topic = "changes"
 partitioner = "crc32"
+profile_topic = "profiles"
+profile_fields = "stats,tags"
 cluster = false
 cluster_topic = "members"
 advertised_url = "http://10.0.0.5:8080"
@@ -38,6 +40,8 @@ share_interval = "500ms"
   EXPECT_EQ(c.commit_interval.count(), 5000);
   EXPECT_EQ(c.audience_topic, "changes");
   EXPECT_EQ(c.partitioner, "crc32");
+  EXPECT_EQ(c.profile_topic, "profiles");
+  EXPECT_EQ(c.profile_fields, "stats,tags");
   EXPECT_FALSE(c.cluster);
   EXPECT_EQ(c.cluster_topic_name(), "members");
   EXPECT_EQ(c.advertised_url, "http://10.0.0.5:8080");

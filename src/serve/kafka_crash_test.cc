@@ -185,6 +185,69 @@ TEST(KafkaCrashTest, SigkillWhileConsumingLeavesTheStateOfAnUncrashedConsumer) {
   EXPECT_GE(kills, 3);
 }
 
+
+// Profile-change notifications ([kafka] profile_topic): every changed profile is published keyed
+// by user_id; the last notification of each user carries the profile as the server holds it.
+TEST(KafkaProfileChangesTest, ChangedProfilesArriveOnTheProfileTopic) {
+  if (std::system("command -v kcat >/dev/null 2>&1") != 0) {
+    GTEST_SKIP() << "kcat is not installed (scripts/setup.sh installs it)";
+  }
+  ScopedTempDir dir("persona-kafka-profiles");
+  auto cluster = KafkaMockCluster::Start(1);
+  ASSERT_TRUE(cluster.ok()) << cluster.status();
+  ASSERT_TRUE((*cluster)->CreateTopic(kTopic, 2).ok());
+  ASSERT_TRUE((*cluster)->CreateTopic("profile-changes", 2).ok());
+  const std::string brokers = (*cluster)->bootstrap();
+  const std::string config = dir.File("persona.toml");
+  {
+    std::ofstream out(config);
+    out << "[server]\naccess_log = \"\"\n[kafka]\nprofile_topic = \"profile-changes\"\n"
+        << "profile_fields = \"stats,tags\"\n[kafka.client]\n\"fetch.wait.max.ms\" = 5\n";
+  }
+  testing_util::ServerOptions options;
+  options.data_dir = dir.File("data");
+  options.config_file = config;
+  options.extra_args = {"--quiet", "--kafka-brokers", brokers, "--kafka-topic", kTopic};
+  auto server = ServerProcess::Start(options);
+  ASSERT_TRUE(server.ok()) << server.status();
+  std::map<std::string, int64_t> events_of;
+  {
+    auto producer = KafkaProducer::Create(brokers);
+    ASSERT_TRUE(producer.ok());
+    for (int i = 0; i < 200; ++i) {
+      const std::string user = "p" + std::to_string(i % 25);
+      ++events_of[user];
+      const std::string event = "{\"user_id\":\"" + user + "\",\"type\":\"view\",\"ts\":" +
+                                std::to_string(1700000000000 + i * 1000) + ",\"item_id\":\"i" +
+                                std::to_string(i % 9) + "\"}";
+      ASSERT_TRUE((*producer)->Produce(kTopic, user, event).ok());
+    }
+    ASSERT_TRUE((*producer)->Flush(std::chrono::seconds(30)).ok());
+  }
+  std::map<std::string, int64_t> last;  // user -> stats.events of its newest notification
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (last != events_of && std::chrono::steady_clock::now() < deadline) {
+    const std::string out = dir.File("profiles.txt");
+    const std::string cmd = "kcat -C -b " + brokers +
+                            " -t profile-changes -o beginning -e -q -f '%k\\t%s\\n' > " + out +
+                            " 2>/dev/null";
+    ASSERT_EQ(std::system(cmd.c_str()), 0);
+    std::ifstream in(out);
+    last.clear();
+    for (std::string line; std::getline(in, line);) {
+      const size_t tab = line.find('\t');
+      ASSERT_NE(tab, std::string::npos) << line;
+      Json profile(line.substr(tab + 1));
+      ASSERT_TRUE(profile.ok()) << line;
+      EXPECT_EQ(profile.Str("/user_id"), line.substr(0, tab)) << "keyed by user_id: " << line;
+      EXPECT_TRUE(profile.Int("/changed_at_ms").has_value()) << line;
+      int64_t& n = last[line.substr(0, tab)];
+      n = std::max(n, profile.Int("/stats/events").value_or(-1));
+    }
+    if (last != events_of) std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  EXPECT_EQ(last, events_of);
+}
 }  // namespace
 }  // namespace persona::serve
 
