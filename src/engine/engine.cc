@@ -423,6 +423,7 @@ void Engine::ScanProfiles(uint32_t threads,
   auto work = [&](uint32_t thread_index) {
     for (size_t u = next.fetch_add(1); u < units; u = next.fetch_add(1)) {
       Partition& p = *partitions_[u / kUnitsPerPartition];
+      if (p.foreign()) continue;  // its users belong to the instance that owns it
       const size_t begin = (u % kUnitsPerPartition) * kShardsPerUnit;
       p.ScanShards(begin, begin + kShardsPerUnit,
                    [&](const ProfileScanItem& item) { fn(thread_index, item); });

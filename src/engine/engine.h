@@ -127,12 +127,16 @@ class Engine {
   uint32_t partitions() const { return static_cast<uint32_t>(partitions_.size()); }
   std::vector<PartitionStats> Stats() const;
   std::vector<Partition::Memory> MemoryUsage() const;
+  // Scans (the three below) visit the partitions this instance owns: a foreign partition's users
+  // belong to the instance that owns it (SetForeign).
   // Visits every user id (partition by partition, shard by shard).
   // Every profile, each read under its shard lock: fn must be quick and must not call back into
   // the engine (ReadProfile from fn would deadlock). For scans (segment sizes, population stats).
   void ForEachProfile(const std::function<void(std::string_view, const Profile&,
                                                const ProfileContext&)>& fn) const {
-    for (const auto& p : partitions_) p->ForEachProfile(fn);
+    for (const auto& p : partitions_) {
+      if (!p->foreign()) p->ForEachProfile(fn);
+    }
   }
   // Calls fn for every profile, each under its shard lock, on up to `threads` threads at once
   // (0 = one per core): the partitions' shards are split into ranges that the threads take in
@@ -144,7 +148,9 @@ class Engine {
   // The thread count ScanProfiles(threads, ...) will use.
   uint32_t ScanThreads(uint32_t threads) const;
   void ForEachUser(const std::function<void(std::string_view)>& fn) const {
-    for (const auto& p : partitions_) p->ForEachUser(fn);
+    for (const auto& p : partitions_) {
+      if (!p->foreign()) p->ForEachUser(fn);
+    }
   }
   uint64_t recovered_events() const { return recovered_events_; }
   // Wall time Open spent loading checkpoints and replaying logs.

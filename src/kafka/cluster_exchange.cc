@@ -187,7 +187,7 @@ void ClusterExchange::Log(std::string_view line) const {
 void ClusterExchange::NoteError(std::string message) {
   errors_.fetch_add(1, std::memory_order_relaxed);
   Log("cluster: " + message);
-  std::lock_guard lock(mu_);
+  std::lock_guard lock(error_mu_);
   last_error_ = std::move(message);
 }
 
@@ -296,8 +296,11 @@ ClusterStatus ClusterExchange::Status() const {
   std::vector<std::optional<std::string>> owners;
   for (uint32_t p = 0; p < owned_.size(); ++p) owners.push_back(OwnerUrl(p));
   const int64_t now = WallClockMs();
+  {
+    std::lock_guard lock(error_mu_);
+    s.last_error = last_error_;
+  }
   std::lock_guard lock(mu_);
-  s.last_error = last_error_;
   for (const auto& [url, m] : members_) s.members.push_back(m);
   for (uint32_t p = 0; p < owned_.size(); ++p) {
     ClusterPartitionStatus ps;

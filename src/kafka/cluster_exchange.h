@@ -148,6 +148,8 @@ class ClusterExchange {
   std::vector<int64_t> applied_at_ms_;
   std::vector<uint64_t> published_seq_;           // consumer thread only
   std::vector<Assembly> assembling_;              // consumer thread only
+  // Its own lock: engine callbacks (which may run synchronously while mu_ is held) note errors.
+  mutable std::mutex error_mu_;
   std::string last_error_;
   std::atomic<uint64_t> shares_published_{0}, share_bytes_published_{0};
   std::atomic<uint64_t> shares_received_{0}, shares_applied_{0}, errors_{0};
