@@ -128,15 +128,19 @@ int RunServe(ServeOptions& o) {
     reconcile_cv.notify_all();
     if (reconciler.joinable()) reconciler.join();
   };
-  auto api = serve::Api::Create(engine->get(), serve_config, o.engine.config_file, recommender,
-                                predictor, audiences);
-  if (!api.ok()) {
-    std::cerr << "persona: " << api.status().message() << "\n";
+  // Start-up failed after the engine opened: stop what runs and close the engine.
+  auto give_up = [&](int code) {
     stop_reconciler();
     audiences->Detach();
     recommender->Stop();
     (void)(*engine)->Close();
-    return 2;
+    return code;
+  };
+  auto api = serve::Api::Create(engine->get(), serve_config, o.engine.config_file, recommender,
+                                predictor, audiences);
+  if (!api.ok()) {
+    std::cerr << "persona: " << api.status().message() << "\n";
+    return give_up(2);
   }
   serve::Api* a = api->get();
   std::unique_ptr<ClusterExchange> cluster;
@@ -157,11 +161,7 @@ int RunServe(ServeOptions& o) {
     auto started = ClusterExchange::Start(engine->get(), kafka, kafka_log);
     if (!started.ok()) {
       std::cerr << "persona: " << started.status().message() << "\n";
-      stop_reconciler();
-      audiences->Detach();
-      recommender->Stop();
-      (void)(*engine)->Close();
-      return 1;
+      return give_up(1);
     }
     cluster = std::move(*started);
   }
@@ -174,11 +174,7 @@ int RunServe(ServeOptions& o) {
     if (!started.ok()) {
       if (cluster) cluster->Stop();
       std::cerr << "persona: " << started.status().message() << "\n";
-      stop_reconciler();
-      audiences->Detach();
-      recommender->Stop();
-      (void)(*engine)->Close();
-      return 1;
+      return give_up(1);
     }
     source = std::move(*started);
     // POST /v1/events produces to the topic: the owner of each user's partition applies it.
@@ -187,11 +183,7 @@ int RunServe(ServeOptions& o) {
       std::cerr << "persona: " << made.status().message() << "\n";
       source->Stop();
       if (cluster) cluster->Stop();
-      stop_reconciler();
-      audiences->Detach();
-      recommender->Stop();
-      (void)(*engine)->Close();
-      return 1;
+      return give_up(1);
     }
     producer = std::move(*made);
     a->SetKafka(source.get(), producer.get(), kafka.topic);
@@ -219,11 +211,7 @@ int RunServe(ServeOptions& o) {
     if (source) source->Stop();
     if (cluster) cluster->Stop();
     a->SetKafka(nullptr, nullptr, "");
-    stop_reconciler();
-    audiences->Detach();
-    recommender->Stop();
-    (void)(*engine)->Close();
-    return 1;
+    return give_up(1);
   }
   serve::HttpServer* srv = server->get();
   a->SetConnectionsSource([srv] { return srv->connections(); });

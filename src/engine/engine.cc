@@ -269,25 +269,16 @@ void Engine::SetForeign(uint32_t partition, bool foreign, std::function<void(abs
   auto control = std::make_shared<PartitionControl>();
   control->kind = PartitionControl::Kind::kSetForeign;
   control->foreign = foreign;
-  control->status_done = done;
-  if (partition >= partitions_.size()) {
-    if (done) done(absl::InvalidArgumentError("no partition " + std::to_string(partition)));
-    return;
-  }
-  if (absl::Status s = partitions_[partition]->EnqueueControl(std::move(control)); !s.ok()) {
-    if (done) done(s);
-  }
+  control->status_done = std::move(done);
+  EnqueueOnPartition(partition, std::move(control));
 }
 
 void Engine::ShareStates(uint32_t partition,
                          std::function<void(std::optional<SharedStates>)> done) {
   auto control = std::make_shared<PartitionControl>();
   control->kind = PartitionControl::Kind::kShareStates;
-  control->share_done = done;
-  if (partition >= partitions_.size() ||
-      !partitions_[partition]->EnqueueControl(std::move(control)).ok()) {
-    done(std::nullopt);
-  }
+  control->share_done = std::move(done);
+  EnqueueOnPartition(partition, std::move(control));
 }
 
 void Engine::LoadForeignStates(uint32_t partition,
@@ -297,14 +288,18 @@ void Engine::LoadForeignStates(uint32_t partition,
   control->kind = PartitionControl::Kind::kLoadForeign;
   control->states = std::move(states);
   control->watermark_ms = watermark_ms;
-  control->status_done = done;
-  if (partition >= partitions_.size()) {
-    if (done) done(absl::InvalidArgumentError("no partition " + std::to_string(partition)));
-    return;
-  }
-  if (absl::Status s = partitions_[partition]->EnqueueControl(std::move(control)); !s.ok()) {
-    if (done) done(s);
-  }
+  control->status_done = std::move(done);
+  EnqueueOnPartition(partition, std::move(control));
+}
+
+void Engine::EnqueueOnPartition(uint32_t partition, std::shared_ptr<PartitionControl> control) {
+  const absl::Status s = partition < partitions_.size()
+                             ? partitions_[partition]->EnqueueControl(control)
+                             : absl::InvalidArgumentError("no partition " +
+                                                          std::to_string(partition));
+  if (s.ok()) return;
+  if (control->status_done) control->status_done(s);
+  if (control->share_done) control->share_done(std::nullopt);
 }
 
 absl::Status Engine::EnqueueControl(std::shared_ptr<PartitionControl> control) {

@@ -166,6 +166,9 @@ class Engine {
   explicit Engine(const EngineConfig& config);
   // Reads the routing the data directory was created with, or records Kafka's for a new one.
   absl::Status ChooseRouting();
+  // Enqueues a partition-addressed control (SetForeign, ShareStates, LoadForeignStates); when it
+  // cannot be queued, its done callback gets the error (share_done: nullopt).
+  void EnqueueOnPartition(uint32_t partition, std::shared_ptr<PartitionControl> control);
   // Routes a control request to its user's partition (InvalidArgument for an empty user id).
   absl::Status EnqueueControl(std::shared_ptr<PartitionControl> control);
 

@@ -50,6 +50,57 @@ std::pair<int64_t, int64_t> Counts(HttpClient& client) {
   return {accepted, duplicates};
 }
 
+// A one-broker mock cluster with the events topic and `sink_topic` (2 partitions each), and a server
+// consuming it with `kafka_keys` in its [kafka] table (and a 5 ms fetch wait: the mock never ends
+// a waiting fetch).
+struct SinkSetup {
+  std::unique_ptr<KafkaMockCluster> cluster;
+  std::unique_ptr<ServerProcess> server;
+  std::string brokers;
+};
+absl::StatusOr<SinkSetup> StartWithSink(ScopedTempDir& dir, const std::string& sink_topic,
+                                        const std::string& kafka_keys) {
+  SinkSetup out;
+  auto cluster = KafkaMockCluster::Start(1);
+  if (!cluster.ok()) return cluster.status();
+  out.cluster = std::move(*cluster);
+  for (const std::string& topic : {std::string(kTopic), sink_topic}) {
+    if (absl::Status s = out.cluster->CreateTopic(topic, 2); !s.ok()) return s;
+  }
+  out.brokers = out.cluster->bootstrap();
+  testing_util::ServerOptions options;
+  options.data_dir = dir.File("data");
+  options.config_file = dir.File("persona.toml");
+  {
+    std::ofstream file(options.config_file);
+    file << "[server]\naccess_log = \"\"\n[kafka]\n" << kafka_keys
+         << "[kafka.client]\n\"fetch.wait.max.ms\" = 5\n";
+  }
+  options.extra_args = {"--quiet", "--kafka-brokers", out.brokers, "--kafka-topic", kTopic};
+  auto server = ServerProcess::Start(options);
+  if (!server.ok()) return server.status();
+  out.server = std::move(*server);
+  return out;
+}
+
+// Every message of `topic` so far as (key, value), read by kcat as a downstream tool would.
+std::vector<std::pair<std::string, std::string>> ReadTopic(ScopedTempDir& dir,
+                                                           const std::string& brokers,
+                                                           const std::string& topic) {
+  const std::string out = dir.File(topic + ".txt");
+  const std::string cmd = "kcat -C -b " + brokers + " -t " + topic +
+                          " -o beginning -e -q -f '%k\\t%s\\n' > " + out + " 2>/dev/null";
+  EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  std::vector<std::pair<std::string, std::string>> messages;
+  std::ifstream in(out);
+  for (std::string line; std::getline(in, line);) {
+    const size_t tab = line.find('\t');
+    EXPECT_NE(tab, std::string::npos) << line;
+    if (tab != std::string::npos) messages.emplace_back(line.substr(0, tab), line.substr(tab + 1));
+  }
+  return messages;
+}
+
 bool Ready(HttpClient& client) {
   int status = 0;
   Get(client, "/readyz", &status);
@@ -193,23 +244,10 @@ TEST(KafkaProfileChangesTest, ChangedProfilesArriveOnTheProfileTopic) {
     GTEST_SKIP() << "kcat is not installed (scripts/setup.sh installs it)";
   }
   ScopedTempDir dir("persona-kafka-profiles");
-  auto cluster = KafkaMockCluster::Start(1);
-  ASSERT_TRUE(cluster.ok()) << cluster.status();
-  ASSERT_TRUE((*cluster)->CreateTopic(kTopic, 2).ok());
-  ASSERT_TRUE((*cluster)->CreateTopic("profile-changes", 2).ok());
-  const std::string brokers = (*cluster)->bootstrap();
-  const std::string config = dir.File("persona.toml");
-  {
-    std::ofstream out(config);
-    out << "[server]\naccess_log = \"\"\n[kafka]\nprofile_topic = \"profile-changes\"\n"
-        << "profile_fields = \"stats,tags\"\n[kafka.client]\n\"fetch.wait.max.ms\" = 5\n";
-  }
-  testing_util::ServerOptions options;
-  options.data_dir = dir.File("data");
-  options.config_file = config;
-  options.extra_args = {"--quiet", "--kafka-brokers", brokers, "--kafka-topic", kTopic};
-  auto server = ServerProcess::Start(options);
-  ASSERT_TRUE(server.ok()) << server.status();
+  auto setup = StartWithSink(dir, "profile-changes",
+                             "profile_topic = \"profile-changes\"\nprofile_fields = \"stats,tags\"\n");
+  ASSERT_TRUE(setup.ok()) << setup.status();
+  const std::string& brokers = setup->brokers;
   std::map<std::string, int64_t> events_of;
   {
     auto producer = KafkaProducer::Create(brokers);
@@ -227,21 +265,13 @@ TEST(KafkaProfileChangesTest, ChangedProfilesArriveOnTheProfileTopic) {
   std::map<std::string, int64_t> last;  // user -> stats.events of its newest notification
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
   while (last != events_of && std::chrono::steady_clock::now() < deadline) {
-    const std::string out = dir.File("profiles.txt");
-    const std::string cmd = "kcat -C -b " + brokers +
-                            " -t profile-changes -o beginning -e -q -f '%k\\t%s\\n' > " + out +
-                            " 2>/dev/null";
-    ASSERT_EQ(std::system(cmd.c_str()), 0);
-    std::ifstream in(out);
     last.clear();
-    for (std::string line; std::getline(in, line);) {
-      const size_t tab = line.find('\t');
-      ASSERT_NE(tab, std::string::npos) << line;
-      Json profile(line.substr(tab + 1));
-      ASSERT_TRUE(profile.ok()) << line;
-      EXPECT_EQ(profile.Str("/user_id"), line.substr(0, tab)) << "keyed by user_id: " << line;
-      EXPECT_TRUE(profile.Int("/changed_at_ms").has_value()) << line;
-      int64_t& n = last[line.substr(0, tab)];
+    for (const auto& [user, value] : ReadTopic(dir, brokers, "profile-changes")) {
+      Json profile(value);
+      ASSERT_TRUE(profile.ok()) << value;
+      EXPECT_EQ(profile.Str("/user_id"), user) << "keyed by user_id: " << value;
+      EXPECT_TRUE(profile.Int("/changed_at_ms").has_value()) << value;
+      int64_t& n = last[user];
       n = std::max(n, profile.Int("/stats/events").value_or(-1));
     }
     if (last != events_of) std::this_thread::sleep_for(std::chrono::milliseconds(200));
@@ -261,24 +291,11 @@ TEST(KafkaAudienceSinkTest, EnterChangesOfASavedAudienceArriveOnTheSinkTopic) {
     GTEST_SKIP() << "kcat is not installed (scripts/setup.sh installs it)";
   }
   ScopedTempDir dir("persona-kafka-sink");
-  auto cluster = KafkaMockCluster::Start(1);
-  ASSERT_TRUE(cluster.ok()) << cluster.status();
-  ASSERT_TRUE((*cluster)->CreateTopic(kTopic, 2).ok());
-  ASSERT_TRUE((*cluster)->CreateTopic("audience-changes", 2).ok());
-  const std::string brokers = (*cluster)->bootstrap();
-  const std::string config = dir.File("persona.toml");
-  {
-    std::ofstream out(config);
-    out << "[server]\naccess_log = \"\"\n[kafka]\naudience_topic = \"audience-changes\"\n"
-        << "[kafka.client]\n\"fetch.wait.max.ms\" = 5\n";  // the mock never ends a waiting fetch
-  }
-  testing_util::ServerOptions options;
-  options.data_dir = dir.File("data");
-  options.config_file = config;
-  options.extra_args = {"--quiet", "--kafka-brokers", brokers, "--kafka-topic", kTopic};
-  auto server = ServerProcess::Start(options);
-  ASSERT_TRUE(server.ok()) << server.status();
-  HttpClient client = (*server)->Client();
+  auto setup = StartWithSink(dir, "audience-changes", "audience_topic = \"audience-changes\"\n");
+  ASSERT_TRUE(setup.ok()) << setup.status();
+  const std::string& brokers = setup->brokers;
+  auto& server = setup->server;
+  HttpClient client = server->Client();
   auto created = client.Request(
       "POST", "/v1/audiences", R"({"id":"carters","name":"carters","condition":"carts >= 1"})");
   ASSERT_TRUE(created.ok() && (created->status == 200 || created->status == 201))
@@ -303,21 +320,13 @@ TEST(KafkaAudienceSinkTest, EnterChangesOfASavedAudienceArriveOnTheSinkTopic) {
   std::set<std::string> entered;
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
   while (entered.size() < carters.size() && std::chrono::steady_clock::now() < deadline) {
-    const std::string out = dir.File("changes.txt");
-    const std::string cmd = "kcat -C -b " + brokers +
-                            " -t audience-changes -o beginning -e -q -f '%k\\t%s\\n' > " + out +
-                            " 2>/dev/null";
-    ASSERT_EQ(std::system(cmd.c_str()), 0);
-    std::ifstream in(out);
     entered.clear();
-    for (std::string line; std::getline(in, line);) {
-      const size_t tab = line.find('\t');
-      ASSERT_NE(tab, std::string::npos) << line;
-      Json change(line.substr(tab + 1));
-      EXPECT_EQ(change.Str("/audience"), "carters") << line;
-      EXPECT_EQ(change.Str("/change"), "enter") << line;
-      EXPECT_EQ(change.Str("/user_id"), line.substr(0, tab)) << "keyed by user_id: " << line;
-      entered.insert(line.substr(0, tab));
+    for (const auto& [user, value] : ReadTopic(dir, brokers, "audience-changes")) {
+      Json change(value);
+      EXPECT_EQ(change.Str("/audience"), "carters") << value;
+      EXPECT_EQ(change.Str("/change"), "enter") << value;
+      EXPECT_EQ(change.Str("/user_id"), user) << "keyed by user_id: " << value;
+      entered.insert(user);
     }
     if (entered.size() < carters.size()) std::this_thread::sleep_for(std::chrono::milliseconds(200));
   }
