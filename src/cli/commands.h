@@ -78,11 +78,11 @@ void RegisterIngest(Registry& r);
 void RegisterRead(Registry& r);        // profile, timeline, stats, checkpoint
 void RegisterDeadLetter(Registry& r);  // deadletter list|export|purge
 void RegisterGen(Registry& r);
-void RegisterServe(Registry& r);       // serve, apikey new
+void RegisterServe(Registry& r);          // serve, apikey new
 void RegisterKafkaCommands(Registry& r);  // kafka-produce, kafka-mock
-void RegisterTrain(Registry& r);       // train sasrec
-void RegisterEval(Registry& r);        // eval (offline next-item protocol)
-void RegisterEvalOnline(Registry& r);  // eval-online (A/B report of recommendation variants)
+void RegisterTrain(Registry& r);          // train sasrec
+void RegisterEval(Registry& r);           // eval (offline next-item protocol)
+void RegisterEvalOnline(Registry& r);     // eval-online (A/B report of recommendation variants)
 // Issue 5 (predictions). Each adds subcommands under the existing `train` and `eval` commands
 // (r.app().get_subcommand("train") / ("eval")), so they must be called after RegisterTrain and
 // RegisterEval.

@@ -68,12 +68,12 @@ absl::StatusOr<std::unique_ptr<Engine>> OpenEngine(const EngineOptions& opts,
   if (!audiences.ok()) return audiences.status();
   ops.audiences = std::move(*audiences);
   ops.profile_changes = std::make_shared<ProfileChangeSink>();
-  auto engine = Engine::Open(*config,
-                             [quiet](std::string_view line) {
-                               if (!quiet) std::cerr << "persona: " << line << "\n";
-                             },
-                             {ops.predictor.get(), ops.recommender.get(), ops.audiences.get(),
-                              ops.profile_changes.get()});
+  auto engine = Engine::Open(
+      *config,
+      [quiet](std::string_view line) {
+        if (!quiet) std::cerr << "persona: " << line << "\n";
+      },
+      {ops.predictor.get(), ops.recommender.get(), ops.audiences.get(), ops.profile_changes.get()});
   if (!engine.ok()) return engine.status();
   ops.predictor->Bind(engine->get());
   (*engine)->KeepAlive(ops.predictor);

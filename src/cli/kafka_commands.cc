@@ -115,15 +115,16 @@ int RunMock(const MockOptions& o) {
 
 void RegisterKafkaCommands(Registry& r) {
   auto p = std::make_shared<ProduceOptions>();
-  CLI::App* produce = r.Add("kafka-produce",
-                            "Produce event files to a Kafka topic (native JSON keyed by user_id)",
-                            [p] { return RunProduce(*p); });
+  CLI::App* produce =
+      r.Add("kafka-produce", "Produce event files to a Kafka topic (native JSON keyed by user_id)",
+            [p] { return RunProduce(*p); });
   produce->add_option("--brokers", p->brokers, "Bootstrap servers")->required();
   produce->add_option("--topic", p->topic, "Topic")->capture_default_str();
   produce->add_option("--format", p->format, "jsonl | csv | taobao | rees46 | retailrocket")
       ->capture_default_str();
-  produce->add_option("--partitioner", p->partitioner,
-                      "murmur2 (Kafka's default) | crc32 (librdkafka's consistent_random)")
+  produce
+      ->add_option("--partitioner", p->partitioner,
+                   "murmur2 (Kafka's default) | crc32 (librdkafka's consistent_random)")
       ->capture_default_str();
   produce->add_option("files", p->files, "Event files")->required();
   produce->add_flag("--quiet", p->quiet, "No progress");

@@ -10,7 +10,6 @@
 #include <thread>
 
 #include "cli/commands.h"
-
 #include "kafka/audience_sink.h"
 #include "kafka/cluster_exchange.h"
 #include "kafka/kafka_client.h"
@@ -168,7 +167,9 @@ int RunServe(ServeOptions& o) {
   if (kafka.enabled()) {
     KafkaSource::AssignmentFn on_assignment;
     if (cluster) {
-      on_assignment = [c = cluster.get()](const std::vector<bool>& owned) { c->OnAssignment(owned); };
+      on_assignment = [c = cluster.get()](const std::vector<bool>& owned) {
+        c->OnAssignment(owned);
+      };
     }
     auto started = KafkaSource::Start(engine->get(), kafka, kafka_log, std::move(on_assignment));
     if (!started.ok()) {
@@ -241,6 +242,8 @@ int RunServe(ServeOptions& o) {
     cluster->SetSelfUrl(url);
     a->SetCluster(cluster.get());
   }
+  if (kafka.enabled() && !kafka.profile_topic.empty())
+    a->SetProfileChanges(ops.profile_changes.get());
   a->SetReady(true);
   std::cout << "listening on " << (tls ? "https" : "http") << "://"
             << serve_config.http.bind_address << ":" << srv->port() << std::endl;
@@ -264,6 +267,7 @@ int RunServe(ServeOptions& o) {
   server->reset();
   a->SetKafka(nullptr, nullptr, "");
   a->SetCluster(nullptr);
+  a->SetProfileChanges(nullptr);
   producer.reset();  // delivers what the drained requests produced
   source.reset();
   cluster.reset();

@@ -1,8 +1,7 @@
 #include "common/hash.h"
 
-#include <zlib.h>
-
 #include <xxhash.h>
+#include <zlib.h>
 
 namespace persona {
 

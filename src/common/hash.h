@@ -20,7 +20,8 @@ int32_t KafkaMurmur2(std::string_view key);
 // producer writes a user's events to is the engine partition that owns the user.
 uint32_t KafkaPartitionOf(std::string_view key, uint32_t partitions);
 // The partition librdkafka's "consistent" / "consistent_random" partitioner picks (the default of
-// librdkafka-based clients such as confluent-kafka-python and kcat): CRC-32 of the key % partitions.
+// librdkafka-based clients such as confluent-kafka-python and kcat): CRC-32 of the key %
+// partitions.
 uint32_t KafkaCrc32PartitionOf(std::string_view key, uint32_t partitions);
 
 }  // namespace persona

@@ -293,10 +293,10 @@ void Engine::LoadForeignStates(uint32_t partition,
 }
 
 void Engine::EnqueueOnPartition(uint32_t partition, std::shared_ptr<PartitionControl> control) {
-  const absl::Status s = partition < partitions_.size()
-                             ? partitions_[partition]->EnqueueControl(control)
-                             : absl::InvalidArgumentError("no partition " +
-                                                          std::to_string(partition));
+  const absl::Status s =
+      partition < partitions_.size()
+          ? partitions_[partition]->EnqueueControl(control)
+          : absl::InvalidArgumentError("no partition " + std::to_string(partition));
   if (s.ok()) return;
   if (control->status_done) control->status_done(s);
   if (control->share_done) control->share_done(std::nullopt);

@@ -60,9 +60,7 @@ class Engine {
   uint32_t RouteOf(std::string_view user_id) const;
   bool kafka_routing() const { return kafka_routing_; }
   // Partition i's next source offset not yet durable and applied (-1: never consumed a source).
-  int64_t SourceOffset(uint32_t partition) const {
-    return partitions_[partition]->source_offset();
-  }
+  int64_t SourceOffset(uint32_t partition) const { return partitions_[partition]->source_offset(); }
   // Submit + wait. Blocks for queue space.
   IngestOutcome Ingest(std::shared_ptr<const EventBatch> batch);
   // Records parse/validation rejections that never reached a partition.
@@ -94,7 +92,6 @@ class Engine {
   absl::StatusOr<std::string> SetAttributes(std::string_view user_id, std::string_view json_object,
                                             bool merge);
   absl::StatusOr<UserErasure> EraseUser(std::string_view user_id);
-
 
   // Cluster support (kafka/cluster_exchange.h). A partition is foreign while another instance owns
   // it: this instance applies none of its events, its checkpoints keep this instance's own state,

@@ -4,9 +4,9 @@
 #include <chrono>
 #include <cstdio>
 
-#include "common/time_util.h"
 #include "common/hash.h"
 #include "common/json_writer.h"
+#include "common/time_util.h"
 #include "common/varint.h"
 #include "event/json_event.h"
 #include "profile/profile_codec.h"
@@ -187,9 +187,9 @@ void Partition::LoadForeign(PartitionControl& control) {
       for (StreamOperator* op : operators_) {
         if (op->name() != name || blob.empty()) continue;
         if (absl::Status s = op->LoadState(id_, blob); !s.ok() && status.ok()) {
-          status = absl::Status(s.code(), "shared state of partition " + std::to_string(id_) +
-                                              ", operator " + name + ": " +
-                                              std::string(s.message()));
+          status =
+              absl::Status(s.code(), "shared state of partition " + std::to_string(id_) +
+                                         ", operator " + name + ": " + std::string(s.message()));
         }
       }
     }

@@ -14,8 +14,8 @@
 #include <mutex>
 #include <optional>
 #include <string>
-#include <utility>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -63,16 +63,16 @@ struct PartitionControl {
   enum class Kind { kSetAttributes, kEraseUser, kSetForeign, kShareStates, kLoadForeign };
   Kind kind = Kind::kSetAttributes;
   std::string user_id;
-  std::string attributes_json;  // kSetAttributes
-  bool merge = true;            // kSetAttributes
-  bool foreign = false;         // kSetForeign
+  std::string attributes_json;                              // kSetAttributes
+  bool merge = true;                                        // kSetAttributes
+  bool foreign = false;                                     // kSetForeign
   std::vector<std::pair<std::string, std::string>> states;  // kLoadForeign
   int64_t watermark_ms = -1;                                // kLoadForeign: the owner's (-1: keep)
   // kSetAttributes: the resulting attributes object. kEraseUser: unused.
   std::function<void(absl::StatusOr<std::string>)> attributes_done;
   std::function<void(absl::StatusOr<UserErasure>)> erase_done;
-  std::function<void(absl::Status)> status_done;                    // kSetForeign, kLoadForeign
-  std::function<void(std::optional<SharedStates>)> share_done;      // kShareStates
+  std::function<void(absl::Status)> status_done;                // kSetForeign, kLoadForeign
+  std::function<void(std::optional<SharedStates>)> share_done;  // kShareStates
 };
 
 struct PartitionWork {

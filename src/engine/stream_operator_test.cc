@@ -322,7 +322,6 @@ TEST(StreamOperatorTest, LoadStateErrorFailsOpenWithThatError) {
   ASSERT_TRUE(engine->Close().ok());
 }
 
-
 // Cluster support (Engine::SetForeign): a foreign partition shows the state another instance
 // shared, never checkpoints it, and gets its own state back when it is owned again.
 absl::Status Wait(const std::function<void(std::function<void(absl::Status)>)>& call) {
@@ -364,10 +363,10 @@ TEST(StreamOperatorTest, AForeignPartitionShowsSharedStateButKeepsAndCheckpoints
 
     ASSERT_TRUE(Wait([&](auto done) { engine->SetForeign(1, true, done); }).ok());
     EXPECT_TRUE(engine->foreign(1));
-    ASSERT_TRUE(Wait([&](auto done) {
-                  engine->LoadForeignStates(1, {{"counter", Count(1000)}, {"absent", "x"}},
-                                            kT0 + 5, done);
-                }).ok());
+    ASSERT_TRUE(
+        Wait([&](auto done) {
+          engine->LoadForeignStates(1, {{"counter", Count(1000)}, {"absent", "x"}}, kT0 + 5, done);
+        }).ok());
     EXPECT_EQ(counter.events(1), 1000u);  // the owner's view
     EXPECT_EQ(engine->Stats()[1].watermark_ms, kT0 + 5);
     // An owned partition takes no shared state; a foreign one shares none.

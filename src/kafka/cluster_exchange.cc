@@ -37,8 +37,8 @@ std::string EncodePayload(const SharedStates& shared) {
 bool DecodePayload(std::string_view in, int64_t* watermark_ms,
                    std::vector<std::pair<std::string, std::string>>* states) {
   uint64_t seq, source, watermark, n;
-  if (!ReadVarint64(&in, &seq) || !ReadVarint64(&in, &source) ||
-      !ReadVarint64(&in, &watermark) || !ReadVarint64(&in, &n) || n > in.size()) {
+  if (!ReadVarint64(&in, &seq) || !ReadVarint64(&in, &source) || !ReadVarint64(&in, &watermark) ||
+      !ReadVarint64(&in, &n) || n > in.size()) {
     return false;
   }
   *watermark_ms = ZigZagDecode64(watermark);
@@ -125,8 +125,7 @@ absl::StatusOr<std::unique_ptr<ClusterExchange>> ClusterExchange::Start(
   if (absl::IsNotFound(count.status())) {
     // Brokers that allow it create the topic on a first write (compaction is then the broker's
     // default policy: docs/cluster.md says how to create it compacted).
-    if (absl::Status s = x->producer_->Produce(x->topic_, "hello/" + config.group, "{}");
-        !s.ok()) {
+    if (absl::Status s = x->producer_->Produce(x->topic_, "hello/" + config.group, "{}"); !s.ok()) {
       return fail(s);
     }
     if (absl::Status s = x->producer_->Flush(std::chrono::seconds(15)); !s.ok()) return fail(s);
@@ -135,12 +134,10 @@ absl::StatusOr<std::unique_ptr<ClusterExchange>> ClusterExchange::Start(
   }
   if (!count.ok()) return fail(count.status());
 
-  KafkaProperties props = {{"bootstrap.servers", config.brokers},
-                           {"group.id", config.group + "-cluster-reader"},
-                           {"client.id", "persona-cluster"},
-                           {"enable.auto.commit", "false"},
-                           {"enable.auto.offset.store", "false"},
-                           {"allow.auto.create.topics", "false"}};
+  KafkaProperties props = {
+      {"bootstrap.servers", config.brokers}, {"group.id", config.group + "-cluster-reader"},
+      {"client.id", "persona-cluster"},      {"enable.auto.commit", "false"},
+      {"enable.auto.offset.store", "false"}, {"allow.auto.create.topics", "false"}};
   props.insert(props.end(), config.client.begin(), config.client.end());
   absl::StatusOr<RdKafkaConf> conf = MakeRdKafkaConf(props);
   if (!conf.ok()) return conf.status();
@@ -156,9 +153,9 @@ absl::StatusOr<std::unique_ptr<ClusterExchange>> ClusterExchange::Start(
   if (rd_kafka_resp_err_t err = rd_kafka_assign(x->consumer_.get(), all.get()); err) {
     return fail(absl::UnavailableError(std::string("assign: ") + rd_kafka_err2str(err)));
   }
-  x->Log("cluster: on '" + x->topic_ + "' (" +
-         std::to_string(*count) + " partitions), sharing state every " +
-         std::to_string(config.share_interval.count()) + " ms");
+  x->Log("cluster: on '" + x->topic_ + "' (" + std::to_string(*count) +
+         " partitions), sharing state every " + std::to_string(config.share_interval.count()) +
+         " ms");
   x->thread_ = std::thread([p = x.get()] { p->Run(); });
   return x;
 }
@@ -236,14 +233,16 @@ void ClusterExchange::OnAssignment(const std::vector<bool>& owned) {
       if (owned[p] && foreign_[p]) {
         // Ordered before any of the partition's events: its own state is back first.
         engine_->SetForeign(partition, false, [this, p](absl::Status s) {
-          if (!s.ok()) NoteError("partition " + std::to_string(p) + ": " + std::string(s.message()));
+          if (!s.ok())
+            NoteError("partition " + std::to_string(p) + ": " + std::string(s.message()));
         });
         foreign_[p] = false;
         applied_seq_[p] = 0;
         applied_at_ms_[p] = -1;
       } else if (!owned[p] && !foreign_[p]) {
         engine_->SetForeign(partition, true, [this, p](absl::Status s) {
-          if (!s.ok()) NoteError("partition " + std::to_string(p) + ": " + std::string(s.message()));
+          if (!s.ok())
+            NoteError("partition " + std::to_string(p) + ": " + std::string(s.message()));
         });
         foreign_[p] = true;
         if (latest_[p]) ApplyShared(partition, *latest_[p]);
@@ -260,14 +259,14 @@ void ClusterExchange::OnAssignment(const std::vector<bool>& owned) {
 void ClusterExchange::ApplyShared(uint32_t partition, const Shared& shared) {
   applied_seq_[partition] = shared.seq;
   applied_at_ms_[partition] = shared.at_ms;
-  engine_->LoadForeignStates(partition, shared.states, shared.watermark_ms,
-                             [this, partition](absl::Status s) {
-    if (s.ok()) {
-      shares_applied_.fetch_add(1, std::memory_order_relaxed);
-    } else if (!absl::IsFailedPrecondition(s)) {  // owned again meanwhile: nothing to lay over
-      NoteError("partition " + std::to_string(partition) + ": " + std::string(s.message()));
-    }
-  });
+  engine_->LoadForeignStates(
+      partition, shared.states, shared.watermark_ms, [this, partition](absl::Status s) {
+        if (s.ok()) {
+          shares_applied_.fetch_add(1, std::memory_order_relaxed);
+        } else if (!absl::IsFailedPrecondition(s)) {  // owned again meanwhile: nothing to lay over
+          NoteError("partition " + std::to_string(partition) + ": " + std::string(s.message()));
+        }
+      });
 }
 
 std::optional<std::string> ClusterExchange::OwnerUrl(uint32_t partition) const {

@@ -56,10 +56,10 @@ struct ClusterMember {
 
 struct ClusterPartitionStatus {
   int32_t partition = 0;
-  bool foreign = false;   // owned by another instance
-  std::string owner;      // its owner's URL as the directory says ("" = unknown or this one)
-  uint64_t shared_seq = 0;      // log seq of the shared state laid over it (0 = none)
-  int64_t shared_age_ms = -1;   // how old that state is (-1 = none)
+  bool foreign = false;        // owned by another instance
+  std::string owner;           // its owner's URL as the directory says ("" = unknown or this one)
+  uint64_t shared_seq = 0;     // log seq of the shared state laid over it (0 = none)
+  int64_t shared_age_ms = -1;  // how old that state is (-1 = none)
 };
 
 struct ClusterStatus {
@@ -146,8 +146,8 @@ class ClusterExchange {
   std::vector<std::optional<Shared>> latest_;     // newest complete shared state per partition
   std::vector<uint64_t> applied_seq_;             // shared seq laid over each foreign partition
   std::vector<int64_t> applied_at_ms_;
-  std::vector<uint64_t> published_seq_;           // consumer thread only
-  std::vector<Assembly> assembling_;              // consumer thread only
+  std::vector<uint64_t> published_seq_;  // consumer thread only
+  std::vector<Assembly> assembling_;     // consumer thread only
   // Its own lock: engine callbacks (which may run synchronously while mu_ is held) note errors.
   mutable std::mutex error_mu_;
   std::string last_error_;

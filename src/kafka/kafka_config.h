@@ -59,7 +59,8 @@ struct KafkaConfig {
   // [kafka.client] plus the librdkafka partitioner matching `partitioner`, for producers.
   std::vector<std::pair<std::string, std::string>> ProducerClient() const {
     auto out = client;
-    out.emplace_back("partitioner", partitioner == "crc32" ? "consistent_random" : "murmur2_random");
+    out.emplace_back("partitioner",
+                     partitioner == "crc32" ? "consistent_random" : "murmur2_random");
     return out;
   }
   std::string cluster_topic_name() const {
@@ -67,8 +68,9 @@ struct KafkaConfig {
   }
 };
 
-// Reads the [kafka] table (and [kafka.client]) of TOML text / a file into `config`; absent keys keep
-// their values, a missing table changes nothing. InvalidArgument naming the key on a bad value.
+// Reads the [kafka] table (and [kafka.client]) of TOML text / a file into `config`; absent keys
+// keep their values, a missing table changes nothing. InvalidArgument naming the key on a bad
+// value.
 absl::Status LoadKafkaConfigText(std::string_view toml, std::string_view origin,
                                  KafkaConfig* config);
 absl::Status LoadKafkaConfigFile(const std::string& path, KafkaConfig* config);

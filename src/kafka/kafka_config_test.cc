@@ -49,10 +49,10 @@ share_interval = "500ms"
   EXPECT_EQ(c.ProducerClient().back(),
             (std::pair<std::string, std::string>{"partitioner", "consistent_random"}));
   const std::map<std::string, std::string> client(c.client.begin(), c.client.end());
-  EXPECT_EQ(client, (std::map<std::string, std::string>{
-                        {"security.protocol", "SASL_SSL"},
-                        {"fetch.max.bytes", "1048576"},
-                        {"enable.ssl.certificate.verification", "false"}}));
+  EXPECT_EQ(client,
+            (std::map<std::string, std::string>{{"security.protocol", "SASL_SSL"},
+                                                {"fetch.max.bytes", "1048576"},
+                                                {"enable.ssl.certificate.verification", "false"}}));
   EXPECT_TRUE(c.enabled());
 }
 
@@ -68,7 +68,8 @@ TEST(KafkaConfigTest, NoTableChangesNothingAndTheShippedFileDisablesKafka) {
   c.linger = std::chrono::milliseconds(7);
   c.commit_interval = std::chrono::milliseconds(7);
   c.audience_topic = "a";
-  ASSERT_TRUE(LoadKafkaConfigFile(std::string(PERSONA_SOURCE_DIR) + "/config/persona.toml", &c).ok());
+  ASSERT_TRUE(
+      LoadKafkaConfigFile(std::string(PERSONA_SOURCE_DIR) + "/config/persona.toml", &c).ok());
   const KafkaConfig d;
   EXPECT_FALSE(c.enabled());
   EXPECT_EQ(c.topic, d.topic);

@@ -13,25 +13,25 @@ namespace persona {
 struct KafkaSource::Slot {
   int32_t partition = 0;
   bool assigned = false;
-  std::shared_ptr<EventBatch> batch;  // polled, not yet handed over
-  std::vector<DeadLetter> rejects;    // bad messages of the pending batch
-  int64_t base = -1;                  // offset of the pending batch's first message
-  int64_t next = -1;                  // offset after the last polled message
+  std::shared_ptr<EventBatch> batch;            // polled, not yet handed over
+  std::vector<DeadLetter> rejects;              // bad messages of the pending batch
+  int64_t base = -1;                            // offset of the pending batch's first message
+  int64_t next = -1;                            // offset after the last polled message
   std::chrono::steady_clock::time_point first;  // when the pending batch got its first message
-  int64_t target = -1;                // end offset when assigned: caught up at durable >= target
-  int64_t committed = -1;             // last offset committed to the group
+  int64_t target = -1;     // end offset when assigned: caught up at durable >= target
+  int64_t committed = -1;  // last offset committed to the group
 
   std::atomic<bool> is_assigned{false};
-  std::atomic<int64_t> durable{-1};   // next offset durable and applied
-  std::atomic<int64_t> end{-1};       // high watermark as last seen
+  std::atomic<int64_t> durable{-1};  // next offset durable and applied
+  std::atomic<int64_t> end{-1};      // high watermark as last seen
   std::atomic<uint64_t> messages{0}, dead_letters{0};
-  int in_flight = 0;                  // guarded by inflight_mu_
+  int in_flight = 0;  // guarded by inflight_mu_
   struct Waiter {
     int64_t offset;
     std::chrono::steady_clock::time_point deadline;
     std::function<void(bool)> done;
   };
-  std::vector<Waiter> waiters;        // guarded by inflight_mu_
+  std::vector<Waiter> waiters;  // guarded by inflight_mu_
 };
 
 namespace {
@@ -251,8 +251,8 @@ void KafkaSource::Run() {
   for (auto& s : slots_) FireWaiters(*s, std::chrono::steady_clock::now(), true);
 }
 
-void KafkaSource::WhenApplied(int32_t partition, int64_t offset,
-                              std::chrono::milliseconds timeout, std::function<void(bool)> done) {
+void KafkaSource::WhenApplied(int32_t partition, int64_t offset, std::chrono::milliseconds timeout,
+                              std::function<void(bool)> done) {
   if (partition < 0 || static_cast<size_t>(partition) >= slots_.size() ||
       !slots_[partition]->is_assigned.load() || stop_.load()) {
     done(false);
@@ -308,8 +308,8 @@ void KafkaSource::HandleMessage(const rd_kafka_message_t& m) {
     // auto.offset.reset the consumer restarts at the log start), or compaction removed them.
     const int64_t gap = m.offset - expected;
     skipped_.fetch_add(static_cast<uint64_t>(gap), std::memory_order_relaxed);
-    NoteError("partition " + std::to_string(m.partition) + ": offsets " +
-              std::to_string(expected) + ".." + std::to_string(m.offset - 1) +
+    NoteError("partition " + std::to_string(m.partition) + ": offsets " + std::to_string(expected) +
+              ".." + std::to_string(m.offset - 1) +
               " were deleted from the topic before they were consumed (" + std::to_string(gap) +
               " messages lost: raise the topic's retention or consume faster)");
   }
@@ -356,9 +356,8 @@ void KafkaSource::HandleMessage(const rd_kafka_message_t& m) {
     const uint32_t owner = engine_->RouteOf(batch.events[i].user_id);
     if (owner != static_cast<uint32_t>(m.partition)) {
       reject(std::string(batch.events[i].user_id), "user_id",
-             "belongs to partition " + std::to_string(owner) +
-                 " by the " + engine_->config().kafka_partitioner +
-                 " partitioner but arrived in partition " +
+             "belongs to partition " + std::to_string(owner) + " by the " +
+                 engine_->config().kafka_partitioner + " partitioner but arrived in partition " +
                  std::to_string(m.partition) + ": key messages by user_id",
              value);
       continue;
@@ -447,8 +446,8 @@ void KafkaSource::RefreshEnds() {
   for (auto& s : slots_) {
     if (!s->assigned) continue;
     int64_t lo = -1, hi = -1;
-    if (rd_kafka_get_watermark_offsets(rk_.get(), config_.topic.c_str(), s->partition, &lo,
-                                       &hi) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+    if (rd_kafka_get_watermark_offsets(rk_.get(), config_.topic.c_str(), s->partition, &lo, &hi) ==
+            RD_KAFKA_RESP_ERR_NO_ERROR &&
         hi >= 0) {
       s->end.store(hi);
       if (s->target < 0) s->target = hi;
@@ -489,8 +488,9 @@ KafkaSourceStatus KafkaSource::Status() const {
     p.assigned = s->is_assigned.load();
     p.next_offset = s->durable.load();
     p.end_offset = s->end.load();
-    p.lag = p.end_offset >= 0 ? std::max<int64_t>(0, p.end_offset - std::max<int64_t>(0, p.next_offset))
-                              : 0;
+    p.lag = p.end_offset >= 0
+                ? std::max<int64_t>(0, p.end_offset - std::max<int64_t>(0, p.next_offset))
+                : 0;
     p.messages = s->messages.load();
     p.dead_letters = s->dead_letters.load();
     st.partitions.push_back(p);

@@ -43,11 +43,11 @@ namespace persona {
 struct KafkaPartitionStatus {
   int32_t partition = 0;
   bool assigned = false;
-  int64_t next_offset = -1;     // next offset not yet durable and applied (-1: none consumed)
-  int64_t end_offset = -1;      // the broker's high watermark as last seen (-1: unknown)
-  int64_t lag = 0;              // end_offset - next_offset (0 when unknown)
-  uint64_t messages = 0;        // consumed by this process
-  uint64_t dead_letters = 0;    // of those, kept as dead letters
+  int64_t next_offset = -1;   // next offset not yet durable and applied (-1: none consumed)
+  int64_t end_offset = -1;    // the broker's high watermark as last seen (-1: unknown)
+  int64_t lag = 0;            // end_offset - next_offset (0 when unknown)
+  uint64_t messages = 0;      // consumed by this process
+  uint64_t dead_letters = 0;  // of those, kept as dead letters
 };
 
 struct KafkaSourceStatus {
@@ -120,7 +120,7 @@ class KafkaSource {
   const KafkaConfig config_;
   const std::function<void(std::string_view)> log_;
   AssignmentFn on_assignment_;
-  const std::string source_name_;  // "kafka:<topic>" prefix of dead letters' source
+  const std::string source_name_;            // "kafka:<topic>" prefix of dead letters' source
   std::unique_ptr<JsonEventParser> parser_;  // consumer thread only
   RdKafkaHandle rk_;
   std::vector<std::unique_ptr<Slot>> slots_;  // index = partition

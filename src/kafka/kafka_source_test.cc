@@ -77,7 +77,8 @@ class KafkaSourceTest : public ::testing::Test {
   }
 
   void Produce(const std::vector<std::pair<std::string, std::string>>& events) {
-    for (const auto& [key, value] : events) ASSERT_TRUE(producer_->Produce(kTopic, key, value).ok());
+    for (const auto& [key, value] : events)
+      ASSERT_TRUE(producer_->Produce(kTopic, key, value).ok());
     ASSERT_TRUE(producer_->Flush(std::chrono::seconds(30)).ok());
   }
 
@@ -202,12 +203,14 @@ TEST_F(KafkaSourceTest, BadMessagesBecomeDeadLettersNamingTheirOffset) {
   const int32_t other = (owner + 1) % kPartitions;
   ASSERT_TRUE(producer_->Produce(kTopic, "u1", "{\"user_id\": \"u1\", \"type\": ").ok());
   ASSERT_TRUE(producer_->Produce(kTopic, "u1", "").ok());
-  ASSERT_TRUE(producer_->Produce(kTopic, "u1", R"({"user_id":"u1","type":"teleport","ts":1})").ok());
-  ASSERT_TRUE(producer_
-                  ->Produce(kTopic, wrong_user,
-                            R"({"user_id":"u-moved","type":"view","ts":1700000000000,"item_id":"i1"})",
-                            other)
-                  .ok());
+  ASSERT_TRUE(
+      producer_->Produce(kTopic, "u1", R"({"user_id":"u1","type":"teleport","ts":1})").ok());
+  ASSERT_TRUE(
+      producer_
+          ->Produce(kTopic, wrong_user,
+                    R"({"user_id":"u-moved","type":"view","ts":1700000000000,"item_id":"i1"})",
+                    other)
+          .ok());
   ASSERT_TRUE(producer_->Flush(std::chrono::seconds(30)).ok());
   ends_[KafkaPartitionOf("u1", kPartitions)] += 3;
   ends_[other] += 1;
@@ -352,7 +355,6 @@ TEST_F(KafkaSourceTest, AGroupSplitsPartitionsAndMovesThemWhenAnInstanceLeaves) 
   (*source_a)->Stop();
   ExpectSameProfiles(Direct(events), Profiles(**a));
 }
-
 
 // Producers built on librdkafka partition by CRC-32 by default (consistent_random): a data
 // directory created with kafka_partitioner = "crc32" routes users the same way and applies every

@@ -60,9 +60,9 @@ void AdminRoutes::Readyz(const HttpRequest&, const RouteMatch&, Responder& respo
   if (const KafkaSource* kafka = context_.kafka(); kafka != nullptr && !kafka->caught_up()) {
     int64_t lag = 0;
     for (const KafkaPartitionStatus& p : kafka->Status().partitions) lag += p.assigned ? p.lag : 0;
-    HttpResponse r = JsonError(503, "unavailable",
-                               "consuming the Kafka topic's backlog (" + std::to_string(lag) +
-                                   " messages behind)");
+    HttpResponse r = JsonError(
+        503, "unavailable",
+        "consuming the Kafka topic's backlog (" + std::to_string(lag) + " messages behind)");
     r.headers.emplace_back("Retry-After", "1");
     respond(std::move(r));
     return;

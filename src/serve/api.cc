@@ -252,6 +252,8 @@ void Api::SetKafka(KafkaSource* source, KafkaProducer* producer, std::string top
 
 void Api::SetCluster(ClusterExchange* cluster) { routes_->context.set_cluster(cluster); }
 
+void Api::SetProfileChanges(ProfileChangeSink* sink) { routes_->context.set_profile_changes(sink); }
+
 void Api::SetConnectionsSource(std::function<uint64_t()> source) {
   routes_->metrics->SetConnectionsSource(std::move(source));
 }

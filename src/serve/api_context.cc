@@ -41,12 +41,28 @@ std::vector<std::pair<std::string, std::string>> ApiContext::AuthHeaders(const H
   return out;
 }
 
+std::vector<std::pair<std::string, std::string>> ApiContext::ForwardHeaders(
+    const HttpRequest& req) const {
+  auto headers = AuthHeaders(req);
+  for (const char* name : {"Content-Type", "Accept"}) {
+    if (std::string_view v = req.header(name); !v.empty())
+      headers.emplace_back(name, std::string(v));
+  }
+  if (ClusterExchange* cluster = cluster_.load(); cluster != nullptr) {
+    headers.emplace_back(kForwardedHeader, cluster->self_url());
+  }
+  return headers;
+}
+
+bool ApiContext::WasForwarded(const HttpRequest& req) {
+  return !req.header(kForwardedHeader).empty();
+}
+
 void ApiContext::ForwardToOwner(uint32_t partition, const HttpRequest& req, Responder respond) {
   ClusterExchange* cluster = cluster_.load();
-  if (!req.header(kForwardedHeader).empty() || cluster == nullptr) {
+  if (WasForwarded(req) || cluster == nullptr) {
     HttpResponse r = JsonError(503, "not_owner",
-                               "this instance does not own partition " +
-                                   std::to_string(partition) +
+                               "this instance does not own partition " + std::to_string(partition) +
                                    " any more (the group is rebalancing); retry shortly");
     r.headers.emplace_back("Retry-After", "1");
     respond(std::move(r));
@@ -62,12 +78,7 @@ void ApiContext::ForwardToOwner(uint32_t partition, const HttpRequest& req, Resp
     respond(std::move(r));
     return;
   }
-  auto headers = AuthHeaders(req);
-  for (const char* name : {"Content-Type", "Accept"}) {
-    if (std::string_view v = req.header(name); !v.empty()) headers.emplace_back(name, std::string(v));
-  }
-  headers.emplace_back(kForwardedHeader, cluster->self_url());
-  forwarder_->Forward(*owner, std::string(req.method), std::string(req.target), std::move(headers),
+  forwarder_->Forward(*owner, std::string(req.method), std::string(req.target), ForwardHeaders(req),
                       std::string(req.body), kForwardTimeout, std::move(respond));
 }
 
@@ -95,11 +106,11 @@ void ApiContext::WhenApplied(int32_t partition, int64_t offset, std::chrono::mil
   const std::string target = "/v1/cluster/applied?partition=" + std::to_string(partition) +
                              "&offset=" + std::to_string(offset) +
                              "&timeout_ms=" + std::to_string(timeout.count());
-  forwarder_->Forward(*owner, "GET", target, std::move(auth), "", timeout + kForwardTimeout,
-                      [done = std::move(done)](HttpResponse r) {
-                        done(r.status == 200 &&
-                             r.body.find("\"applied\":true") != std::string::npos);
-                      });
+  forwarder_->Forward(
+      *owner, "GET", target, std::move(auth), "", timeout + kForwardTimeout,
+      [done = std::move(done)](HttpResponse r) {
+        done(r.status == 200 && r.body.find("\"applied\":true") != std::string::npos);
+      });
 }
 
 absl::StatusOr<std::shared_ptr<const ApiKeys>> BuildApiKeys(const ServeConfig& config) {

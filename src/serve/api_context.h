@@ -32,6 +32,7 @@
 
 namespace persona {
 class ClusterExchange;
+class ProfileChangeSink;
 class KafkaProducer;
 class KafkaSource;
 class Predictor;
@@ -80,6 +81,9 @@ class ApiContext {
   // The cluster exchange (null: a single instance). With it, a partition owned by another instance
   // is foreign in the engine and requests about its users go to the owner (ForwardToOwner).
   ClusterExchange* cluster() const { return cluster_.load(); }
+  // The profile-change sink when attached to a topic (for /metrics), else null.
+  ProfileChangeSink* profile_changes() const { return profile_changes_.load(); }
+  void set_profile_changes(ProfileChangeSink* sink) { profile_changes_.store(sink); }
   void set_cluster(ClusterExchange* cluster);
   HttpForwarder* forwarder() const { return forwarder_.get(); }
   // Sends `req` on to the instance owning `partition` (a foreign one) and answers with its
@@ -94,6 +98,11 @@ class ApiContext {
                    std::function<void(bool)> done);
   // The credential headers of `req` (Authorization, X-Api-Key) to pass on when forwarding.
   static std::vector<std::pair<std::string, std::string>> AuthHeaders(const HttpRequest& req);
+  // What a request forwarded to an owner carries: the credentials, Content-Type and Accept of
+  // `req`, and X-Persona-Forwarded naming this instance (an owner never forwards it again).
+  std::vector<std::pair<std::string, std::string>> ForwardHeaders(const HttpRequest& req) const;
+  // True when `req` was forwarded here by another instance.
+  static bool WasForwarded(const HttpRequest& req);
 
   // Runs `fn` on the worker for slow calls (checkpoint, reload, stats, segment sizes), so that
   // they never hold an I/O thread.
@@ -111,6 +120,7 @@ class ApiContext {
   std::atomic<KafkaProducer*> kafka_producer_{nullptr};
   std::string kafka_topic_;
   std::atomic<ClusterExchange*> cluster_{nullptr};
+  std::atomic<ProfileChangeSink*> profile_changes_{nullptr};
   std::unique_ptr<HttpForwarder> forwarder_;
 
   SerialWorker worker_;  // last: destroyed (drained) first, while everything above is alive

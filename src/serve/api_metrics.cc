@@ -12,6 +12,7 @@
 #include "common/time_util.h"
 #include "kafka/cluster_exchange.h"
 #include "kafka/kafka_source.h"
+#include "kafka/profile_change_sink.h"
 #include "predict/predictor.h"
 #include "recommend/recommender.h"
 
@@ -257,9 +258,10 @@ void ApiMetrics::CollectKafka(MetricsWriter& w) {
   const KafkaSourceStatus st = kafka->Status();
   w.Counter("persona_kafka_messages_total", "Kafka messages consumed since start", {},
             static_cast<double>(st.messages));
-  w.Counter("persona_kafka_dead_letters_total",
-            "Kafka messages kept as dead letters since start (unparsable, invalid, wrong partition)",
-            {}, static_cast<double>(st.dead_letters));
+  w.Counter(
+      "persona_kafka_dead_letters_total",
+      "Kafka messages kept as dead letters since start (unparsable, invalid, wrong partition)", {},
+      static_cast<double>(st.dead_letters));
   w.Counter("persona_kafka_rebalances_total", "Consumer-group rebalances seen since start", {},
             static_cast<double>(st.rebalances));
   w.Counter("persona_kafka_errors_total", "Kafka client and consume errors since start", {},
@@ -284,14 +286,24 @@ void ApiMetrics::CollectKafka(MetricsWriter& w) {
     w.Gauge("persona_kafka_next_offset", "Next offset of the partition not yet durable and applied",
             {{"partition", std::to_string(p.partition)}}, static_cast<double>(p.next_offset));
   }
+  if (const ProfileChangeSink* sink = context_.profile_changes(); sink != nullptr) {
+    w.Counter("persona_kafka_profile_changes_published_total",
+              "Profile-change notifications delivered to the profile topic", {},
+              static_cast<double>(sink->published()));
+    w.Counter("persona_kafka_profile_changes_dropped_total",
+              "Profile-change notifications dropped (producer queue full or refused)", {},
+              static_cast<double>(sink->dropped()));
+    w.Counter("persona_kafka_profile_changes_failed_total",
+              "Profile-change notifications the brokers did not acknowledge", {},
+              static_cast<double>(sink->failed()));
+  }
   const ClusterExchange* cluster = context_.cluster();
   if (cluster == nullptr) return;
   const ClusterStatus cs = cluster->Status();
   w.Gauge("persona_cluster_members", "Instances the cluster topic lists with partitions", {},
-          static_cast<double>(std::count_if(cs.members.begin(), cs.members.end(),
-                                            [](const ClusterMember& m) {
-                                              return !m.partitions.empty();
-                                            })));
+          static_cast<double>(
+              std::count_if(cs.members.begin(), cs.members.end(),
+                            [](const ClusterMember& m) { return !m.partitions.empty(); })));
   w.Counter("persona_cluster_shares_published_total",
             "Shared states of owned partitions published to the cluster topic", {},
             static_cast<double>(cs.shares_published));

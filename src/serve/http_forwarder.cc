@@ -95,7 +95,8 @@ struct HttpForwarder::Impl {
             if (ec) return self->Fail(502, "resolving " + self->url + ": " + ec.message());
             self->stream->async_connect(
                 results, [self](beast::error_code ec2, const tcp::endpoint&) {
-                  if (ec2) return self->Fail(502, "connecting to " + self->url + ": " + ec2.message());
+                  if (ec2)
+                    return self->Fail(502, "connecting to " + self->url + ": " + ec2.message());
                   self->Send();
                 });
           });
@@ -123,8 +124,7 @@ struct HttpForwarder::Impl {
         Connect();
         return;
       }
-      Fail(ec == beast::error::timeout ? 504 : 502,
-           "forwarding to " + url + ": " + ec.message());
+      Fail(ec == beast::error::timeout ? 504 : 502, "forwarding to " + url + ": " + ec.message());
     }
 
     void Finish() {

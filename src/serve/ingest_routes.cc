@@ -59,9 +59,9 @@ struct ProducedRequest {
   std::chrono::milliseconds wait_timeout{10000};
   std::atomic<size_t> remaining{0};
   std::mutex mu;
-  absl::Status error;                        // guarded by mu
-  std::map<int32_t, int64_t> last_offset;    // guarded by mu: partition -> highest offset
-  size_t produced = 0;                       // guarded by mu
+  absl::Status error;                      // guarded by mu
+  std::map<int32_t, int64_t> last_offset;  // guarded by mu: partition -> highest offset
+  size_t produced = 0;                     // guarded by mu
   std::atomic<size_t> waits{0};
   std::atomic<bool> all_applied{true};
 
@@ -80,8 +80,8 @@ struct ProducedRequest {
   void Delivered(const std::shared_ptr<ProducedRequest>& self) {
     if (!error.ok()) {
       respond(JsonError(503, "unavailable",
-                        std::to_string(produced) + " events were produced before: " +
-                            std::string(error.message()) +
+                        std::to_string(produced) +
+                            " events were produced before: " + std::string(error.message()) +
                             " (send the request again: events already delivered are dropped as "
                             "duplicates by event_id)"));
       return;
@@ -195,9 +195,8 @@ void IngestRoutes::PostEvents(const HttpRequest& req, const RouteMatch&, Respond
 }
 
 void IngestRoutes::ProduceToKafka(const HttpRequest& req, KafkaProducer& producer,
-                                  std::shared_ptr<EventBatch> batch,
-                                  std::vector<EventIssue> issues, bool wait_applied,
-                                  Responder& respond) {
+                                  std::shared_ptr<EventBatch> batch, std::vector<EventIssue> issues,
+                                  bool wait_applied, Responder& respond) {
   auto request = std::make_shared<ProducedRequest>();
   request->respond = respond;
   request->issues = std::move(issues);
@@ -273,10 +272,11 @@ void IngestRoutes::GetApplied(const HttpRequest& req, const RouteMatch&, Respond
     respond(JsonOk(200, "{\"applied\":false}"));
     return;
   }
-  source->WhenApplied(static_cast<int32_t>(values[0]), values[1],
-                      std::chrono::milliseconds(values[2]), [respond](bool applied) {
-                        respond(JsonOk(200, applied ? "{\"applied\":true}" : "{\"applied\":false}"));
-                      });
+  source->WhenApplied(
+      static_cast<int32_t>(values[0]), values[1], std::chrono::milliseconds(values[2]),
+      [respond](bool applied) {
+        respond(JsonOk(200, applied ? "{\"applied\":true}" : "{\"applied\":false}"));
+      });
 }
 
 }  // namespace persona::serve

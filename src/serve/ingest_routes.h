@@ -14,7 +14,6 @@
 #include <vector>
 
 #include "event/json_event.h"
-
 #include "serve/api_context.h"
 #include "serve/http_server.h"
 #include "serve/request_target.h"
@@ -43,8 +42,9 @@ class IngestRoutes {
  private:
   // With a Kafka source: produces the valid events (key = user_id) and answers once the brokers
   // acknowledged them (docs/openapi.yaml, POST /v1/events, ?wait=).
-  void ProduceToKafka(const HttpRequest& req, KafkaProducer& producer, std::shared_ptr<EventBatch> batch,
-                      std::vector<EventIssue> issues, bool wait_applied, Responder& respond);
+  void ProduceToKafka(const HttpRequest& req, KafkaProducer& producer,
+                      std::shared_ptr<EventBatch> batch, std::vector<EventIssue> issues,
+                      bool wait_applied, Responder& respond);
 
   ApiContext& context_;
   std::atomic<uint64_t> parse_rejected_{0};

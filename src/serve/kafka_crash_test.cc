@@ -50,9 +50,9 @@ std::pair<int64_t, int64_t> Counts(HttpClient& client) {
   return {accepted, duplicates};
 }
 
-// A one-broker mock cluster with the events topic and `sink_topic` (2 partitions each), and a server
-// consuming it with `kafka_keys` in its [kafka] table (and a 5 ms fetch wait: the mock never ends
-// a waiting fetch).
+// A one-broker mock cluster with the events topic and `sink_topic` (2 partitions each), and a
+// server consuming it with `kafka_keys` in its [kafka] table (and a 5 ms fetch wait: the mock never
+// ends a waiting fetch).
 struct SinkSetup {
   std::unique_ptr<KafkaMockCluster> cluster;
   std::unique_ptr<ServerProcess> server;
@@ -73,8 +73,8 @@ absl::StatusOr<SinkSetup> StartWithSink(ScopedTempDir& dir, const std::string& s
   options.config_file = dir.File("persona.toml");
   {
     std::ofstream file(options.config_file);
-    file << "[server]\naccess_log = \"\"\n[kafka]\n" << kafka_keys
-         << "[kafka.client]\n\"fetch.wait.max.ms\" = 5\n";
+    file << "[server]\naccess_log = \"\"\n[kafka]\n"
+         << kafka_keys << "[kafka.client]\n\"fetch.wait.max.ms\" = 5\n";
   }
   options.extra_args = {"--quiet", "--kafka-brokers", out.brokers, "--kafka-topic", kTopic};
   auto server = ServerProcess::Start(options);
@@ -111,9 +111,9 @@ TEST(KafkaCrashTest, SigkillWhileConsumingLeavesTheStateOfAnUncrashedConsumer) {
   ScopedTempDir dir("persona-kafka-crash");
   const std::string stream = dir.File("events.jsonl");
   const size_t events = 20000;
-  auto gen = RunPersona({"gen", "--events", std::to_string(events), "--users", "400", "--items",
-                         "3000", "--bot-fraction", "0.02", "--seed", "5", "--out", stream,
-                         "--quiet"});
+  auto gen =
+      RunPersona({"gen", "--events", std::to_string(events), "--users", "400", "--items", "3000",
+                  "--bot-fraction", "0.02", "--seed", "5", "--out", stream, "--quiet"});
   ASSERT_TRUE(gen.ok() && gen->exit.code == 0) << (gen.ok() ? gen->output : "");
   auto cluster = KafkaMockCluster::Start(1);
   ASSERT_TRUE(cluster.ok()) << cluster.status();
@@ -146,8 +146,8 @@ TEST(KafkaCrashTest, SigkillWhileConsumingLeavesTheStateOfAnUncrashedConsumer) {
     testing_util::ServerOptions options;
     options.data_dir = data;
     options.config_file = config;
-    options.extra_args = {"--quiet", "--kafka-brokers", brokers, "--kafka-topic", kTopic,
-                          "--kafka-group", group};
+    options.extra_args = {"--quiet", "--kafka-brokers", brokers, "--kafka-topic",
+                          kTopic,    "--kafka-group",   group};
     auto s = ServerProcess::Start(options);
     EXPECT_TRUE(s.ok()) << s.status();
     return s.ok() ? std::move(*s) : nullptr;
@@ -236,7 +236,6 @@ TEST(KafkaCrashTest, SigkillWhileConsumingLeavesTheStateOfAnUncrashedConsumer) {
   EXPECT_GE(kills, 3);
 }
 
-
 // Profile-change notifications ([kafka] profile_topic): every changed profile is published keyed
 // by user_id; the last notification of each user carries the profile as the server holds it.
 TEST(KafkaProfileChangesTest, ChangedProfilesArriveOnTheProfileTopic) {
@@ -244,8 +243,9 @@ TEST(KafkaProfileChangesTest, ChangedProfilesArriveOnTheProfileTopic) {
     GTEST_SKIP() << "kcat is not installed (scripts/setup.sh installs it)";
   }
   ScopedTempDir dir("persona-kafka-profiles");
-  auto setup = StartWithSink(dir, "profile-changes",
-                             "profile_topic = \"profile-changes\"\nprofile_fields = \"stats,tags\"\n");
+  auto setup =
+      StartWithSink(dir, "profile-changes",
+                    "profile_topic = \"profile-changes\"\nprofile_fields = \"stats,tags\"\n");
   ASSERT_TRUE(setup.ok()) << setup.status();
   const std::string& brokers = setup->brokers;
   std::map<std::string, int64_t> events_of;
@@ -296,8 +296,8 @@ TEST(KafkaAudienceSinkTest, EnterChangesOfASavedAudienceArriveOnTheSinkTopic) {
   const std::string& brokers = setup->brokers;
   auto& server = setup->server;
   HttpClient client = server->Client();
-  auto created = client.Request(
-      "POST", "/v1/audiences", R"({"id":"carters","name":"carters","condition":"carts >= 1"})");
+  auto created = client.Request("POST", "/v1/audiences",
+                                R"({"id":"carters","name":"carters","condition":"carts >= 1"})");
   ASSERT_TRUE(created.ok() && (created->status == 200 || created->status == 201))
       << (created.ok() ? created->Describe() : std::string(created.status().message()));
   // Events after the audience exists: every user who carts enters it.
@@ -328,7 +328,8 @@ TEST(KafkaAudienceSinkTest, EnterChangesOfASavedAudienceArriveOnTheSinkTopic) {
       EXPECT_EQ(change.Str("/user_id"), user) << "keyed by user_id: " << value;
       entered.insert(user);
     }
-    if (entered.size() < carters.size()) std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    if (entered.size() < carters.size())
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
   }
   EXPECT_EQ(entered, carters);
 }
@@ -367,9 +368,9 @@ TEST(KafkaHttpIngestTest, PostProducesToTheTopicAndWaitAppliedGivesReadYourWrite
   for (int round = 0; round < 5; ++round) {
     std::string body;
     for (int i = 0; i < 20; ++i) {
-      body += "{\"user_id\":\"p" + std::to_string(i) + "\",\"type\":\"view\",\"ts\":" +
-              std::to_string(1700000000000 + round * 100000 + i) + ",\"item_id\":\"i" +
-              std::to_string(round) + "\"}\n";
+      body += "{\"user_id\":\"p" + std::to_string(i) +
+              "\",\"type\":\"view\",\"ts\":" + std::to_string(1700000000000 + round * 100000 + i) +
+              ",\"item_id\":\"i" + std::to_string(round) + "\"}\n";
     }
     body += "{\"user_id\":\"p0\",\"type\":\"teleport\",\"ts\":1}\n";  // rejected, not produced
     auto r = client.Request("POST", "/v1/events?wait=applied", body, ndjson);

@@ -9,6 +9,7 @@
 // twice (or lost) would show. Writes through any member with ?wait=applied are read back at once.
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <simdjson.h>
 
 #include <chrono>
 #include <cstdio>
@@ -16,8 +17,6 @@
 #include <map>
 #include <set>
 #include <thread>
-
-#include <simdjson.h>
 
 #include "common/hash.h"
 #include "kafka/kafka_mock_cluster.h"
@@ -98,9 +97,9 @@ TEST(KafkaGroupTest, ThreeInstancesShareATopicAndAKilledOnesPartitionsMove) {
       out << user << '\t' << line << '\n';
     }
     out.close();
-    const std::string cmd = "kcat -P -b " + brokers + " -t " + kTopic +
-                            " -l -K '\t' -X partitioner=murmur2_random -X enable.idempotence=true " +
-                            keyed + " 2>&1";
+    const std::string cmd =
+        "kcat -P -b " + brokers + " -t " + kTopic +
+        " -l -K '\t' -X partitioner=murmur2_random -X enable.idempotence=true " + keyed + " 2>&1";
     ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
   }
   const std::string config = dir.File("persona.toml");
@@ -116,8 +115,8 @@ TEST(KafkaGroupTest, ThreeInstancesShareATopicAndAKilledOnesPartitionsMove) {
     testing_util::ServerOptions options;
     options.data_dir = dir.File(name);
     options.config_file = config;
-    options.extra_args = {"--quiet", "--kafka-brokers", brokers, "--kafka-topic", kTopic,
-                          "--kafka-group", group};
+    options.extra_args = {"--quiet", "--kafka-brokers", brokers, "--kafka-topic",
+                          kTopic,    "--kafka-group",   group};
     auto s = ServerProcess::Start(options);
     EXPECT_TRUE(s.ok()) << s.status();
     return s.ok() ? std::move(*s) : nullptr;
@@ -132,7 +131,7 @@ TEST(KafkaGroupTest, ThreeInstancesShareATopicAndAKilledOnesPartitionsMove) {
   };
 
   // Reference: one instance consuming everything alone.
-  std::map<std::string, std::string> expected;
+  std::map<std::string, std::string> expected, expected_profile;
   std::string expected_trending, expected_similar, top_item;
   {
     auto single = start("single", "single");
@@ -145,7 +144,10 @@ TEST(KafkaGroupTest, ThreeInstancesShareATopicAndAKilledOnesPartitionsMove) {
         },
         std::chrono::seconds(120)))
         << single->OutputTail();
-    for (const std::string& u : users) expected[u] = EventDerived(client, u);
+    for (const std::string& u : users) {
+      expected[u] = EventDerived(client, u);
+      expected_profile[u] = Get(client, "/v1/users/" + u + "/profile?fields=stats");
+    }
     expected_trending = Get(client, "/v1/trending?limit=100");
     top_item = *Json(expected_trending).Str("/items/0/item_id");
     expected_similar = Get(client, "/v1/items/" + top_item + "/similar?limit=50");
@@ -210,6 +212,28 @@ TEST(KafkaGroupTest, ThreeInstancesShareATopicAndAKilledOnesPartitionsMove) {
   }
   EXPECT_EQ(differing, 0u);
 
+  // A batch read through one member gathers every user from its owner, in request order.
+  {
+    std::vector<std::string> ordered(users.begin(), users.end());
+    ordered.resize(std::min<size_t>(ordered.size(), 500));
+    std::string body = "{\"fields\":\"stats\",\"user_ids\":[";
+    for (size_t i = 0; i < ordered.size(); ++i) body += (i ? ",\"" : "\"") + ordered[i] + "\"";
+    body += ",\"nobody\"]}";
+    HttpClient client = members[0]->Client();
+    auto r = client.Request("POST", "/v1/profiles:batchGet", body);
+    ASSERT_TRUE(r.ok() && r->status == 200) << (r.ok() ? r->Describe() : "no answer");
+    Json batch(r->body);
+    ASSERT_EQ(batch.ArraySize("/profiles"), static_cast<int64_t>(ordered.size())) << r->Describe();
+    for (size_t i = 0; i < ordered.size(); ++i) {
+      const std::string at = "/profiles/" + std::to_string(i);
+      ASSERT_EQ(batch.Str(at + "/user_id"), ordered[i]);
+      EXPECT_EQ(batch.Int(at + "/stats/events"),
+                Json(expected_profile[ordered[i]]).Int("/stats/events"))
+          << ordered[i];
+    }
+    EXPECT_EQ(batch.ArraySize("/not_found"), 1);
+  }
+
   // Scans (audiences, stats) cover the partitions an instance owns, never a foreign partition's
   // leftovers: the survivors' counts add up to every user once.
   int64_t counted = 0;
@@ -248,11 +272,11 @@ TEST(KafkaGroupTest, ThreeInstancesShareATopicAndAKilledOnesPartitionsMove) {
     break;
   }
   HttpClient write_client = members[writer]->Client();
-  auto posted = write_client.Request(
-      "POST", "/v1/events?wait=applied",
-      "{\"user_id\":\"" + user + "\",\"type\":\"view\",\"ts\":1512300000000,"
-      "\"item_id\":\"posted-elsewhere\"}",
-      {{"Content-Type", "application/json"}});
+  auto posted = write_client.Request("POST", "/v1/events?wait=applied",
+                                     "{\"user_id\":\"" + user +
+                                         "\",\"type\":\"view\",\"ts\":1512300000000,"
+                                         "\"item_id\":\"posted-elsewhere\"}",
+                                     {{"Content-Type", "application/json"}});
   ASSERT_TRUE(posted.ok()) << posted.status();
   ASSERT_EQ(posted->status, 200) << posted->Describe();
   EXPECT_EQ(Json(posted->body).Int("/produced"), 1);

@@ -2,12 +2,18 @@
 
 #include <simdjson.h>
 
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "common/json_writer.h"
+#include "kafka/cluster_exchange.h"
 #include "predict/predictor.h"
 #include "profile/profile_json.h"
 #include "serve/json_response.h"
@@ -156,6 +162,23 @@ void ProfileRoutes::DeleteUser(const HttpRequest&, const RouteMatch& m, Responde
   });
 }
 
+namespace {
+
+// One POST /v1/profiles:batchGet whose users are spread over instances: answered once every
+// owner asked answered (the first failing owner's error is the answer).
+struct BatchGather {
+  Responder respond;
+  std::vector<std::string> ids;                   // as requested
+  std::vector<std::optional<std::string>> found;  // profile JSON per id (guarded by mu)
+  std::atomic<size_t> pending{0};
+  std::mutex mu;
+  std::optional<HttpResponse> error;  // guarded by mu
+  void Merge(const std::vector<size_t>& indexes, HttpResponse& r);
+  void Answer();
+};
+
+}  // namespace
+
 void ProfileRoutes::BatchGet(const HttpRequest& req, const RouteMatch&, Responder& respond) {
   thread_local simdjson::dom::parser parser;
   simdjson::dom::element doc;
@@ -171,6 +194,7 @@ void ProfileRoutes::BatchGet(const HttpRequest& req, const RouteMatch&, Responde
   }
   simdjson::dom::array ids;
   uint32_t sections = kAll;
+  std::string fields_text = "all";  // as given, for owners in a cluster
   bool have_ids = false;
   std::string unknown;
   for (auto field : object) {
@@ -185,6 +209,7 @@ void ProfileRoutes::BatchGet(const HttpRequest& req, const RouteMatch&, Responde
       std::string_view list;
       std::optional<uint32_t> parsed;
       if (!field.value.get_string().get(list)) parsed = ParseSections(list);
+      fields_text = std::string(list);
       if (!parsed) {
         respond(JsonError(400, "invalid_argument",
                           "fields: expected a comma list of profile sections", "fields"));
@@ -213,10 +238,15 @@ void ProfileRoutes::BatchGet(const HttpRequest& req, const RouteMatch&, Responde
                       "user_ids"));
     return;
   }
-  JsonWriter w;
-  w.BeginObject();
-  w.Key("profiles").BeginArray();
-  std::vector<std::string_view> missing;
+  // Each id's profile JSON, in request order. In a cluster, the users of partitions another
+  // instance owns are read from their owners (one forwarded batchGet per owner).
+  auto gather = std::make_shared<BatchGather>();
+  gather->respond = respond;
+  gather->ids.reserve(ids.size());
+  gather->found.resize(ids.size());
+  std::map<std::string, std::vector<size_t>> remote;  // owner URL -> indexes
+  Engine& engine = context_.engine();
+  ClusterExchange* cluster = context_.cluster();
   for (auto v : ids) {
     std::string_view id;
     if (v.get_string().get(id)) {
@@ -224,16 +254,91 @@ void ProfileRoutes::BatchGet(const HttpRequest& req, const RouteMatch&, Responde
           JsonError(400, "invalid_argument", "user_ids must be an array of strings", "user_ids"));
       return;
     }
-    std::optional<std::string> json = context_.engine().ProfileJson(id, sections);
-    if (json) {
-      w.Raw(*json);
-    } else {
-      missing.push_back(id);
+    const size_t i = gather->ids.size();
+    gather->ids.emplace_back(id);
+    const uint32_t partition = engine.RouteOf(id);
+    if (cluster != nullptr && engine.foreign(partition)) {
+      std::optional<std::string> owner =
+          ApiContext::WasForwarded(req) ? std::nullopt : cluster->OwnerUrl(partition);
+      if (!owner) {
+        HttpResponse r = JsonError(503, "owner_unknown",
+                                   "user '" + std::string(id) + "' is owned by another instance " +
+                                       "that this one cannot reach yet (the group is "
+                                       "rebalancing); retry shortly");
+        r.headers.emplace_back("Retry-After", "1");
+        respond(std::move(r));
+        return;
+      }
+      remote[*owner].push_back(i);
+      continue;
     }
+    gather->found[i] = engine.ProfileJson(id, sections);
+  }
+  if (remote.empty()) {
+    gather->Answer();
+    return;
+  }
+  gather->pending.store(remote.size());
+  for (auto& [owner, indexes] : remote) {
+    JsonWriter body;
+    body.BeginObject();
+    body.Key("user_ids").BeginArray();
+    for (size_t i : indexes) body.String(gather->ids[i]);
+    body.EndArray();
+    body.Key("fields").String(fields_text);
+    body.EndObject();
+    context_.forwarder()->Forward(
+        owner, "POST", "/v1/profiles:batchGet", context_.ForwardHeaders(req), body.Take(),
+        std::chrono::seconds(10),
+        [gather, indexes = std::move(indexes)](HttpResponse r) { gather->Merge(indexes, r); });
+  }
+}
+
+void BatchGather::Merge(const std::vector<size_t>& indexes, HttpResponse& r) {
+  {
+    std::lock_guard lock(mu);
+    if (r.status != 200) {
+      if (!error) error = std::move(r);
+    } else {
+      simdjson::dom::parser parser;
+      simdjson::dom::element doc;
+      simdjson::dom::array profiles;
+      if (parser.parse(r.body).get(doc) || doc["profiles"].get_array().get(profiles)) {
+        if (!error) error = JsonError(502, "owner_unreachable", "an owner answered malformed JSON");
+      } else {
+        // Profiles come back in the order asked, without the ids not found: match them by id.
+        std::map<std::string_view, std::vector<size_t>> by_id;
+        for (size_t i : indexes) by_id[ids[i]].push_back(i);
+        for (simdjson::dom::element profile : profiles) {
+          std::string_view user;
+          if (profile["user_id"].get(user)) continue;
+          auto it = by_id.find(user);
+          if (it == by_id.end()) continue;
+          const std::string json = simdjson::minify(profile);
+          for (size_t i : it->second) found[i] = json;
+        }
+      }
+    }
+  }
+  if (pending.fetch_sub(1) == 1) Answer();
+}
+
+void BatchGather::Answer() {
+  if (error) {
+    respond(std::move(*error));
+    return;
+  }
+  JsonWriter w;
+  w.BeginObject();
+  w.Key("profiles").BeginArray();
+  for (const std::optional<std::string>& json : found) {
+    if (json) w.Raw(*json);
   }
   w.EndArray();
   w.Key("not_found").BeginArray();
-  for (std::string_view id : missing) w.String(id);
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (!found[i]) w.String(ids[i]);
+  }
   w.EndArray();
   w.EndObject();
   respond(JsonOk(200, w.Take()));
