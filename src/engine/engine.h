@@ -110,6 +110,8 @@ class Engine {
                          std::vector<std::pair<std::string, std::string>> states,
                          int64_t watermark_ms, std::function<void(absl::Status)> done);
   bool foreign(uint32_t partition) const { return partitions_[partition]->foreign(); }
+  // Partition i's last log seq (what ShareStates' seq reflects when nothing is queued).
+  uint64_t LastSeq(uint32_t partition) const { return partitions_[partition]->last_seq(); }
   // OK, or the first storage error of any partition (that partition then rejects all writes).
   absl::Status health() const;
 

@@ -405,8 +405,7 @@ void ClusterExchange::HandleChunk(uint32_t partition, std::string_view in) {
                  std::vector<std::string>(count), 0};
   }
   if (!a.chunks[index].empty()) return;
-  a.chunks[index] = std::string(in);
-  if (a.chunks[index].empty()) a.chunks[index].push_back('\0');  // never happens: chunks are full
+  a.chunks[index] = std::string(in);  // never empty: the payload fills every chunk
   if (++a.received < count) return;
   std::string payload;
   for (const std::string& c : a.chunks) payload += c;
@@ -438,7 +437,8 @@ void ClusterExchange::ShareOwned() {
     owned = owned_;
   }
   for (uint32_t p = 0; p < owned.size() && !stop_.load(); ++p) {
-    if (!owned[p] || engine_->foreign(p)) continue;
+    // Unchanged since the last share: no snapshot on the partition's writer.
+    if (!owned[p] || engine_->foreign(p) || engine_->LastSeq(p) == published_seq_[p]) continue;
     std::promise<std::optional<SharedStates>> promise;
     std::future<std::optional<SharedStates>> future = promise.get_future();
     engine_->ShareStates(
