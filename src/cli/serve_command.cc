@@ -11,6 +11,7 @@
 
 #include "cli/commands.h"
 #include "kafka/audience_sink.h"
+#include "kafka/changelog.h"
 #include "kafka/cluster_exchange.h"
 #include "kafka/kafka_client.h"
 #include "kafka/kafka_config.h"
@@ -143,6 +144,7 @@ int RunServe(ServeOptions& o) {
   }
   serve::Api* a = api->get();
   std::unique_ptr<ClusterExchange> cluster;
+  std::unique_ptr<Changelog> changelog;  // outlives Close: the closing checkpoints publish to it
   std::unique_ptr<KafkaSource> source;
   std::unique_ptr<KafkaProducer> producer;
   const auto kafka_log = [quiet = o.engine.quiet](std::string_view line) {
@@ -164,14 +166,35 @@ int RunServe(ServeOptions& o) {
     }
     cluster = std::move(*started);
   }
+  if (kafka.enabled() && kafka.changelog) {
+    auto started = Changelog::Start(engine->get(), kafka, kafka_log);
+    if (absl::IsNotFound(started.status())) {
+      kafka_log("changelog topic '" + kafka.changelog_topic_name() +
+                "' does not exist: running without it (a partition that moves here is rebuilt "
+                "from the events topic; docs/cluster.md says how to create it)");
+    } else if (!started.ok()) {
+      if (cluster) cluster->Stop();
+      std::cerr << "persona: " << started.status().message() << "\n";
+      return give_up(1);
+    } else {
+      changelog = std::move(*started);
+      (*engine)->SetCheckpointListener(changelog.get());
+      a->SetChangelog(changelog.get());
+    }
+  }
   if (kafka.enabled()) {
+    KafkaSource::ResumeFn before_resume;
+    if (changelog) {
+      before_resume = [c = changelog.get()](uint32_t p) { (void)c->OnAssigned(p); };
+    }
     KafkaSource::AssignmentFn on_assignment;
     if (cluster) {
       on_assignment = [c = cluster.get()](const std::vector<bool>& owned) {
         c->OnAssignment(owned);
       };
     }
-    auto started = KafkaSource::Start(engine->get(), kafka, kafka_log, std::move(on_assignment));
+    auto started = KafkaSource::Start(engine->get(), kafka, kafka_log, std::move(on_assignment),
+                                      std::move(before_resume));
     if (!started.ok()) {
       if (cluster) cluster->Stop();
       std::cerr << "persona: " << started.status().message() << "\n";
@@ -267,12 +290,15 @@ int RunServe(ServeOptions& o) {
   server->reset();
   a->SetKafka(nullptr, nullptr, "");
   a->SetCluster(nullptr);
+  a->SetChangelog(nullptr);
   a->SetProfileChanges(nullptr);
   producer.reset();  // delivers what the drained requests produced
   source.reset();
   cluster.reset();
   recommender->Stop();
   absl::Status closed = (*engine)->Close();
+  (*engine)->SetCheckpointListener(nullptr);
+  changelog.reset();
   api->reset();  // finishes queued audience scans (which may use the saved audiences)
   ops = StandardOperators();
   engine->reset();  // the engine holds the operators: this answers long-polls still waiting

@@ -292,6 +292,15 @@ void Engine::LoadForeignStates(uint32_t partition,
   EnqueueOnPartition(partition, std::move(control));
 }
 
+void Engine::RestorePartition(uint32_t partition, std::shared_ptr<PartitionImage> image,
+                              std::function<void(absl::Status)> done) {
+  auto control = std::make_shared<PartitionControl>();
+  control->kind = PartitionControl::Kind::kRestore;
+  control->image = std::move(image);
+  control->status_done = std::move(done);
+  EnqueueOnPartition(partition, std::move(control));
+}
+
 void Engine::EnqueueOnPartition(uint32_t partition, std::shared_ptr<PartitionControl> control) {
   const absl::Status s =
       partition < partitions_.size()

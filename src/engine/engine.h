@@ -110,6 +110,20 @@ class Engine {
                          std::vector<std::pair<std::string, std::string>> states,
                          int64_t watermark_ms, std::function<void(absl::Status)> done);
   bool foreign(uint32_t partition) const { return partitions_[partition]->foreign(); }
+  // Every partition's later checkpoints go to `listener` while owned (engine/
+  // checkpoint_listener.h: the Kafka changelog); null detaches. It must outlive its attachment.
+  void SetCheckpointListener(CheckpointListener* listener) {
+    for (auto& p : partitions_) p->SetCheckpointListener(listener);
+  }
+  // Replaces partition p's whole state by `image` (a changelog's copy of its owner's last
+  // checkpoint) and resumes its source at image.source_next, committed as one checkpoint; ordered
+  // with p's events on its writer, where `done` runs.
+  void RestorePartition(uint32_t partition, std::shared_ptr<PartitionImage> image,
+                        std::function<void(absl::Status)> done);
+  // Partition i's last committed checkpoint seq.
+  uint64_t CheckpointSeq(uint32_t partition) const {
+    return partitions_[partition]->checkpoint_seq();
+  }
   // Partition i's last log seq (what ShareStates' seq reflects when nothing is queued).
   uint64_t LastSeq(uint32_t partition) const { return partitions_[partition]->last_seq(); }
   // OK, or the first storage error of any partition (that partition then rejects all writes).

@@ -135,6 +135,12 @@ void Partition::ProcessControl(PartitionControl& control) {
       control.share_done(std::move(shared));
       break;
     }
+    case PartitionControl::Kind::kRestore: {
+      absl::Status r = health().ok() ? Restore(*control.image) : health();
+      control.image.reset();
+      if (control.status_done) control.status_done(std::move(r));
+      break;
+    }
     case PartitionControl::Kind::kLoadForeign:
       LoadForeign(control);
       break;
@@ -149,12 +155,13 @@ void Partition::ProcessControl(PartitionControl& control) {
 void Partition::SetForeign(bool foreign, const std::function<void(absl::Status)>& done) {
   absl::Status status;
   if (foreign && !foreign_) {
+    // The owner's last checkpoint (a listener publishes it: the next owner restores from it).
+    if (health().ok()) status = WriteCheckpoint();
     own_states_.assign(operators_.size(), {});
     for (size_t i = 0; i < operators_.size(); ++i) operators_[i]->SaveState(id_, &own_states_[i]);
     own_watermark_ms_ = watermark_.load();
     foreign_ = true;
     foreign_flag_.store(true, std::memory_order_release);
-    if (health().ok()) status = WriteCheckpoint();
   } else if (!foreign && foreign_) {
     for (size_t i = 0; i < operators_.size() && status.ok(); ++i) {
       if (own_states_[i].empty()) continue;
@@ -173,6 +180,94 @@ void Partition::SetForeign(bool foreign, const std::function<void(absl::Status)>
     foreign_flag_.store(false, std::memory_order_release);
   }
   if (done) done(status);
+}
+
+// A restore replaces the partition's state by a mirror's checkpoint (a moved partition's new owner
+// restoring from the changelog): the profiles, meta (dedup window, counters, watermark, prices)
+// and operator states become the image's, consumption resumes at its source offset, and one
+// checkpoint commits all of it, replacing the local state in a single atomic write. The local log
+// stays this instance's own: its segments are kept, the restored profiles' timelines start here
+// (their heads pointed into the writer's log), and an empty log record opens a fresh checkpoint
+// generation so that a crash before the commit leaves the previous local state whole.
+absl::Status Partition::Restore(const PartitionImage& image) {
+  const std::string where = "partition " + std::to_string(id_) + ": restore";
+  // The new generation first: records and profile versions above the committed seq are ignored
+  // (and deleted) by recovery until the commit below.
+  const uint64_t seq = next_seq_;
+  record_.Clear();
+  if (absl::Status s = store_->Append(id_, seq, record_.Finish(), {}, /*sync=*/false, -1);
+      !s.ok()) {
+    return s;
+  }
+  next_seq_ = seq + 1;
+  last_seq_.store(seq, std::memory_order_relaxed);
+  NoteAppend(seq, record_.Finish().size(), WallClockMs());
+  // Old profiles leave the operators' profile-derived state (anomaly histograms, audiences).
+  for (size_t sh = 0; sh < kShards; ++sh) {
+    Shard& shard = shards_[sh];
+    std::lock_guard<std::mutex> lock(shard.mu);
+    for (const auto& [user, entry] : shard.users) {
+      population_.Remove(entry->profile);
+      for (StreamOperator* op : operators_) {
+        op->OnProfileErased(id_, entry->user_id, entry->profile, entry->membership);
+      }
+    }
+    shard.users.clear();
+  }
+  dirty_.clear();
+  erased_since_checkpoint_.clear();
+  profiles_.store(0, std::memory_order_relaxed);
+  // The meta, keeping this instance's log segments.
+  const std::deque<LogSegment> segments = segments_;
+  absl::Status meta = DecodeMeta(image.meta);
+  segments_ = segments;
+  if (!meta.ok()) return absl::Status(meta.code(), where + ": " + std::string(meta.message()));
+  dedup_entries_.store(dedup_.size(), std::memory_order_relaxed);
+  // Operator states: live ones load now; a foreign partition keeps them as its own states, which
+  // SetForeign(false) loads when the partition becomes owned.
+  if (foreign_) {
+    own_states_.assign(operators_.size(), {});
+    own_watermark_ms_ = watermark_.load();
+  }
+  for (size_t i = 0; i < operators_.size(); ++i) {
+    for (const auto& [name, blob] : image.states) {
+      if (name != operators_[i]->name()) continue;
+      if (foreign_) {
+        own_states_[i] = blob;
+      } else if (!blob.empty()) {
+        if (absl::Status s = operators_[i]->LoadState(id_, blob); !s.ok()) {
+          return absl::Status(s.code(), where + ", operator " + name + ": " +
+                                            std::string(s.message()));
+        }
+      }
+    }
+  }
+  Store::CheckpointReplacement replace;
+  replace.drop_profiles_below = seq;
+  replace.source_next = image.source_next;
+  for (const auto& [user, blob] : image.profiles) {
+    size_t shard;
+    Entry* entry = FindOrCreate(user, &shard);
+    {
+      std::lock_guard<std::mutex> lock(shards_[shard].mu);
+      entry->profile = Profile();
+      if (absl::Status s = DecodeProfile(blob, ctx_, &entry->profile); !s.ok()) {
+        return absl::DataLossError(where + ", user '" + user + "': " + std::string(s.message()));
+      }
+      entry->profile.timeline_head = 0;
+    }
+    if (!entry->profile.attributes_json().empty()) {
+      replace.attributes.emplace_back(user, std::string(entry->profile.attributes_json()));
+    }
+    population_.Add(entry->profile);
+    for (StreamOperator* op : operators_) op->OnProfileLoaded(id_, user, entry->profile, ctx_);
+    if (!entry->dirty) {
+      entry->dirty = true;
+      dirty_.push_back(entry);
+    }
+  }
+  source_next_.store(image.source_next, std::memory_order_release);
+  return WriteCheckpoint(&replace);
 }
 
 void Partition::LoadForeign(PartitionControl& control) {
@@ -288,6 +383,9 @@ absl::StatusOr<UserErasure> Partition::EraseUser(std::string_view user_id) {
       shard.users.erase(it);  // destroys the entry (and the key it owned)
     }
     profiles_.fetch_sub(1, std::memory_order_relaxed);
+    if (listener_.load(std::memory_order_acquire) != nullptr) {
+      erased_since_checkpoint_.emplace_back(user_id);
+    }
     out.profile = true;
   }
   auto letters = store_->EraseDeadLettersOfUser(user_id);  // syncs, covering the writes above
@@ -730,14 +828,27 @@ absl::Status Partition::DecodeMeta(std::string_view in) {
   return absl::OkStatus();
 }
 
-absl::Status Partition::WriteCheckpoint() {
+absl::Status Partition::WriteCheckpoint(const Store::CheckpointReplacement* replace) {
   const uint64_t seq = next_seq_ - 1;
+  // A listener (the changelog) gets what this checkpoint commits, while the partition is owned
+  // here; a restore's checkpoint is what the listener already holds.
+  CheckpointListener* listener =
+      foreign_ || replace != nullptr ? nullptr : listener_.load(std::memory_order_acquire);
+  const bool full = listener != nullptr && listener->NeedsFull(id_);
+  if (listener != nullptr) {
+    listener->Begin(id_, full);
+    if (!full && !erased_since_checkpoint_.empty()) {
+      listener->Erased(id_, erased_since_checkpoint_);
+    }
+  }
+  erased_since_checkpoint_.clear();
   std::vector<std::string> blobs;
   std::vector<std::pair<std::string_view, std::string_view>> chunk;
   size_t chunk_bytes = 0;
   auto flush = [&]() -> absl::Status {
     if (chunk.empty()) return absl::OkStatus();
     absl::Status s = store_->PutProfiles(id_, seq, chunk);
+    if (listener != nullptr && s.ok()) listener->Profiles(id_, chunk);
     chunk.clear();
     blobs.clear();
     chunk_bytes = 0;
@@ -760,6 +871,34 @@ absl::Status Partition::WriteCheckpoint() {
     }
   }
   if (auto s = flush(); !s.ok()) return s;
+  if (full) {
+    // The listener's copy is stale: it also gets every profile that was not dirty (not rewritten
+    // locally, where the stored version is current).
+    std::vector<std::string_view> users;
+    std::vector<std::string> more;
+    std::vector<std::pair<std::string_view, std::string_view>> part;
+    size_t part_bytes = 0;
+    auto publish = [&] {
+      for (size_t i = 0; i < users.size(); ++i) part.emplace_back(users[i], more[i]);
+      if (!part.empty()) listener->Profiles(id_, part);
+      users.clear();
+      more.clear();
+      part.clear();
+      part_bytes = 0;
+    };
+    for (size_t sh = 0; sh < kShards; ++sh) {
+      std::lock_guard<std::mutex> lock(shards_[sh].mu);
+      for (const auto& [user, entry] : shards_[sh].users) {
+        if (entry->dirty) continue;
+        users.push_back(user);
+        more.emplace_back();
+        EncodeProfile(entry->profile, ctx_, &more.back());
+        part_bytes += more.back().size() + user.size();
+        if (part_bytes >= kCheckpointChunkBytes || users.size() >= 4096) publish();
+      }
+    }
+    publish();
+  }
   // Every operator's state at the same seq, committed in the same write as the meta. An operator
   // with nothing to save still writes an empty value, replacing an older state.
   // Each state is prefixed with the seq it reflects, so that recovery can tell a state left behind
@@ -779,7 +918,18 @@ absl::Status Partition::WriteCheckpoint() {
   // retained one; the records go after the commit (a crash in between leaves records below the
   // first segment, which the next trim's range covers).
   const uint64_t trim_below = PlanRetention(seq);
-  if (auto s = store_->CommitCheckpoint(id_, seq, EncodeMeta(), named); !s.ok()) return s;
+  const std::string meta = EncodeMeta();
+  if (auto s = store_->CommitCheckpoint(id_, seq, meta, named, replace); !s.ok()) return s;
+  if (listener != nullptr) {
+    std::vector<std::pair<std::string_view, std::string_view>> bare;
+    for (const auto& [name, state] : named) {
+      std::string_view blob = state;
+      uint64_t ignored;
+      ReadVarint64(&blob, &ignored);  // the seq prefix this function wrote
+      bare.emplace_back(name, blob);
+    }
+    listener->Commit(id_, seq, source_next_.load(std::memory_order_acquire), meta, bare);
+  }
   // The versions the new generation replaced are garbage now (a crash before these deletes leaves
   // them shadowed; recovery deletes them).
   for (Entry* e : dirty_) {

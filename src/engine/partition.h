@@ -21,6 +21,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "engine/batch_record.h"
+#include "engine/checkpoint_listener.h"
 #include "engine/config.h"
 #include "engine/dedup_window.h"
 #include "engine/ingest_outcome.h"
@@ -60,7 +61,14 @@ struct SharedStates {
 // A request that is not a batch of events but must be ordered with them on the writer thread.
 // kSetForeign, kShareStates and kLoadForeign address a partition, not a user (Engine::SetForeign).
 struct PartitionControl {
-  enum class Kind { kSetAttributes, kEraseUser, kSetForeign, kShareStates, kLoadForeign };
+  enum class Kind {
+    kSetAttributes,
+    kEraseUser,
+    kSetForeign,
+    kShareStates,
+    kLoadForeign,
+    kRestore
+  };
   Kind kind = Kind::kSetAttributes;
   std::string user_id;
   std::string attributes_json;                              // kSetAttributes
@@ -68,10 +76,11 @@ struct PartitionControl {
   bool foreign = false;                                     // kSetForeign
   std::vector<std::pair<std::string, std::string>> states;  // kLoadForeign
   int64_t watermark_ms = -1;                                // kLoadForeign: the owner's (-1: keep)
+  std::shared_ptr<PartitionImage> image;                    // kRestore
   // kSetAttributes: the resulting attributes object. kEraseUser: unused.
   std::function<void(absl::StatusOr<std::string>)> attributes_done;
   std::function<void(absl::StatusOr<UserErasure>)> erase_done;
-  std::function<void(absl::Status)> status_done;                // kSetForeign, kLoadForeign
+  std::function<void(absl::Status)> status_done;  // kSetForeign, kLoadForeign, kRestore
   std::function<void(std::optional<SharedStates>)> share_done;  // kShareStates
 };
 
@@ -181,6 +190,11 @@ class Partition {
                   const std::function<void(const ProfileScanItem&)>& fn);
   int64_t watermark_ms() const { return watermark_.load(std::memory_order_relaxed); }
   uint32_t id() const { return id_; }
+  // Receives every later checkpoint of this partition while owned (engine/checkpoint_listener.h);
+  // null = none. Set before events flow, or between checkpoints (an atomic pointer).
+  void SetCheckpointListener(CheckpointListener* listener) {
+    listener_.store(listener, std::memory_order_release);
+  }
   // Another instance owns this partition (Engine::SetForeign).
   bool foreign() const { return foreign_flag_.load(std::memory_order_acquire); }
   // The recorded events of a user's timeline, newest first, following the log chain.
@@ -223,7 +237,11 @@ class Partition {
   // OnProfileChanged of every operator for one entry.
   void AfterChange(Entry* entry, int64_t now_ms, bool replay);
   void FailWorks(std::vector<PartitionWork>& works, const absl::Status& status);
-  absl::Status WriteCheckpoint();
+  // `replace` (a restore) makes the commit also drop every older profile version and replace the
+  // partition's attributes and source offset, in the same atomic write.
+  absl::Status WriteCheckpoint(const Store::CheckpointReplacement* replace = nullptr);
+  // Replaces the whole state by `image` (a mirror's checkpoint; Engine::RestorePartition).
+  absl::Status Restore(const PartitionImage& image);
   void SetForeign(bool foreign, const std::function<void(absl::Status)>& done);
   void LoadForeign(PartitionControl& control);
   // Log retention bookkeeping: a record of `bytes` was appended (or replayed) at `wall_ms`.
@@ -255,6 +273,9 @@ class Partition {
   std::vector<std::string> own_states_;
   int64_t own_watermark_ms_ = 0;  // the watermark when it became foreign (checkpointed meanwhile)
   std::atomic<bool> foreign_flag_{false};  // foreign_ for other threads
+  std::atomic<CheckpointListener*> listener_{nullptr};
+  // Users erased since the last checkpoint (for the listener's tombstones). Writer thread only.
+  std::vector<std::string> erased_since_checkpoint_;
   // Per-batch scratch, kept to reuse allocations.
   struct Accepted {
     const Event* event;

@@ -29,13 +29,14 @@ absl::Status ReadTable(const toml::table& table, std::string_view origin, KafkaC
     const std::string key(name.str());
     if (key == "brokers" || key == "topic" || key == "group" || key == "audience_topic" ||
         key == "cluster_topic" || key == "advertised_url" || key == "partitioner" ||
-        key == "profile_topic" || key == "profile_fields") {
+        key == "profile_topic" || key == "profile_fields" || key == "changelog_topic") {
       auto v = node.value<std::string>();
       if (!v) return BadValue(key, "a string", node, origin);
       (key == "brokers"          ? c->brokers
        : key == "topic"          ? c->topic
        : key == "audience_topic" ? c->audience_topic
        : key == "cluster_topic"  ? c->cluster_topic
+       : key == "changelog_topic" ? c->changelog_topic
        : key == "advertised_url" ? c->advertised_url
        : key == "partitioner"    ? c->partitioner
        : key == "profile_topic"  ? c->profile_topic
@@ -48,10 +49,10 @@ absl::Status ReadTable(const toml::table& table, std::string_view origin, KafkaC
         return BadValue(key, "an http:// URL (instances forward requests over plain HTTP)", node,
                         origin);
       }
-    } else if (key == "cluster") {
+    } else if (key == "cluster" || key == "changelog") {
       auto v = node.value<bool>();
       if (!v) return BadValue(key, "true or false", node, origin);
-      c->cluster = *v;
+      (key == "cluster" ? c->cluster : c->changelog) = *v;
     } else if (key == "max_batch_events") {
       const auto* v = node.as_integer();
       if (v == nullptr || v->get() < 1 || v->get() > 1000000) {

@@ -52,6 +52,13 @@ struct KafkaConfig {
   // How often an owner publishes the shared state of partitions that changed: the bound on how
   // stale another instance's view of it is.
   std::chrono::milliseconds share_interval{2000};
+  // The changelog (kafka/changelog.h): every checkpoint of an owned partition is mirrored, in one
+  // Kafka transaction, to partition p of this compacted topic (same partition count as `topic`;
+  // "" = "<group>-changelog"), and a partition assigned to an instance whose local state is older
+  // is restored from it instead of re-consuming the events topic. Without the topic (or with
+  // `changelog = false`) a moved partition is rebuilt from the events topic.
+  bool changelog = true;
+  std::string changelog_topic;
   // librdkafka properties ([kafka.client], e.g. "security.protocol" = "SASL_SSL"), applied last.
   std::vector<std::pair<std::string, std::string>> client;
 
@@ -62,6 +69,9 @@ struct KafkaConfig {
     out.emplace_back("partitioner",
                      partitioner == "crc32" ? "consistent_random" : "murmur2_random");
     return out;
+  }
+  std::string changelog_topic_name() const {
+    return changelog_topic.empty() ? group + "-changelog" : changelog_topic;
   }
   std::string cluster_topic_name() const {
     return cluster_topic.empty() ? group + "-cluster" : cluster_topic;

@@ -20,6 +20,9 @@ struct KafkaSource::Slot {
   std::chrono::steady_clock::time_point first;  // when the pending batch got its first message
   int64_t target = -1;     // end offset when assigned: caught up at durable >= target
   int64_t committed = -1;  // last offset committed to the group
+  // Revoked by the rebalance in progress: assigned back in the same round, nobody else owned it
+  // in between (before_resume is then not needed).
+  bool revoked_this_round = false;
 
   std::atomic<bool> is_assigned{false};
   std::atomic<int64_t> durable{-1};  // next offset durable and applied
@@ -44,7 +47,7 @@ std::string Truncated(std::string_view raw) {
 
 absl::StatusOr<std::unique_ptr<KafkaSource>> KafkaSource::Start(
     Engine* engine, const KafkaConfig& config, std::function<void(std::string_view)> log,
-    AssignmentFn on_assignment) {
+    AssignmentFn on_assignment, ResumeFn before_resume) {
   if (!engine->kafka_routing()) {
     return absl::FailedPreconditionError(
         "the data directory routes users with Persona's own hash; a Kafka source needs one created "
@@ -61,6 +64,7 @@ absl::StatusOr<std::unique_ptr<KafkaSource>> KafkaSource::Start(
   }
   std::unique_ptr<KafkaSource> source(new KafkaSource(engine, config, std::move(log)));
   source->on_assignment_ = std::move(on_assignment);
+  source->before_resume_ = std::move(before_resume);
   KafkaProperties props = {{"bootstrap.servers", config.brokers},
                            {"group.id", config.group},
                            {"client.id", "persona"},
@@ -169,6 +173,9 @@ void KafkaSource::Assign(rd_kafka_topic_partition_list_t* partitions) {
       continue;
     }
     Slot& slot = *slots_[tp.partition];
+    if (before_resume_ && !slot.assigned && !slot.revoked_this_round) {
+      before_resume_(static_cast<uint32_t>(tp.partition));
+    }
     const int64_t stored = engine_->SourceOffset(static_cast<uint32_t>(tp.partition));
     slot.durable.store(stored);
     slot.next = stored;
@@ -186,6 +193,7 @@ void KafkaSource::Assign(rd_kafka_topic_partition_list_t* partitions) {
     names += (names.empty() ? "" : ", ") + std::to_string(tp.partition) + "@" +
              (stored >= 0 ? std::to_string(stored) : std::string("beginning"));
   }
+  for (auto& s : slots_) s->revoked_this_round = false;
   Log("kafka: assigned partitions " + (names.empty() ? std::string("(none)") : names));
   NotifyAssignment();
   UpdateCaughtUp();
@@ -199,6 +207,7 @@ void KafkaSource::NotifyAssignment() {
 }
 
 void KafkaSource::Revoke(rd_kafka_topic_partition_list_t* partitions) {
+  const bool lost = rd_kafka_assignment_lost(rk_.get()) != 0;
   std::string names;
   for (int i = 0; i < partitions->cnt; ++i) {
     const rd_kafka_topic_partition_t& tp = partitions->elems[i];
@@ -215,6 +224,8 @@ void KafkaSource::Revoke(rd_kafka_topic_partition_list_t* partitions) {
     if (tp.partition < 0 || static_cast<size_t>(tp.partition) >= slots_.size()) continue;
     slots_[tp.partition]->assigned = false;
     slots_[tp.partition]->is_assigned.store(false);
+    // A lost assignment (this member was dropped from the group) may have been owned elsewhere.
+    slots_[tp.partition]->revoked_this_round = !lost;
   }
   Log("kafka: revoked partitions " + (names.empty() ? std::string("(none)") : names));
   NotifyAssignment();

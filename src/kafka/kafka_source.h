@@ -72,10 +72,14 @@ class KafkaSource {
   // `on_assignment` (may be empty) runs on the consumer thread after every assignment change with
   // the partitions owned now (index = partition): after an assignment before any of its messages
   // is handed to the engine, after a revocation once the revoked partitions' work is durable.
+  // `before_resume` (may be empty) runs on the consumer thread for each newly assigned partition
+  // before its stored offset is read: the changelog restores a moved partition there
+  // (kafka/changelog.h), so consumption resumes where the restored state ends.
   using AssignmentFn = std::function<void(const std::vector<bool>& owned)>;
+  using ResumeFn = std::function<void(uint32_t partition)>;
   static absl::StatusOr<std::unique_ptr<KafkaSource>> Start(
       Engine* engine, const KafkaConfig& config, std::function<void(std::string_view)> log = {},
-      AssignmentFn on_assignment = {});
+      AssignmentFn on_assignment = {}, ResumeFn before_resume = {});
   ~KafkaSource();
   KafkaSource(const KafkaSource&) = delete;
   KafkaSource& operator=(const KafkaSource&) = delete;
@@ -120,6 +124,7 @@ class KafkaSource {
   const KafkaConfig config_;
   const std::function<void(std::string_view)> log_;
   AssignmentFn on_assignment_;
+  ResumeFn before_resume_;
   const std::string source_name_;            // "kafka:<topic>" prefix of dead letters' source
   std::unique_ptr<JsonEventParser> parser_;  // consumer thread only
   RdKafkaHandle rk_;

@@ -7,6 +7,7 @@
 
 #include "common/json_writer.h"
 #include "engine/stats_json.h"
+#include "kafka/changelog.h"
 #include "kafka/cluster_exchange.h"
 #include "kafka/kafka_source.h"
 #include "predict/predictor.h"
@@ -36,6 +37,10 @@ void AdminRoutes::GetStats(const HttpRequest&, const RouteMatch&, Responder& res
     if (const ClusterExchange* cluster = context->cluster(); cluster != nullptr && !json.empty()) {
       json.pop_back();
       json += ",\"cluster\":" + ClusterStatusJson(cluster->Status()) + "}";
+    }
+    if (const Changelog* changelog = context->changelog(); changelog != nullptr && !json.empty()) {
+      json.pop_back();
+      json += ",\"changelog\":" + ChangelogStatusJson(changelog->Status()) + "}";
     }
     respond(JsonOk(200, std::move(json)));
   });

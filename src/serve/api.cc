@@ -251,6 +251,7 @@ void Api::SetKafka(KafkaSource* source, KafkaProducer* producer, std::string top
 }
 
 void Api::SetCluster(ClusterExchange* cluster) { routes_->context.set_cluster(cluster); }
+void Api::SetChangelog(Changelog* changelog) { routes_->context.set_changelog(changelog); }
 
 void Api::SetProfileChanges(ProfileChangeSink* sink) { routes_->context.set_profile_changes(sink); }
 

@@ -29,6 +29,7 @@
 namespace persona {
 class KafkaProducer;
 class ClusterExchange;
+class Changelog;
 class ProfileChangeSink;
 class KafkaSource;
 class Predictor;
@@ -67,6 +68,8 @@ class Api {
   // The cluster exchange (kafka/cluster_exchange.h), or null: requests about users of partitions
   // owned by other instances are forwarded to them; /v1/stats and /metrics report it.
   void SetCluster(ClusterExchange* cluster);
+  // The Kafka changelog (kafka/changelog.h), or null: /v1/stats and /metrics report it.
+  void SetChangelog(Changelog* changelog);
   // The profile-change sink publishing to a topic (counters in /metrics), or null.
   void SetProfileChanges(ProfileChangeSink* sink);
   // Gauges the server knows (open connections).

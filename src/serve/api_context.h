@@ -32,6 +32,7 @@
 
 namespace persona {
 class ClusterExchange;
+class Changelog;
 class ProfileChangeSink;
 class KafkaProducer;
 class KafkaSource;
@@ -84,6 +85,9 @@ class ApiContext {
   // The profile-change sink when attached to a topic (for /metrics), else null.
   ProfileChangeSink* profile_changes() const { return profile_changes_.load(); }
   void set_profile_changes(ProfileChangeSink* sink) { profile_changes_.store(sink); }
+  // The changelog mirroring owned partitions' checkpoints (for /v1/stats and /metrics), or null.
+  Changelog* changelog() const { return changelog_.load(); }
+  void set_changelog(Changelog* changelog) { changelog_.store(changelog); }
   void set_cluster(ClusterExchange* cluster);
   HttpForwarder* forwarder() const { return forwarder_.get(); }
   // Sends `req` on to the instance owning `partition` (a foreign one) and answers with its
@@ -120,6 +124,7 @@ class ApiContext {
   std::atomic<KafkaProducer*> kafka_producer_{nullptr};
   std::string kafka_topic_;
   std::atomic<ClusterExchange*> cluster_{nullptr};
+  std::atomic<Changelog*> changelog_{nullptr};
   std::atomic<ProfileChangeSink*> profile_changes_{nullptr};
   std::unique_ptr<HttpForwarder> forwarder_;
 

@@ -10,6 +10,7 @@
 
 #include "audience/saved_audiences.h"
 #include "common/time_util.h"
+#include "kafka/changelog.h"
 #include "kafka/cluster_exchange.h"
 #include "kafka/kafka_source.h"
 #include "kafka/profile_change_sink.h"
@@ -296,6 +297,23 @@ void ApiMetrics::CollectKafka(MetricsWriter& w) {
     w.Counter("persona_kafka_profile_changes_failed_total",
               "Profile-change notifications the brokers did not acknowledge", {},
               static_cast<double>(sink->failed()));
+  }
+  if (const Changelog* changelog = context_.changelog(); changelog != nullptr) {
+    const ChangelogStatus cl = changelog->Status();
+    w.Counter("persona_changelog_transactions_total",
+              "Checkpoints of owned partitions committed to the changelog topic", {},
+              static_cast<double>(cl.transactions));
+    w.Counter("persona_changelog_bytes_total", "Bytes of changelog records committed", {},
+              static_cast<double>(cl.bytes));
+    w.Counter("persona_changelog_failures_total",
+              "Changelog transactions or reads that failed (the next checkpoint is then full)", {},
+              static_cast<double>(cl.failures));
+    w.Counter("persona_changelog_restores_total",
+              "Partitions restored from the changelog on assignment", {},
+              static_cast<double>(cl.restores));
+    w.Gauge("persona_changelog_last_restore_seconds",
+            "Duration of the last restore of a partition from the changelog", {},
+            cl.last_restore_seconds);
   }
   const ClusterExchange* cluster = context_.cluster();
   if (cluster == nullptr) return;

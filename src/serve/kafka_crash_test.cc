@@ -236,6 +236,116 @@ TEST(KafkaCrashTest, SigkillWhileConsumingLeavesTheStateOfAnUncrashedConsumer) {
   EXPECT_GE(kills, 3);
 }
 
+// The changelog (kafka/changelog.h): an instance with an empty data directory that gets the
+// partitions restores them from the changelog topic, consuming none of the events topic's backlog,
+// and then continues with new messages to exactly the state of a consumer that read everything.
+TEST(KafkaChangelogTest, AMovedPartitionIsRestoredFromTheChangelogAndContinuesExactly) {
+  ScopedTempDir dir("persona-kafka-changelog");
+  const std::string stream = dir.File("events.jsonl");
+  const size_t events = 12000, later = 1500;
+  auto gen = RunPersona({"gen", "--events", std::to_string(events + later), "--users", "300",
+                         "--items", "2000", "--seed", "11", "--out", stream, "--quiet"});
+  ASSERT_TRUE(gen.ok() && gen->exit.code == 0) << (gen.ok() ? gen->output : "");
+  auto cluster = KafkaMockCluster::Start(1);
+  ASSERT_TRUE(cluster.ok()) << cluster.status();
+  ASSERT_TRUE((*cluster)->CreateTopic(kTopic, 2).ok());
+  ASSERT_TRUE((*cluster)->CreateTopic("shop-changelog", 2).ok());
+  const std::string brokers = (*cluster)->bootstrap();
+  std::vector<std::pair<std::string, std::string>> messages;
+  std::set<std::string> users;
+  {
+    std::ifstream in(stream);
+    for (std::string line; std::getline(in, line);) {
+      messages.emplace_back(*Json(line).Str("/user_id"), line);
+      users.insert(messages.back().first);
+    }
+  }
+  auto produce = [&](size_t from, size_t to) {
+    auto producer = KafkaProducer::Create(brokers);
+    ASSERT_TRUE(producer.ok()) << producer.status();
+    for (size_t i = from; i < to; ++i) {
+      ASSERT_TRUE((*producer)->Produce(kTopic, messages[i].first, messages[i].second).ok());
+    }
+    ASSERT_TRUE((*producer)->Flush(std::chrono::seconds(60)).ok());
+  };
+  const std::string config = dir.File("persona.toml");
+  {
+    std::ofstream out(config);
+    out << "checkpoint_every_events = 3000\n[server]\naccess_log = \"\"\n"
+        << "[kafka]\ncluster = false\nchangelog_topic = \"shop-changelog\"\n"
+        << "[kafka.client]\n\"fetch.wait.max.ms\" = 5\n\"session.timeout.ms\" = 6000\n"
+        << "\"heartbeat.interval.ms\" = 500\n";
+  }
+  auto start = [&](const std::string& data, const std::string& group) {
+    testing_util::ServerOptions options;
+    options.data_dir = data;
+    options.config_file = config;
+    options.extra_args = {"--quiet", "--kafka-brokers", brokers, "--kafka-topic",
+                          kTopic,    "--kafka-group",   group};
+    auto s = ServerProcess::Start(options);
+    EXPECT_TRUE(s.ok()) << s.status();
+    return s.ok() ? std::move(*s) : nullptr;
+  };
+  auto applied = [&](HttpClient& client, int64_t n) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+    while (!Ready(client) || Counts(client).first < n) {
+      if (std::chrono::steady_clock::now() > deadline) return false;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return true;
+  };
+  auto snapshot = [&](HttpClient& client) {
+    std::map<std::string, std::string> out;
+    for (const std::string& u : users) out[u] = Get(client, "/v1/users/" + u + "/profile");
+    out["trending"] = Get(client, "/v1/trending?k=40");
+    return out;
+  };
+  produce(0, events);
+
+  // The first owner consumes the backlog and, stopping, publishes its last checkpoint.
+  {
+    auto first = start(dir.File("first"), "shop");
+    ASSERT_NE(first, nullptr);
+    HttpClient client = first->Client();
+    ASSERT_TRUE(applied(client, events)) << first->OutputTail();
+    Json stats(Get(client, "/v1/stats"));
+    EXPECT_GE(stats.Int("/changelog/transactions").value_or(0), 2) << stats.text();
+    EXPECT_EQ(stats.Int("/changelog/failures"), 0) << stats.text();
+    first->Terminate(SIGTERM);
+    ASSERT_TRUE(first->WaitExit(std::chrono::seconds(60)).ok());
+  }
+  // A new machine in the same group: both partitions come from the changelog.
+  auto second = start(dir.File("second"), "shop");
+  ASSERT_NE(second, nullptr);
+  HttpClient client = second->Client();
+  ASSERT_TRUE(applied(client, events)) << second->OutputTail();
+  {
+    Json stats(Get(client, "/v1/stats"));
+    EXPECT_EQ(stats.Int("/changelog/restores"), 2) << stats.text();
+    EXPECT_EQ(stats.Int("/kafka/messages"), 0) << "re-consumed the events topic: " << stats.text();
+    EXPECT_EQ(stats.Int("/kafka/lag"), 0) << stats.text();
+  }
+  // New messages continue from the restored offsets.
+  produce(events, events + later);
+  ASSERT_TRUE(applied(client, events + later)) << second->OutputTail();
+  const auto got = snapshot(client);
+  {
+    Json stats(Get(client, "/v1/stats"));
+    EXPECT_EQ(stats.Int("/kafka/messages"), static_cast<int64_t>(later)) << stats.text();
+  }
+  // Reference: a consumer that read every message itself.
+  auto reference = start(dir.File("reference"), "reference");
+  ASSERT_NE(reference, nullptr);
+  HttpClient ref_client = reference->Client();
+  ASSERT_TRUE(applied(ref_client, events + later)) << reference->OutputTail();
+  const auto expected = snapshot(ref_client);
+  for (const auto& [key, value] : expected) {
+    EXPECT_TRUE(got.at(key) == value) << key << " differs from the reference:\n"
+                                      << got.at(key) << "\n"
+                                      << value;
+  }
+}
+
 // Profile-change notifications ([kafka] profile_topic): every changed profile is published keyed
 // by user_id; the last notification of each user carries the profile as the server holds it.
 TEST(KafkaProfileChangesTest, ChangedProfilesArriveOnTheProfileTopic) {

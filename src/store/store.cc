@@ -555,7 +555,8 @@ absl::Status Store::DeleteProfilesAbove(uint32_t partition, uint64_t generation)
 
 absl::Status Store::CommitCheckpoint(
     uint32_t partition, uint64_t seq, std::string_view meta_blob,
-    std::span<const std::pair<std::string_view, std::string_view>> operator_states) {
+    std::span<const std::pair<std::string_view, std::string_view>> operator_states,
+    const CheckpointReplacement* replace) {
   absl::StatusOr<CheckpointMeta> current = LoadCheckpointMeta(partition);
   if (!current.ok()) return current.status();
   if (seq < current->seq) {
@@ -569,6 +570,25 @@ absl::Status Store::CommitCheckpoint(
   for (const auto& [name, blob] : operator_states) {
     if (!s.ok()) break;
     s = batch.Put(meta_, ToSlice(EncodeOperatorStateKey(partition, name)), ToSlice(blob));
+  }
+  if (replace != nullptr && s.ok()) {
+    if (replace->drop_profiles_below > 0) {
+      s = batch.DeleteRange(profiles_, ToSlice(EncodeProfileGenerationPrefix(partition, 0)),
+                            ToSlice(EncodeProfileGenerationPrefix(
+                                partition, replace->drop_profiles_below)));
+    }
+    const std::string lower_key = EncodeAttributesKey(partition, "");
+    const std::string upper_key = EncodeAttributesKey(partition + 1, "");
+    if (s.ok()) s = batch.DeleteRange(meta_, lower_key, upper_key);
+    for (const auto& [user_id, json] : replace->attributes) {
+      if (!s.ok()) break;
+      s = batch.Put(meta_, ToSlice(EncodeAttributesKey(partition, user_id)), ToSlice(json));
+    }
+    if (s.ok() && replace->source_next >= 0) {
+      std::string value;
+      AppendVarint64(&value, static_cast<uint64_t>(replace->source_next));
+      s = batch.Put(meta_, ToSlice(EncodeSourceOffsetKey(partition)), ToSlice(value));
+    }
   }
   if (!s.ok()) return FromRocks(s, PartitionContext("committing a checkpoint", partition));
   rocksdb::WriteOptions sync;

@@ -163,9 +163,18 @@ class Store {
   // too. States of operators not named are left as they are: the engine prefixes every state with
   // the seq it reflects and refuses, at recovery, one that is older than its checkpoint.
   // Re-committing the same seq is allowed; FailedPrecondition if `seq` is below the committed one.
+  // A checkpoint that replaces the partition's whole state (a restore from the changelog): the
+  // same write also deletes every profile version below `drop_profiles_below`, replaces all the
+  // partition's attribute objects by `attributes`, and sets its source offset.
+  struct CheckpointReplacement {
+    uint64_t drop_profiles_below = 0;
+    std::vector<std::pair<std::string, std::string>> attributes;  // user id, JSON object
+    int64_t source_next = -1;                                     // -1: leave as it is
+  };
   absl::Status CommitCheckpoint(
       uint32_t partition, uint64_t seq, std::string_view meta_blob,
-      std::span<const std::pair<std::string_view, std::string_view>> operator_states = {});
+      std::span<const std::pair<std::string_view, std::string_view>> operator_states = {},
+      const CheckpointReplacement* replace = nullptr);
   struct CheckpointMeta {
     uint64_t seq = 0;
     std::string blob;
