@@ -55,6 +55,9 @@ std::string ChangelogStatusJson(const ChangelogStatus& s) {
   w.Key("restores").Uint(s.restores);
   w.Key("restored_profiles").Uint(s.restored_profiles);
   w.Key("last_restore_seconds").Double(s.last_restore_seconds);
+  w.Key("restored_partitions").BeginArray();
+  for (uint32_t p : s.restored) w.Uint(p);
+  w.EndArray();
   w.Key("last_error").String(s.last_error);
   w.EndObject();
   return w.Take();
@@ -123,6 +126,7 @@ ChangelogStatus Changelog::Status() const {
   s.last_restore_seconds = last_restore_seconds_.load();
   std::lock_guard lock(error_mu_);
   s.last_error = last_error_;
+  s.restored = restored_;
   return s;
 }
 
@@ -264,6 +268,16 @@ absl::Status Changelog::OnAssigned(uint32_t partition) {
   if (hi <= lo) return absl::OkStatus();  // empty: the first checkpoint publishes everything
   const int64_t local_seq = static_cast<int64_t>(engine_->CheckpointSeq(partition));
   const int64_t local_offset = engine_->SourceOffset(partition);
+  // A local state the events topic can still bring up to date is kept (its timelines stay
+  // whole); the changelog serves a partition this instance has no state of, or one whose missing
+  // events the topic's retention has deleted.
+  int64_t events_lo = -1, events_hi = -1;
+  const bool local_usable =
+      local_offset >= 0 &&
+      rd_kafka_query_watermark_offsets(probe, config_.topic.c_str(),
+                                       static_cast<int32_t>(partition), &events_lo, &events_hi,
+                                       10000) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+      events_lo <= local_offset;
   // The header is the last record of the last committed transaction: a look at the tail usually
   // finds it.
   Header header;
@@ -288,6 +302,7 @@ absl::Status Changelog::OnAssigned(uint32_t partition) {
     }
     if (header.source_next <= local_offset) return keep_local(false);
   }
+  if (local_usable) return keep_local(false);
   // The changelog may be ahead of the local state: read it all.
   const auto t0 = std::chrono::steady_clock::now();
   absl::flat_hash_map<std::string, std::string> latest;
@@ -349,6 +364,10 @@ absl::Status Changelog::OnAssigned(uint32_t partition) {
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   restores_.fetch_add(1);
+  {
+    std::lock_guard lock(error_mu_);
+    restored_.push_back(partition);
+  }
   restored_profiles_.fetch_add(profiles);
   last_restore_seconds_.store(seconds);
   char line[160];

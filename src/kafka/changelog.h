@@ -21,9 +21,12 @@
 // p's transactional.id is initialised, which fences the previous owner: a killed instance that
 // comes back cannot append to p's changelog any more. Then the changelog's header is compared
 // with the local state: the same writer and seq (this instance wrote it) keeps the local state and
-// publishes incrementally; a changelog covering a later source offset than the local state is
-// read in full and installed (Engine::RestorePartition), and consumption resumes at its offset;
-// otherwise the local state stays and the next checkpoint is published in full.
+// publishes incrementally. When this instance has no state of p, or the events its state lacks
+// were deleted from the events topic by retention, and the changelog covers a later offset, the
+// changelog is read in full and installed (Engine::RestorePartition) and consumption resumes at
+// its offset; a restored partition's timelines (GET .../timeline, read from the local log) start
+// there. Otherwise the local state stays, the events topic brings it up to date (timelines stay
+// whole), and the next checkpoint is published in full.
 //
 // Threading: OnAssigned runs on the Kafka source's consumer thread; the listener calls on p's
 // writer thread; each partition's producer is guarded by its own mutex.
@@ -51,6 +54,7 @@ struct ChangelogStatus {
   uint64_t transactions = 0, full_transactions = 0, records = 0, bytes = 0, failures = 0;
   uint64_t restores = 0, restored_profiles = 0;
   double last_restore_seconds = 0;
+  std::vector<uint32_t> restored;  // partitions restored by this process, in order
   std::string last_error;
 };
 
@@ -123,7 +127,8 @@ class Changelog : public CheckpointListener {
   std::string instance_;  // this data directory's id (the header's writer)
   std::vector<std::unique_ptr<Part>> parts_;
   mutable std::mutex error_mu_;
-  std::string last_error_;
+  std::string last_error_;             // guarded by error_mu_
+  std::vector<uint32_t> restored_;     // guarded by error_mu_
   std::atomic<uint64_t> transactions_{0}, full_transactions_{0}, records_{0}, bytes_{0};
   std::atomic<uint64_t> failures_{0}, restores_{0}, restored_profiles_{0};
   std::atomic<double> last_restore_seconds_{0};
