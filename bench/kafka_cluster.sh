@@ -5,11 +5,16 @@
 #  2. a user's profile read through the instance that does NOT own it (forwarded) vs the owner;
 #  3. a partition move: B leaves (SIGTERM, or SIGKILL with MOVE_SIGNAL=KILL) and A takes its
 #     partitions over, re-consuming them from the topic, until A has caught up with every end
-#     offset.
+#     offset (A holds an older state of them from the first rebalance, which the topic updates);
+#  4. a new instance C with an empty data directory joins: the partitions it gets are restored
+#     from the changelog topic (A's checkpoints) instead of re-consuming the events topic, until
+#     C is ready.
 #
 #   EVENTS=1000000 USERS=100000 PARTITIONS=48 bash bench/kafka_cluster.sh
 #
-# The mock keeps ~5 MB per partition, so a large stream needs many partitions to stay whole.
+# The mock keeps ~5 MB per partition (it has no compaction), so a large stream needs many
+# partitions to stay whole, and the changelog (a few full checkpoints per partition) needs
+# partitions of at most ~1,000 users.
 # Needs a Release build in build-rel (ninja -C build-rel persona persona_loadgen).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,7 +33,8 @@ now() { date +%s.%N; }
 PIDS=()
 trap 'for p in "${PIDS[@]}"; do kill -9 $p 2>/dev/null || true; done' EXIT
 
-"$P" kafka-mock --topic persona-events --partitions "$PARTITIONS" >"$WORK/mock.out" 2>/dev/null &
+"$P" kafka-mock --topic persona-events --partitions "$PARTITIONS" --also-topic persona-changelog \
+  >"$WORK/mock.out" 2>/dev/null &
 PIDS+=($!)
 until grep -q '^bootstrap ' "$WORK/mock.out"; do sleep 0.05; done
 BROKERS=$(awk '/^bootstrap /{print $2}' "$WORK/mock.out")
@@ -149,3 +155,20 @@ users_moved=$(wc -l <"$WORK/users_b.txt")
 echo "move (SIG$MOVE_SIGNAL B): A owns every partition and caught up after $secs s;" \
   "B's partitions [$moved] held $users_moved users and $total_events messages, re-consumed by A"
 curl -sf "$A/v1/users/$UB/profile" >/dev/null && echo "B's user $UB served by A"
+
+# 4. A new instance joins with no state: its partitions come from the changelog.
+PC=$(free_port); C=http://127.0.0.1:$PC
+s=$(now)
+start c "$PC" >/dev/null
+until curl -sf "$C/readyz" >/dev/null 2>&1 && [ -n "$(owned "$C")" ]; do sleep 0.1; done
+secs=$(python3 -c "print(round($(now)-$s,2))")
+curl -sf "$C/v1/stats" | python3 -c '
+import json,sys
+d=json.load(sys.stdin)
+c=d.get("changelog") or {}
+k=d["kafka"]
+owned=[p["partition"] for p in k["partitions"] if p["assigned"]]
+print("join: C (empty data directory) ready after %s s owning %d partitions; restored %d of them "
+      "from the changelog (%d profiles, last restore %.2f s), consumed %d messages of the events topic" %
+      (sys.argv[1], len(owned), c.get("restores", 0), c.get("restored_profiles", 0),
+       c.get("last_restore_seconds", 0), k["messages"]))' "$secs"

@@ -188,6 +188,20 @@ struct ReportThread : ScanThreadBase {
 
 std::string AudienceCursor(std::string_view user_id) { return EncodeCursor(user_id); }
 
+bool AudienceOrderLess(std::string_view a, std::string_view b) {
+  return OrderKey{Hash64(a), a} < OrderKey{Hash64(b), b};
+}
+
+uint64_t AudienceSamplePriority(std::string_view user_id, uint64_t seed) {
+  return SamplePriority(Hash64(user_id), seed);
+}
+
+uint64_t AudienceRandomSeed() {
+  uint64_t seed = 0;
+  while (seed == 0) seed = SeedOrRandom(0);
+  return seed;
+}
+
 void AudienceQueryResult::WriteMembers(JsonWriter& w) const {
   w.Key("count").Uint(count);
   w.Key("scanned").Uint(scanned);

@@ -102,4 +102,12 @@ class AudienceScanner {
 // The cursor of the page after the user `user_id` (exposed for tests): printable and URL-safe.
 std::string AudienceCursor(std::string_view user_id);
 
+// For combining several instances' answers to one query (a cluster's scatter-gather, where each
+// instance scans the partitions it owns): the stable order of ids (pages, sample rows), a
+// member's sample priority under `seed` (the sample is the `sample` smallest), and a random
+// non-zero seed for the instances to share.
+bool AudienceOrderLess(std::string_view a, std::string_view b);
+uint64_t AudienceSamplePriority(std::string_view user_id, uint64_t seed);
+uint64_t AudienceRandomSeed();
+
 }  // namespace persona

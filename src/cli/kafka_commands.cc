@@ -92,6 +92,7 @@ struct MockOptions {
   int brokers = 1;
   std::string topic = "persona-events";
   int partitions = 4;
+  std::vector<std::string> also;  // more topics with the same partition count
 };
 
 int RunMock(const MockOptions& o) {
@@ -103,6 +104,9 @@ int RunMock(const MockOptions& o) {
   auto cluster = KafkaMockCluster::Start(o.brokers);
   if (!cluster.ok()) return Fail(cluster.status());
   if (absl::Status s = (*cluster)->CreateTopic(o.topic, o.partitions); !s.ok()) return Fail(s);
+  for (const std::string& topic : o.also) {
+    if (absl::Status s = (*cluster)->CreateTopic(topic, o.partitions); !s.ok()) return Fail(s);
+  }
   std::cout << "bootstrap " << (*cluster)->bootstrap() << std::endl;
   std::cerr << "persona: mock Kafka cluster with topic '" << o.topic << "' (" << o.partitions
             << " partitions); SIGTERM or Ctrl-C stops it (its messages are in memory only)\n";
@@ -135,6 +139,9 @@ void RegisterKafkaCommands(Registry& r) {
   mock->add_option("--brokers", m->brokers, "Brokers")->capture_default_str();
   mock->add_option("--topic", m->topic, "Topic to create")->capture_default_str();
   mock->add_option("--partitions", m->partitions, "Its partitions")->capture_default_str();
+  mock->add_option("--also-topic", m->also,
+                   "Another topic with as many partitions (repeatable), e.g. the group's "
+                   "changelog \"persona-changelog\"");
 }
 
 }  // namespace persona::cli

@@ -55,6 +55,8 @@ std::string ChangelogStatusJson(const ChangelogStatus& s) {
   w.Key("restores").Uint(s.restores);
   w.Key("restored_profiles").Uint(s.restored_profiles);
   w.Key("last_restore_seconds").Double(s.last_restore_seconds);
+  w.Key("restore_seconds_total").Double(s.restore_seconds_total);
+  w.Key("assign_seconds_total").Double(s.assign_seconds_total);
   w.Key("restored_partitions").BeginArray();
   for (uint32_t p : s.restored) w.Uint(p);
   w.EndArray();
@@ -124,6 +126,8 @@ ChangelogStatus Changelog::Status() const {
   s.restores = restores_.load();
   s.restored_profiles = restored_profiles_.load();
   s.last_restore_seconds = last_restore_seconds_.load();
+  s.restore_seconds_total = restore_seconds_total_.load();
+  s.assign_seconds_total = assign_seconds_total_.load();
   std::lock_guard lock(error_mu_);
   s.last_error = last_error_;
   s.restored = restored_;
@@ -241,6 +245,14 @@ bool Changelog::DecodeHeader(std::string_view in, Header* h) {
 }
 
 absl::Status Changelog::OnAssigned(uint32_t partition) {
+  const auto start = std::chrono::steady_clock::now();
+  absl::Status s = Assigned(partition);
+  assign_seconds_total_.fetch_add(
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  return s;
+}
+
+absl::Status Changelog::Assigned(uint32_t partition) {
   if (partition >= parts_.size()) return absl::InvalidArgumentError("no such partition");
   Part& part = *parts_[partition];
   const std::string where = "partition " + std::to_string(partition) + ": ";
@@ -303,7 +315,14 @@ absl::Status Changelog::OnAssigned(uint32_t partition) {
     if (header.source_next <= local_offset) return keep_local(false);
   }
   if (local_usable) return keep_local(false);
-  // The changelog may be ahead of the local state: read it all.
+  // The changelog may be ahead of the local state: read it all. Compaction never moves a
+  // partition's start offset; retention does, and then records the state needs may be gone.
+  if (lo > 0) {
+    NoteError(where + "the changelog starts at offset " + std::to_string(lo) +
+              ", not 0: records were deleted by retention (the topic must have "
+              "cleanup.policy=compact without delete), so it cannot be restored from");
+    return keep_local(false);
+  }
   const auto t0 = std::chrono::steady_clock::now();
   absl::flat_hash_map<std::string, std::string> latest;
   found = false;
@@ -370,6 +389,7 @@ absl::Status Changelog::OnAssigned(uint32_t partition) {
   }
   restored_profiles_.fetch_add(profiles);
   last_restore_seconds_.store(seconds);
+  restore_seconds_total_.fetch_add(seconds);
   char line[160];
   std::snprintf(line, sizeof line,
                 "changelog: restored partition %u (%zu profiles, offset %lld) in %.2f s",

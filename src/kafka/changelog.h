@@ -54,6 +54,8 @@ struct ChangelogStatus {
   uint64_t transactions = 0, full_transactions = 0, records = 0, bytes = 0, failures = 0;
   uint64_t restores = 0, restored_profiles = 0;
   double last_restore_seconds = 0;
+  double restore_seconds_total = 0;   // restores (reading the changelog + installing the state)
+  double assign_seconds_total = 0;    // all of OnAssigned: fencing, reading, restoring
   std::vector<uint32_t> restored;  // partitions restored by this process, in order
   std::string last_error;
 };
@@ -108,6 +110,7 @@ class Changelog : public CheckpointListener {
   };
 
   Changelog(Engine* engine, const KafkaConfig& config, std::function<void(std::string_view)> log);
+  absl::Status Assigned(uint32_t partition);
   absl::StatusOr<RdKafkaHandle> MakeProducer(uint32_t partition);
   absl::StatusOr<RdKafkaHandle> MakeReader(uint32_t partition, int64_t from);
   // Reads partition p from `from` to its last stable offset; fn(key, value, has_value).
@@ -131,7 +134,7 @@ class Changelog : public CheckpointListener {
   std::vector<uint32_t> restored_;     // guarded by error_mu_
   std::atomic<uint64_t> transactions_{0}, full_transactions_{0}, records_{0}, bytes_{0};
   std::atomic<uint64_t> failures_{0}, restores_{0}, restored_profiles_{0};
-  std::atomic<double> last_restore_seconds_{0};
+  std::atomic<double> last_restore_seconds_{0}, restore_seconds_total_{0}, assign_seconds_total_{0};
 };
 
 }  // namespace persona

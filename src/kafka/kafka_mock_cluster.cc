@@ -41,6 +41,10 @@ void KafkaMockCluster::FailRequests(int16_t api_key, size_t count, int error) {
   rd_kafka_mock_push_request_errors_array(cluster_, api_key, count, errors.data());
 }
 
+void KafkaMockCluster::ClearFailures(int16_t api_key) {
+  rd_kafka_mock_clear_request_errors(cluster_, api_key);
+}
+
 absl::Status KafkaMockCluster::SetBrokerUp(int id, bool up) {
   rd_kafka_resp_err_t err = up ? rd_kafka_mock_broker_set_up(cluster_, id)
                                : rd_kafka_mock_broker_set_down(cluster_, id);

@@ -26,6 +26,8 @@ class KafkaMockCluster {
   // The next `count` requests of protocol `api_key` (0 Produce, 1 Fetch, 8 OffsetCommit, ...) fail
   // with `error` (an rd_kafka_resp_err_t; RD_KAFKA_RESP_ERR__TRANSPORT drops the connection).
   void FailRequests(int16_t api_key, size_t count, int error);
+  // Drops the errors FailRequests queued for `api_key` that no request consumed yet.
+  void ClearFailures(int16_t api_key);
 
  private:
   KafkaMockCluster() = default;

@@ -66,7 +66,7 @@ struct Api::Routes {
          Recommender* recommender, Predictor* predictor, SavedAudiences* saved,
          MetricsRegistry& registry)
       : context(engine, config, std::move(config_path), recommender, predictor),
-        audiences(engine, predictor, saved),
+        audiences(engine, predictor, saved, &context),
         admin(context, registry) {
     // The API's index: every route, its scope and the domain that answers it.
     routes = {

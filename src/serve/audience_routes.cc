@@ -2,10 +2,14 @@
 
 #include <algorithm>
 #include <charconv>
+#include <set>
 #include <chrono>
 
 #include "common/json_writer.h"
 #include "common/time_util.h"
+#include "kafka/cluster_exchange.h"
+#include "serve/api_context.h"
+#include "serve/http_forwarder.h"
 #include "serve/json_response.h"
 #include "simdjson.h"
 
@@ -143,8 +147,36 @@ bool ParseObject(std::string_view text, Body& body, Responder& respond) {
 }  // namespace
 
 AudienceRoutes::AudienceRoutes(Engine* engine, const Predictor* predictor,
-                               SavedAudiences* saved)
-    : engine_(engine), predictor_(predictor), saved_(saved), scanner_(engine, predictor) {}
+                               SavedAudiences* saved, ApiContext* context)
+    : engine_(engine),
+      predictor_(predictor),
+      saved_(saved),
+      context_(context),
+      scanner_(engine, predictor) {}
+
+bool AudienceRoutes::OtherOwners(const HttpRequest& req, Responder& respond,
+                                 std::vector<std::string>* owners) {
+  owners->clear();
+  ClusterExchange* cluster = context_ != nullptr ? context_->cluster() : nullptr;
+  if (cluster == nullptr || ApiContext::WasForwarded(req)) return true;
+  std::set<std::string> urls;
+  for (uint32_t p = 0; p < engine_->partitions(); ++p) {
+    if (!engine_->foreign(p)) continue;
+    std::optional<std::string> owner = cluster->OwnerUrl(p);
+    if (!owner) {
+      HttpResponse r = JsonError(503, "owner_unknown",
+                                 "partition " + std::to_string(p) +
+                                     " is owned by an instance this one cannot reach yet (the "
+                                     "group is rebalancing); retry shortly");
+      r.headers.emplace_back("Retry-After", "1");
+      respond(std::move(r));
+      return false;
+    }
+    urls.insert(*owner);
+  }
+  owners->assign(urls.begin(), urls.end());
+  return true;
+}
 
 AudienceRoutes::~AudienceRoutes() = default;
 
@@ -291,6 +323,12 @@ void AudienceRoutes::Query(const HttpRequest& req, const RouteMatch&, Responder&
     respond(BadRequest(std::string(fields.status().message()), "fields"));
     return;
   }
+  std::vector<std::string> owners;
+  if (!OtherOwners(req, respond, &owners)) return;
+  if (!owners.empty()) {
+    GatherQuery(req, shared, std::move(options), owners, respond);
+    return;
+  }
   RunScan([this, shared, options = std::move(options), respond]() {
     AudienceSelector selector;
     selector.condition = shared.get();
@@ -306,6 +344,176 @@ void AudienceRoutes::Query(const HttpRequest& req, const RouteMatch&, Responder&
     result->WriteMembers(w);
     w.EndObject();
     respond(JsonOk(200, w.Take()));
+  });
+}
+
+namespace {
+
+// One condition query answered by every instance of a cluster for the partitions it owns, all
+// with the same seed: counts add, the page is the page_size first ids of the union in the stable
+// order, and the sample the `sample` members of smallest priority (exactly what one instance
+// holding every partition would answer).
+struct QueryGather {
+  Responder respond;
+  std::string condition;
+  size_t sample = 0, page_size = 0;
+  uint64_t seed = 0;
+  std::atomic<size_t> pending{0};
+  std::mutex mu;  // guards what follows
+  uint64_t count = 0, scanned = 0;
+  double took_ms = 0;
+  int64_t as_of_ms = 0;
+  std::vector<std::string> ids;
+  bool more = false;
+  std::vector<std::pair<std::string, std::string>> rows;  // user id, the row's JSON object
+  std::optional<HttpResponse> error;
+  size_t instances = 0;
+
+  void AddLocal(const AudienceQueryResult& r) {
+    std::vector<std::pair<std::string, std::string>> local;
+    for (const AudienceRow& row : r.sample) {
+      JsonWriter w;
+      w.BeginObject();
+      w.Key("user_id").String(row.user_id);
+      for (size_t i = 0; i < r.fields.size() && i < row.values.size(); ++i) {
+        w.Key(r.fields[i]);
+        AudienceField::Write(w, row.values[i]);
+      }
+      w.EndObject();
+      local.emplace_back(row.user_id, w.Take());
+    }
+    std::lock_guard lock(mu);
+    ++instances;
+    count += r.count;
+    scanned += r.scanned;
+    took_ms = std::max(took_ms, r.took_ms);
+    as_of_ms = std::max(as_of_ms, r.as_of_ms);
+    ids.insert(ids.end(), r.ids.begin(), r.ids.end());
+    more |= !r.next_cursor.empty();
+    for (auto& row : local) rows.push_back(std::move(row));
+  }
+
+  void AddRemote(const HttpResponse& r) {
+    simdjson::dom::parser parser;
+    simdjson::dom::element doc;
+    std::lock_guard lock(mu);
+    if (r.status != 200 || parser.parse(r.body).get(doc)) {
+      if (!error) error = r.status != 200 ? r : JsonError(502, "bad_gateway", "unreadable answer");
+      return;
+    }
+    ++instances;
+    uint64_t u = 0;
+    if (!doc["count"].get_uint64().get(u)) count += u;
+    if (!doc["scanned"].get_uint64().get(u)) scanned += u;
+    double d = 0;
+    if (!doc["took_ms"].get_double().get(d)) took_ms = std::max(took_ms, d);
+    int64_t at = 0;
+    if (!doc["as_of_ms"].get_int64().get(at)) as_of_ms = std::max(as_of_ms, at);
+    simdjson::dom::array list;
+    if (!doc["ids"].get_array().get(list)) {
+      for (auto v : list) {
+        std::string_view id;
+        if (!v.get_string().get(id)) ids.emplace_back(id);
+      }
+    }
+    std::string_view cursor;
+    more |= !doc["next_cursor"].get_string().get(cursor);
+    if (!doc["sample"].get_array().get(list)) {
+      for (auto v : list) {
+        std::string_view id;
+        if (v["user_id"].get_string().get(id)) continue;
+        rows.emplace_back(std::string(id), simdjson::minify(v));
+      }
+    }
+  }
+
+  void Finish() {
+    if (error) {
+      respond(std::move(*error));
+      return;
+    }
+    std::sort(ids.begin(), ids.end(), AudienceOrderLess);
+    if (ids.size() > page_size) {
+      ids.resize(page_size);
+      more = true;
+    }
+    std::sort(rows.begin(), rows.end(), [this](const auto& a, const auto& b) {
+      return AudienceSamplePriority(a.first, seed) < AudienceSamplePriority(b.first, seed);
+    });
+    if (rows.size() > sample) rows.resize(sample);
+    std::sort(rows.begin(), rows.end(),
+              [](const auto& a, const auto& b) { return AudienceOrderLess(a.first, b.first); });
+    JsonWriter w;
+    w.BeginObject();
+    w.Key("condition").String(condition);
+    w.Key("count").Uint(count);
+    w.Key("scanned").Uint(scanned);
+    w.Key("took_ms").Double(took_ms);
+    w.Key("as_of").String(FormatIsoTime(as_of_ms));
+    w.Key("as_of_ms").Int(as_of_ms);
+    w.Key("ids").BeginArray();
+    for (const std::string& id : ids) w.String(id);
+    w.EndArray();
+    w.Key("next_cursor");
+    if (more && !ids.empty()) {
+      w.String(AudienceCursor(ids.back()));
+    } else {
+      w.Null();
+    }
+    w.Key("sample").BeginArray();
+    for (const auto& [id, json] : rows) w.Raw(json);
+    w.EndArray();
+    w.Key("instances").Uint(instances);
+    w.EndObject();
+    respond(JsonOk(200, w.Take()));
+  }
+};
+
+}  // namespace
+
+void AudienceRoutes::GatherQuery(const HttpRequest& req, std::shared_ptr<AudienceCondition> shared,
+                                 AudienceQueryOptions options,
+                                 const std::vector<std::string>& owners, Responder& respond) {
+  if (options.seed == 0) options.seed = AudienceRandomSeed();
+  auto gather = std::make_shared<QueryGather>();
+  gather->respond = respond;
+  gather->condition = shared->text();
+  gather->sample = options.sample;
+  gather->page_size = options.page_size;
+  gather->seed = options.seed;
+  gather->pending.store(owners.size() + 1);
+  JsonWriter body;
+  body.BeginObject();
+  body.Key("condition").String(shared->text());
+  body.Key("sample").Uint(options.sample);
+  body.Key("page_size").Uint(options.page_size);
+  if (!options.cursor.empty()) body.Key("cursor").String(options.cursor);
+  body.Key("seed").Uint(options.seed);
+  body.Key("fields").BeginArray();
+  for (const std::string& f : options.fields) body.String(f);
+  body.EndArray();
+  body.EndObject();
+  const std::string text = body.Take();
+  for (const std::string& owner : owners) {
+    context_->forwarder()->Forward(owner, "POST", "/v1/audiences:query",
+                                   context_->ForwardHeaders(req), text, std::chrono::seconds(60),
+                                   [gather](HttpResponse r) {
+                                     gather->AddRemote(r);
+                                     if (gather->pending.fetch_sub(1) == 1) gather->Finish();
+                                   });
+  }
+  RunScan([this, shared, options = std::move(options), gather]() {
+    AudienceSelector selector;
+    selector.condition = shared.get();
+    auto result = scanner_.Query(selector, options);
+    if (!result.ok()) {
+      std::lock_guard lock(gather->mu);
+      if (!gather->error) gather->error = ScanError(result.status());
+    } else {
+      CountScan(result->took_ms / 1000.0, result->scanned);
+      gather->AddLocal(*result);
+    }
+    if (gather->pending.fetch_sub(1) == 1) gather->Finish();
   });
 }
 

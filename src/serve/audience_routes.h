@@ -31,11 +31,16 @@ class Predictor;
 
 namespace persona::serve {
 
+class ApiContext;
+
 class AudienceRoutes {
  public:
   // `engine` and `predictor` (may be null: predictions.* are NaN) and `saved` (may be null: the
   // saved-audience routes answer 503) must outlive this object.
-  AudienceRoutes(Engine* engine, const Predictor* predictor, SavedAudiences* saved);
+  // `context` (may be null) gives the cluster: condition queries then gather every instance's
+  // partitions (scatter-gather).
+  AudienceRoutes(Engine* engine, const Predictor* predictor, SavedAudiences* saved,
+                 ApiContext* context = nullptr);
   ~AudienceRoutes();  // finishes queued scans, then joins the worker
   AudienceRoutes(const AudienceRoutes&) = delete;
   AudienceRoutes& operator=(const AudienceRoutes&) = delete;
@@ -79,9 +84,19 @@ class AudienceRoutes {
   void ReportOf(std::shared_ptr<AudienceCondition> condition, int saved_bit,
                 ReportOptions options, Responder& respond);
 
+  // In a cluster, the URLs of the instances owning the partitions foreign here (empty: this
+  // instance holds every partition, or `req` was forwarded by the instance gathering); false
+  // after answering 503 when an owner is not known yet.
+  bool OtherOwners(const HttpRequest& req, Responder& respond, std::vector<std::string>* owners);
+  // Query's scatter-gather: this instance's scan and the owners' answers, combined.
+  void GatherQuery(const HttpRequest& req, std::shared_ptr<AudienceCondition> shared,
+                   AudienceQueryOptions options, const std::vector<std::string>& owners,
+                   Responder& respond);
+
   Engine* const engine_;
   const Predictor* const predictor_;
   SavedAudiences* const saved_;
+  ApiContext* const context_;
   AudienceScanner scanner_;
 
   std::atomic<uint64_t> scans_{0};

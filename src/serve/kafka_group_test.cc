@@ -59,6 +59,21 @@ std::string EventDerived(HttpClient& client, const std::string& user, bool with_
   return out;
 }
 
+// A condition query with a fixed seed, and what of its answer one instance holding every
+// partition must agree with (count, page of ids, cursor, sample rows with a field).
+constexpr char kAudienceQuery[] =
+    R"({"condition":"events >= 3","sample":25,"page_size":40,"seed":7,"fields":["events"]})";
+std::string AudienceAnswer(const std::string& body) {
+  Json doc(body);
+  std::string out;
+  for (const char* part : {"/count", "/ids", "/next_cursor", "/sample"}) {
+    simdjson::dom::element e;
+    out += std::string("\n") + part + " ";
+    if (doc.ok() && !doc.root().at_pointer(part).get(e)) out += simdjson::minify(e);
+  }
+  return out;
+}
+
 // Partition -> (assigned here, next offset) from an instance's /v1/stats.
 std::map<int, std::pair<bool, int64_t>> Ownership(HttpClient& client) {
   Json stats(Get(client, "/v1/stats"));
@@ -138,7 +153,7 @@ TEST(KafkaGroupTest, ThreeInstancesShareATopicAndAKilledOnesPartitionsMove) {
 
   // Reference: one instance consuming everything alone.
   std::map<std::string, std::string> expected, without_timeline, expected_profile;
-  std::string expected_trending, expected_similar, top_item;
+  std::string expected_trending, expected_similar, top_item, expected_audience;
   {
     auto single = start("single", "single");
     ASSERT_NE(single, nullptr);
@@ -155,6 +170,9 @@ TEST(KafkaGroupTest, ThreeInstancesShareATopicAndAKilledOnesPartitionsMove) {
       without_timeline[u] = EventDerived(client, u, false);
       expected_profile[u] = Get(client, "/v1/users/" + u + "/profile?fields=stats");
     }
+    auto q = client.Request("POST", "/v1/audiences:query", kAudienceQuery);
+    ASSERT_TRUE(q.ok() && q->status == 200) << (q.ok() ? q->Describe() : "no answer");
+    expected_audience = AudienceAnswer(q->body);
     expected_trending = Get(client, "/v1/trending?limit=100");
     top_item = *Json(expected_trending).Str("/items/0/item_id");
     expected_similar = Get(client, "/v1/items/" + top_item + "/similar?limit=50");
@@ -257,14 +275,21 @@ TEST(KafkaGroupTest, ThreeInstancesShareATopicAndAKilledOnesPartitionsMove) {
     EXPECT_EQ(batch.ArraySize("/not_found"), 1);
   }
 
-  // Scans (audiences, stats) cover the partitions an instance owns, never a foreign partition's
-  // leftovers: the survivors' counts add up to every user once.
+  // Audience queries gather every instance's partitions (each scans only those it owns, never a
+  // foreign partition's leftovers): the count, the page of ids and the seeded sample through
+  // either survivor equal the single instance's, and a forwarded query answers for the
+  // instance's own partitions only, which add up to every user once.
   int64_t counted = 0;
   for (size_t m : {size_t{0}, size_t{2}}) {
     HttpClient client = members[m]->Client();
-    auto r = client.Request("POST", "/v1/audiences:query", R"({"condition":"events >= 1"})");
+    auto r = client.Request("POST", "/v1/audiences:query", kAudienceQuery);
     ASSERT_TRUE(r.ok() && r->status == 200) << (r.ok() ? r->Describe() : "no answer");
-    counted += Json(r->body).Int("/count").value_or(-1);
+    EXPECT_EQ(AudienceAnswer(r->body), expected_audience) << "member " << m;
+    EXPECT_EQ(Json(r->body).Int("/instances"), 2) << r->body.substr(0, 300);
+    auto own = client.Request("POST", "/v1/audiences:query", R"({"condition":"events >= 1"})",
+                              {{"X-Persona-Forwarded", "1"}});
+    ASSERT_TRUE(own.ok() && own->status == 200) << (own.ok() ? own->Describe() : "no answer");
+    counted += Json(own->body).Int("/count").value_or(-1);
   }
   EXPECT_EQ(counted, static_cast<int64_t>(users.size()));
 
