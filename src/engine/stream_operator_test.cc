@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <map>
 #include <future>
 #include <mutex>
 #include <numeric>
@@ -15,6 +16,7 @@
 #include <vector>
 
 #include "common/varint.h"
+#include "engine/checkpoint_listener.h"
 #include "engine/engine.h"
 #include "engine/testing/engine_test_util.h"
 #include "profile/profile_json.h"
@@ -401,6 +403,96 @@ TEST(StreamOperatorTest, AForeignPartitionShowsSharedStateButKeepsAndCheckpoints
   EXPECT_EQ(engine->Stats()[1].watermark_ms, watermark);
   ASSERT_EQ(engine->Ingest(BatchFromJson(Views(60, 20, kT0 + 100'000'000))).accepted, 60u);
   EXPECT_EQ(reopened.events(), own[0] + own[1] + 60);
+  ASSERT_TRUE(engine->Close().ok());
+}
+
+// What a checkpoint hands a listener (the Kafka changelog), captured as a restorable image.
+struct Capture : CheckpointListener {
+  bool full = true;
+  PartitionImage image;
+  std::vector<std::string> erased;
+  bool NeedsFull(uint32_t) override { return full; }
+  void Begin(uint32_t, bool) override {
+    image.profiles.clear();
+    image.states.clear();
+  }
+  void Erased(uint32_t, std::span<const std::string> users) override {
+    erased.assign(users.begin(), users.end());
+  }
+  void Profiles(uint32_t, NamedBlobs blobs) override {
+    for (const auto& [user, blob] : blobs) image.profiles.emplace_back(user, blob);
+  }
+  void Commit(uint32_t, uint64_t seq, int64_t source_next, std::string_view meta,
+              NamedBlobs states) override {
+    image.seq = seq;
+    image.source_next = source_next;
+    image.meta = meta;
+    for (const auto& [name, state] : states) image.states.emplace_back(name, state);
+  }
+};
+
+TEST(StreamOperatorTest, ARestoredPartitionEqualsItsImageAcrossARestartAndReplacesTheOldState) {
+  TempDir dir("operator_restore");
+  EngineConfig source_config = TestConfig(dir.path() + "/source", 1);
+  EngineConfig target_config = TestConfig(dir.path() + "/target", 1);
+  Capture capture;
+  PartitionImage full;
+  std::map<std::string, std::string> expected;
+  uint64_t expected_count = 0;
+  {
+    RecordingOperator counter("counter");
+    auto engine = Open(source_config, {&counter});
+    ASSERT_NE(engine, nullptr);
+    ASSERT_EQ(engine->Ingest(BatchFromJson(Views(90, 30, kT0))).accepted, 90u);
+    ASSERT_TRUE(engine->SetAttributes("user3", R"({"tier":"gold"})", true).ok());
+    engine->SetCheckpointListener(&capture);
+    ASSERT_TRUE(engine->Checkpoint().ok());
+    full = capture.image;
+    // Later checkpoints publish only what changed, and erasures as such.
+    capture.full = false;
+    ASSERT_TRUE(engine->EraseUser("user4").ok());
+    EXPECT_EQ(capture.erased, std::vector<std::string>{"user4"});
+    EXPECT_TRUE(capture.image.profiles.empty());  // nothing else changed
+    engine->SetCheckpointListener(nullptr);
+    for (int u = 0; u < 30; ++u) {
+      const std::string id = "user" + std::to_string(u);
+      if (u != 4) expected[id] = *engine->ProfileJson(id, kAll);
+    }
+    expected_count = counter.events(0);
+    ASSERT_TRUE(engine->Close().ok());
+  }
+  ASSERT_EQ(full.profiles.size(), 30u);  // the full image, before the erasure
+  full.source_next = 1234;
+  {
+    RecordingOperator counter("counter");
+    auto engine = Open(target_config, {&counter});
+    ASSERT_NE(engine, nullptr);
+    // An older state of its own (another user set) that the restore replaces whole.
+    ASSERT_EQ(engine->Ingest(BatchFromJson(Views(10, 40, kT0 - 1'000'000))).accepted, 10u);
+    ASSERT_TRUE(engine->SetAttributes("user35", R"({"tier":"old"})", true).ok());
+    ASSERT_TRUE(engine->Checkpoint().ok());  // stored, so the restore must drop it from the store
+    auto image = std::make_shared<PartitionImage>(full);
+    ASSERT_TRUE(Wait([&](auto done) { engine->RestorePartition(0, image, done); }).ok());
+    EXPECT_EQ(counter.events(0), expected_count);
+    EXPECT_EQ(engine->SourceOffset(0), 1234);
+    EXPECT_FALSE(engine->ProfileJson("user35", kAll).has_value());
+    for (const auto& [id, json] : expected) {
+      EXPECT_EQ(engine->ProfileJson(id, kAll), json) << id;
+    }
+    ASSERT_TRUE(engine->Close().ok());
+  }
+  RecordingOperator counter("counter");
+  auto engine = Open(target_config, {&counter});
+  ASSERT_NE(engine, nullptr);
+  EXPECT_EQ(counter.events(0), expected_count);
+  EXPECT_EQ(engine->SourceOffset(0), 1234);
+  EXPECT_FALSE(engine->ProfileJson("user35", kAll).has_value()) << "an old profile came back";
+  for (const auto& [id, json] : expected) {
+    EXPECT_EQ(engine->ProfileJson(id, kAll), json) << id << " after reopening";
+  }
+  // The restored partition goes on from there.
+  ASSERT_EQ(engine->Ingest(BatchFromJson(Views(30, 30, kT0 + 100'000'000))).accepted, 30u);
+  EXPECT_EQ(counter.events(0), expected_count + 30);
   ASSERT_TRUE(engine->Close().ok());
 }
 
