@@ -256,15 +256,33 @@ absl::Status Partition::Restore(const PartitionImage& image) {
       }
       entry->profile.timeline_head = 0;
     }
-    if (!entry->profile.attributes_json().empty()) {
-      replace.attributes.emplace_back(user, std::string(entry->profile.attributes_json()));
-    }
     population_.Add(entry->profile);
     for (StreamOperator* op : operators_) op->OnProfileLoaded(id_, user, entry->profile, ctx_);
-    if (!entry->dirty) {
-      entry->dirty = true;
-      dirty_.push_back(entry);
+  }
+  // The profiles go to the store as one ingested file under the new generation (a bulk load:
+  // neither write-ahead log nor memtable), then the checkpoint commits them with the rest.
+  // The image's bytes are what EncodeProfile gives for the restored profiles, but for their
+  // timeline heads (cleared above): patched, not re-encoded.
+  {
+    std::vector<const std::pair<std::string, std::string>*> sorted;
+    sorted.reserve(image.profiles.size());
+    for (const auto& p : image.profiles) sorted.push_back(&p);
+    std::sort(sorted.begin(), sorted.end(),
+              [](const auto* a, const auto* b) { return a->first < b->first; });
+    std::vector<std::string> blobs(sorted.size());
+    std::vector<std::pair<std::string_view, std::string_view>> rows(sorted.size());
+    for (size_t i = 0; i < sorted.size(); ++i) {
+      blobs[i] = sorted[i]->second;
+      if (absl::Status s = SetEncodedTimelineHead(&blobs[i], 0); !s.ok()) {
+        return absl::DataLossError(where + ", user '" + sorted[i]->first +
+                                   "': " + std::string(s.message()));
+      }
+      rows[i] = {sorted[i]->first, blobs[i]};
     }
+    if (absl::Status s = store_->IngestProfiles(id_, seq, rows); !s.ok()) return s;
+  }
+  for (size_t sh = 0; sh < kShards; ++sh) {
+    for (const auto& [user, entry] : shards_[sh].users) entry->label_seq = seq;
   }
   source_next_.store(image.source_next, std::memory_order_release);
   return WriteCheckpoint(&replace);

@@ -257,6 +257,36 @@ void EncodeProfile(const Profile& p, const ProfileContext& ctx, std::string* out
                          Hash64(std::string_view(*out).substr(start, out->size() - start))));
 }
 
+absl::Status SetEncodedTimelineHead(std::string* blob, uint64_t head) {
+  std::string_view in = *blob;
+  if (in.size() < sizeof kMagic + 1 + 4 || in.substr(0, 3) != std::string_view(kMagic, 3)) {
+    return Corrupt("bad magic");
+  }
+  const std::string_view covered = in.substr(0, in.size() - 4);
+  {
+    Reader trailer(in.substr(in.size() - 4));
+    uint32_t checksum = 0;
+    trailer.Fixed32(&checksum);
+    if (checksum != static_cast<uint32_t>(Hash64(covered))) return Corrupt("checksum mismatch");
+  }
+  Reader r(covered.substr(4));
+  uint64_t string_count;
+  if (!r.Varint(&string_count) || string_count > r.remaining()) return Corrupt("string table");
+  for (uint64_t i = 0; i < string_count; ++i) {
+    std::string_view s;
+    if (!r.LengthPrefixed(&s)) return Corrupt("string table");
+  }
+  uint64_t tag_bits;
+  if (!r.Fixed64(&tag_bits) || r.remaining() < 8) return Corrupt("identity");
+  const size_t at = covered.size() - r.remaining();
+  std::string head_bytes;
+  AppendFixed64Bits(&head_bytes, head);
+  blob->replace(at, 8, head_bytes);
+  blob->resize(blob->size() - 4);
+  AppendFixed32(blob, static_cast<uint32_t>(Hash64(*blob)));
+  return absl::OkStatus();
+}
+
 absl::Status DecodeProfile(std::string_view in, ProfileContext& ctx, Profile* p) {
   if (in.size() < sizeof kMagic + 1 + 4) return Corrupt("too short");
   {

@@ -32,4 +32,9 @@ void EncodeProfile(const Profile& p, const ProfileContext& ctx, std::string* out
 // dropped, counted as evictions). Does not touch ctx.population: the caller adds the profile.
 absl::Status DecodeProfile(std::string_view in, ProfileContext& ctx, Profile* p);
 
+// Sets the timeline head stored in an encoded profile (and its checksum) without decoding it: the
+// same bytes EncodeProfile would give for the profile with that head. DataLoss for a blob that is
+// not a valid encoding.
+absl::Status SetEncodedTimelineHead(std::string* blob, uint64_t head);
+
 }  // namespace persona

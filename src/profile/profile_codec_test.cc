@@ -101,6 +101,25 @@ TEST_F(ProfileCodecTest, RoundTripIsLosslessAndReencodesToIdenticalBytes) {
   EXPECT_EQ(Json(q, other_), Json(p2, ctx_));
 }
 
+TEST_F(ProfileCodecTest, SetEncodedTimelineHeadGivesTheBytesOfTheProfileWithThatHead) {
+  Profile p = Rich();
+  std::string blob;
+  EncodeProfile(p, ctx_, &blob);
+  ASSERT_TRUE(SetEncodedTimelineHead(&blob, 0).ok());
+  p.timeline_head = 0;
+  std::string expected;
+  EncodeProfile(p, ctx_, &expected);
+  EXPECT_EQ(blob, expected);
+  Profile q;
+  ASSERT_TRUE(DecodeProfile(blob, other_, &q).ok());
+  EXPECT_EQ(q.timeline_head, 0u);
+  EXPECT_EQ(Json(q, other_), Json(p, ctx_));
+  blob[blob.size() / 2] ^= 1;
+  EXPECT_TRUE(absl::IsDataLoss(SetEncodedTimelineHead(&blob, 7)));
+  std::string empty;
+  EXPECT_TRUE(absl::IsDataLoss(SetEncodedTimelineHead(&empty, 7)));
+}
+
 TEST_F(ProfileCodecTest, EmptyProfileRoundTrips) {
   Profile empty;
   std::string blob;

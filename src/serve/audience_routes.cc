@@ -623,6 +623,14 @@ void AudienceRoutes::ExportRows(const HttpRequest& req,
   if (!limit) return;
   std::string cursor = params->Get("cursor").value_or("");
   filename += format == "csv" ? ".csv" : ".ndjson";
+  // A condition's export in a cluster gathers every instance's rows (saved audiences are
+  // defined per instance, so their exports stay local).
+  std::vector<std::string> owners;
+  if (saved_bit < 0 && !OtherOwners(req, respond, &owners)) return;
+  if (!owners.empty()) {
+    GatherExport(req, condition, format, fields, *limit, cursor, filename, owners, respond);
+    return;
+  }
   RunScan([this, condition, saved_bit, format, fields = std::move(fields), limit = *limit,
            cursor = std::move(cursor), filename = std::move(filename), respond]() {
     AudienceSelector selector;
@@ -644,6 +652,159 @@ void AudienceRoutes::ExportRows(const HttpRequest& req,
     r.headers.emplace_back("Content-Disposition", "attachment; filename=\"" + filename + "\"");
     if (!next_cursor.empty()) r.headers.emplace_back("X-Persona-Next-Cursor", next_cursor);
     respond(std::move(r));
+  });
+}
+
+namespace {
+
+// The records of an export body: CSV (a header line, then one record per member, user_id first,
+// fields quoted where needed, so a record may span lines inside quotes) or NDJSON (one object per
+// line with "user_id"). Appends (user id, record text without its line end) to `rows`; the CSV
+// header goes to `header`.
+bool SplitExport(std::string_view body, bool csv, std::string* header,
+                 std::vector<std::pair<std::string, std::string>>* rows) {
+  simdjson::dom::parser parser;
+  bool first = true;
+  size_t at = 0;
+  while (at < body.size()) {
+    size_t end = at;
+    bool quoted = false;
+    while (end < body.size() && (quoted || body[end] != '\n')) {
+      if (csv && body[end] == '"') quoted = !quoted;
+      ++end;
+    }
+    std::string_view record = body.substr(at, end - at);
+    at = end + 1;
+    if (record.empty()) continue;
+    if (csv && first) {
+      first = false;
+      *header = std::string(record);
+      continue;
+    }
+    std::string id;
+    if (csv) {
+      if (record[0] == '"') {
+        for (size_t i = 1; i < record.size(); ++i) {
+          if (record[i] != '"') {
+            id.push_back(record[i]);
+          } else if (i + 1 < record.size() && record[i + 1] == '"') {
+            id.push_back('"');
+            ++i;
+          } else {
+            break;
+          }
+        }
+      } else {
+        id = std::string(record.substr(0, record.find(',')));
+      }
+    } else {
+      simdjson::dom::element doc;
+      std::string_view v;
+      if (parser.parse(record.data(), record.size()).get(doc) || doc["user_id"].get_string().get(v)) {
+        return false;
+      }
+      id = std::string(v);
+    }
+    rows->emplace_back(std::move(id), std::string(record));
+  }
+  return true;
+}
+
+struct ExportGather {
+  Responder respond;
+  bool csv = true;
+  size_t limit = 0;
+  std::string filename;
+  std::atomic<size_t> pending{0};
+  std::mutex mu;  // guards what follows
+  std::string header;
+  std::vector<std::pair<std::string, std::string>> rows;
+  bool more = false;
+  std::optional<HttpResponse> error;
+
+  void Add(std::string_view body, bool has_more) {
+    std::lock_guard lock(mu);
+    std::string h;
+    if (!SplitExport(body, csv, &h, &rows)) {
+      if (!error) error = JsonError(502, "bad_gateway", "an instance's export could not be read");
+      return;
+    }
+    if (header.empty()) header = std::move(h);
+    more |= has_more;
+  }
+
+  void Finish() {
+    if (error) {
+      respond(std::move(*error));
+      return;
+    }
+    std::sort(rows.begin(), rows.end(),
+              [](const auto& a, const auto& b) { return AudienceOrderLess(a.first, b.first); });
+    if (limit > 0 && rows.size() > limit) {
+      rows.resize(limit);
+      more = true;
+    }
+    HttpResponse r;
+    r.status = 200;
+    r.content_type = csv ? "text/csv; charset=utf-8" : "application/x-ndjson";
+    if (csv) r.body = header + "\n";
+    for (const auto& [id, record] : rows) {
+      r.body += record;
+      r.body += '\n';
+    }
+    r.headers.emplace_back("Content-Disposition", "attachment; filename=\"" + filename + "\"");
+    if (limit > 0 && more && !rows.empty()) {
+      r.headers.emplace_back("X-Persona-Next-Cursor", AudienceCursor(rows.back().first));
+    }
+    respond(std::move(r));
+  }
+};
+
+}  // namespace
+
+void AudienceRoutes::GatherExport(const HttpRequest& req,
+                                  std::shared_ptr<AudienceCondition> condition, std::string format,
+                                  std::vector<std::string> fields, size_t limit,
+                                  std::string cursor, std::string filename,
+                                  const std::vector<std::string>& owners, Responder& respond) {
+  auto gather = std::make_shared<ExportGather>();
+  gather->respond = respond;
+  gather->csv = format == "csv";
+  gather->limit = limit;
+  gather->filename = filename;
+  gather->pending.store(owners.size() + 1);
+  const std::string target = "/v1/audiences:export?" + std::string(req.query);
+  for (const std::string& owner : owners) {
+    context_->forwarder()->Forward(
+        owner, "GET", target, context_->ForwardHeaders(req), "", std::chrono::seconds(120),
+        [gather](HttpResponse r) {
+          if (r.status != 200) {
+            std::lock_guard lock(gather->mu);
+            if (!gather->error) gather->error = std::move(r);
+          } else {
+            bool more = false;
+            for (const auto& [name, value] : r.headers) more |= name == "X-Persona-Next-Cursor";
+            gather->Add(r.body, more);
+          }
+          if (gather->pending.fetch_sub(1) == 1) gather->Finish();
+        });
+  }
+  RunScan([this, condition, format, fields = std::move(fields), limit, cursor = std::move(cursor),
+           gather]() {
+    AudienceSelector selector;
+    selector.condition = condition.get();
+    std::string next_cursor;
+    const auto start = std::chrono::steady_clock::now();
+    auto rows = scanner_.Export(selector, fields, format, limit, cursor, &next_cursor);
+    if (!rows.ok()) {
+      std::lock_guard lock(gather->mu);
+      if (!gather->error) gather->error = ScanError(rows.status());
+    } else {
+      CountScan(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(),
+                0);
+      gather->Add(*rows, !next_cursor.empty());
+    }
+    if (gather->pending.fetch_sub(1) == 1) gather->Finish();
   });
 }
 

@@ -88,6 +88,11 @@ class AudienceRoutes {
   // instance holds every partition, or `req` was forwarded by the instance gathering); false
   // after answering 503 when an owner is not known yet.
   bool OtherOwners(const HttpRequest& req, Responder& respond, std::vector<std::string>* owners);
+  // A condition export's scatter-gather: every instance's rows in the stable order, paged.
+  void GatherExport(const HttpRequest& req, std::shared_ptr<AudienceCondition> condition,
+                    std::string format, std::vector<std::string> fields, size_t limit,
+                    std::string cursor, std::string filename,
+                    const std::vector<std::string>& owners, Responder& respond);
   // Query's scatter-gather: this instance's scan and the owners' answers, combined.
   void GatherQuery(const HttpRequest& req, std::shared_ptr<AudienceCondition> shared,
                    AudienceQueryOptions options, const std::vector<std::string>& owners,

@@ -136,6 +136,11 @@ struct HttpForwarder::Impl {
       if (auto it = res.find(http::field::retry_after); it != res.end()) {
         out.headers.emplace_back("Retry-After", std::string(it->value()));
       }
+      for (const char* name : {"Content-Disposition", "X-Persona-Next-Cursor"}) {
+        if (auto it = res.find(name); it != res.end()) {
+          out.headers.emplace_back(name, std::string(it->value()));
+        }
+      }
       out.headers.emplace_back("X-Persona-Served-By", url);
       if (res.keep_alive()) {
         auto& pool = impl->idle[key];

@@ -74,6 +74,20 @@ std::string AudienceAnswer(const std::string& body) {
   return out;
 }
 
+// Condition exports (a page with its cursor, then everything) and what of them must agree.
+constexpr const char* kExports[] = {
+    "/v1/audiences:export?condition=events%20%3E%3D%203&format=ndjson&fields=events&limit=50",
+    "/v1/audiences:export?condition=events%20%3E%3D%203&format=csv&fields=events,monetary,purchases"};
+std::string ExportAnswer(HttpClient& client, const std::string& target) {
+  auto r = client.Request("GET", target, "");
+  if (!r.ok()) return "no answer";
+  std::string out = std::to_string(r->status) + "\n" + r->body;
+  for (const auto& [name, value] : r->headers) {
+    if (name == "X-Persona-Next-Cursor" || name == "x-persona-next-cursor") out += "\n" + value;
+  }
+  return out;
+}
+
 // Partition -> (assigned here, next offset) from an instance's /v1/stats.
 std::map<int, std::pair<bool, int64_t>> Ownership(HttpClient& client) {
   Json stats(Get(client, "/v1/stats"));
@@ -154,6 +168,7 @@ TEST(KafkaGroupTest, ThreeInstancesShareATopicAndAKilledOnesPartitionsMove) {
   // Reference: one instance consuming everything alone.
   std::map<std::string, std::string> expected, without_timeline, expected_profile;
   std::string expected_trending, expected_similar, top_item, expected_audience;
+  std::vector<std::string> expected_exports;
   {
     auto single = start("single", "single");
     ASSERT_NE(single, nullptr);
@@ -173,6 +188,7 @@ TEST(KafkaGroupTest, ThreeInstancesShareATopicAndAKilledOnesPartitionsMove) {
     auto q = client.Request("POST", "/v1/audiences:query", kAudienceQuery);
     ASSERT_TRUE(q.ok() && q->status == 200) << (q.ok() ? q->Describe() : "no answer");
     expected_audience = AudienceAnswer(q->body);
+    for (const char* target : kExports) expected_exports.push_back(ExportAnswer(client, target));
     expected_trending = Get(client, "/v1/trending?limit=100");
     top_item = *Json(expected_trending).Str("/items/0/item_id");
     expected_similar = Get(client, "/v1/items/" + top_item + "/similar?limit=50");
@@ -286,6 +302,10 @@ TEST(KafkaGroupTest, ThreeInstancesShareATopicAndAKilledOnesPartitionsMove) {
     ASSERT_TRUE(r.ok() && r->status == 200) << (r.ok() ? r->Describe() : "no answer");
     EXPECT_EQ(AudienceAnswer(r->body), expected_audience) << "member " << m;
     EXPECT_EQ(Json(r->body).Int("/instances"), 2) << r->body.substr(0, 300);
+    for (size_t i = 0; i < std::size(kExports); ++i) {
+      EXPECT_EQ(ExportAnswer(client, kExports[i]), expected_exports[i])
+          << "member " << m << ": " << kExports[i];
+    }
     auto own = client.Request("POST", "/v1/audiences:query", R"({"condition":"events >= 1"})",
                               {{"X-Persona-Forwarded", "1"}});
     ASSERT_TRUE(own.ok() && own->status == 200) << (own.ok() ? own->Describe() : "no answer");

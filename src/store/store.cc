@@ -6,6 +6,7 @@
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/iterator.h>
 #include <rocksdb/options.h>
+#include <rocksdb/sst_file_writer.h>
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 
@@ -534,6 +535,49 @@ absl::Status Store::PutProfiles(
                    PartitionContext("writing profiles", partition));
 }
 
+absl::Status Store::IngestProfiles(
+    uint32_t partition, uint64_t generation,
+    std::span<const std::pair<std::string_view, std::string_view>> user_blobs) {
+  if (absl::Status s = CheckPartition(partition); !s.ok()) return s;
+  if (user_blobs.empty()) return absl::OkStatus();
+  const std::string context = PartitionContext("bulk-loading profiles", partition);
+  rocksdb::ColumnFamilyDescriptor descriptor;
+  if (rocksdb::Status s = profiles_->GetDescriptor(&descriptor); !s.ok()) {
+    return FromRocks(s, context);
+  }
+  rocksdb::Options options(db_->GetDBOptions(), descriptor.options);
+  rocksdb::SstFileWriter writer(rocksdb::EnvOptions(), options, profiles_);
+  const std::string path = dir_ + "/restore-" + std::to_string(partition) + "-" +
+                           std::to_string(generation) + ".sst";
+  if (rocksdb::Status s = writer.Open(path); !s.ok()) return FromRocks(s, context);
+  std::string value;
+  for (const auto& [user_id, blob] : user_blobs) {
+    if (user_id.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat("store: profile with an empty user id (",
+                                                     context, ")"));
+    }
+    value.clear();
+    AppendFixed64BE(generation, &value);
+    value.append(blob);
+    if (rocksdb::Status s =
+            writer.Put(ToSlice(EncodeProfileKey(partition, generation, user_id)), ToSlice(value));
+        !s.ok()) {
+      std::filesystem::remove(path);
+      return FromRocks(s, context);
+    }
+  }
+  if (rocksdb::Status s = writer.Finish(); !s.ok()) {
+    std::filesystem::remove(path);
+    return FromRocks(s, context);
+  }
+  rocksdb::IngestExternalFileOptions ingest;
+  ingest.move_files = true;
+  rocksdb::Status s = db_->IngestExternalFile(profiles_, {path}, ingest);
+  std::error_code ignored;
+  std::filesystem::remove(path, ignored);  // moved on success (hard link), left on failure
+  return FromRocks(s, context);
+}
+
 absl::Status Store::DeleteProfile(uint32_t partition, std::string_view user_id,
                                   uint64_t generation) {
   if (absl::Status s = CheckPartition(partition); !s.ok()) return s;
@@ -580,10 +624,6 @@ absl::Status Store::CommitCheckpoint(
     const std::string lower_key = EncodeAttributesKey(partition, "");
     const std::string upper_key = EncodeAttributesKey(partition + 1, "");
     if (s.ok()) s = batch.DeleteRange(meta_, lower_key, upper_key);
-    for (const auto& [user_id, json] : replace->attributes) {
-      if (!s.ok()) break;
-      s = batch.Put(meta_, ToSlice(EncodeAttributesKey(partition, user_id)), ToSlice(json));
-    }
     if (s.ok() && replace->source_next >= 0) {
       std::string value;
       AppendVarint64(&value, static_cast<uint64_t>(replace->source_next));

@@ -151,6 +151,13 @@ class Store {
   absl::Status PutProfiles(
       uint32_t partition, uint64_t generation,
       std::span<const std::pair<std::string_view, std::string_view>> user_blobs);
+  // The same as PutProfiles for a bulk load (a partition restored from the changelog): writes the
+  // versions into one SST file and ingests it, bypassing the write-ahead log and the memtable.
+  // `user_blobs` must be sorted by user id (byte order) without duplicates; `generation` must be
+  // above the committed checkpoint (recovery ignores the versions until CommitCheckpoint).
+  absl::Status IngestProfiles(
+      uint32_t partition, uint64_t generation,
+      std::span<const std::pair<std::string_view, std::string_view>> user_blobs);
   // Removes one stored version of a profile (a replaced generation, or erasure). It is not an
   // error if there was none. Not synced: durable with the next sync or checkpoint commit.
   absl::Status DeleteProfile(uint32_t partition, std::string_view user_id, uint64_t generation);
@@ -164,12 +171,12 @@ class Store {
   // the seq it reflects and refuses, at recovery, one that is older than its checkpoint.
   // Re-committing the same seq is allowed; FailedPrecondition if `seq` is below the committed one.
   // A checkpoint that replaces the partition's whole state (a restore from the changelog): the
-  // same write also deletes every profile version below `drop_profiles_below`, replaces all the
-  // partition's attribute objects by `attributes`, and sets its source offset.
+  // same write also deletes every profile version below `drop_profiles_below` and every attribute
+  // object of the partition (the committed profiles carry their attributes), and sets its source
+  // offset.
   struct CheckpointReplacement {
     uint64_t drop_profiles_below = 0;
-    std::vector<std::pair<std::string, std::string>> attributes;  // user id, JSON object
-    int64_t source_next = -1;                                     // -1: leave as it is
+    int64_t source_next = -1;  // -1: leave as it is
   };
   absl::Status CommitCheckpoint(
       uint32_t partition, uint64_t seq, std::string_view meta_blob,
