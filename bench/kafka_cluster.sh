@@ -169,6 +169,7 @@ c=d.get("changelog") or {}
 k=d["kafka"]
 owned=[p["partition"] for p in k["partitions"] if p["assigned"]]
 print("join: C (empty data directory) ready after %s s owning %d partitions; restored %d of them "
-      "from the changelog (%d profiles, last restore %.2f s), consumed %d messages of the events topic" %
+      "from the changelog (%d profiles; restores %.2f s, assignments in all %.2f s), consumed %d "
+      "messages of the events topic" %
       (sys.argv[1], len(owned), c.get("restores", 0), c.get("restored_profiles", 0),
-       c.get("last_restore_seconds", 0), k["messages"]))' "$secs"
+       c.get("restore_seconds_total", 0), c.get("assign_seconds_total", 0), k["messages"]))' "$secs"

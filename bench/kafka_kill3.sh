@@ -145,10 +145,11 @@ d=json.load(sys.stdin); print(d["kafka"]["messages"])' 2>/dev/null || echo 0
 }
 # Kill b once it applied a third of its share.
 until [ "$(applied_by "$B")" -ge $((EVENTS / 9)) ]; do sleep 0.05; done
+before=$(applied_by "$B")
 kill -KILL "$BPID"
 k=$(now)
-echo "killed b (SIGKILL) after $(python3 -c "print(round($k-$s,1))") s, having applied" \
-  "$(applied_by "$A" >/dev/null; echo "~$((EVENTS / 9))+") messages"
+echo "killed b (SIGKILL) $(python3 -c "print(round($k-$s,1))") s after the group started;" \
+  "it had applied $before messages"
 until caught_up "$A" "$C"; do sleep 0.2; done
 echo "survivors own every partition and caught up $(python3 -c "print(round($(now)-$k,1))") s" \
   "after the kill; $(totals "$A" "$C")"

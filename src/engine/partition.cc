@@ -236,8 +236,8 @@ absl::Status Partition::Restore(const PartitionImage& image) {
         own_states_[i] = blob;
       } else if (!blob.empty()) {
         if (absl::Status s = operators_[i]->LoadState(id_, blob); !s.ok()) {
-          return absl::Status(s.code(), where + ", operator " + name + ": " +
-                                            std::string(s.message()));
+          return absl::Status(s.code(),
+                              where + ", operator " + name + ": " + std::string(s.message()));
         }
       }
     }

@@ -61,14 +61,7 @@ struct SharedStates {
 // A request that is not a batch of events but must be ordered with them on the writer thread.
 // kSetForeign, kShareStates and kLoadForeign address a partition, not a user (Engine::SetForeign).
 struct PartitionControl {
-  enum class Kind {
-    kSetAttributes,
-    kEraseUser,
-    kSetForeign,
-    kShareStates,
-    kLoadForeign,
-    kRestore
-  };
+  enum class Kind { kSetAttributes, kEraseUser, kSetForeign, kShareStates, kLoadForeign, kRestore };
   Kind kind = Kind::kSetAttributes;
   std::string user_id;
   std::string attributes_json;                              // kSetAttributes

@@ -8,8 +8,8 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
-#include <map>
 #include <future>
+#include <map>
 #include <mutex>
 #include <numeric>
 #include <string>

@@ -79,8 +79,8 @@ Changelog::~Changelog() = default;
 absl::StatusOr<std::unique_ptr<Changelog>> Changelog::Start(
     Engine* engine, const KafkaConfig& config, std::function<void(std::string_view)> log) {
   std::unique_ptr<Changelog> c(new Changelog(engine, config, std::move(log)));
-  absl::StatusOr<int32_t> count = KafkaTopicPartitionCount(config.brokers, config.client, c->topic_,
-                                                           std::chrono::seconds(10));
+  absl::StatusOr<int32_t> count =
+      KafkaTopicPartitionCount(config.brokers, config.client, c->topic_, std::chrono::seconds(10));
   if (!count.ok()) return count.status();
   if (static_cast<uint32_t>(*count) != engine->partitions()) {
     return absl::FailedPreconditionError(
@@ -155,14 +155,11 @@ absl::StatusOr<RdKafkaHandle> Changelog::MakeProducer(uint32_t partition) {
 }
 
 absl::StatusOr<RdKafkaHandle> Changelog::MakeReader(uint32_t partition, int64_t from) {
-  KafkaProperties props = {{"bootstrap.servers", config_.brokers},
-                           {"group.id", config_.group + "-changelog-reader"},
-                           {"client.id", "persona-changelog"},
-                           {"enable.auto.commit", "false"},
-                           {"enable.auto.offset.store", "false"},
-                           {"enable.partition.eof", "true"},
-                           {"isolation.level", "read_committed"},
-                           {"allow.auto.create.topics", "false"}};
+  KafkaProperties props = {
+      {"bootstrap.servers", config_.brokers}, {"group.id", config_.group + "-changelog-reader"},
+      {"client.id", "persona-changelog"},     {"enable.auto.commit", "false"},
+      {"enable.auto.offset.store", "false"},  {"enable.partition.eof", "true"},
+      {"isolation.level", "read_committed"},  {"allow.auto.create.topics", "false"}};
   props.insert(props.end(), config_.client.begin(), config_.client.end());
   absl::StatusOr<RdKafkaConf> conf = MakeRdKafkaConf(props);
   if (!conf.ok()) return conf.status();
@@ -284,12 +281,11 @@ absl::Status Changelog::Assigned(uint32_t partition) {
   // whole); the changelog serves a partition this instance has no state of, or one whose missing
   // events the topic's retention has deleted.
   int64_t events_lo = -1, events_hi = -1;
-  const bool local_usable =
-      local_offset >= 0 &&
-      rd_kafka_query_watermark_offsets(probe, config_.topic.c_str(),
-                                       static_cast<int32_t>(partition), &events_lo, &events_hi,
-                                       10000) == RD_KAFKA_RESP_ERR_NO_ERROR &&
-      events_lo <= local_offset;
+  const bool local_usable = local_offset >= 0 &&
+                            rd_kafka_query_watermark_offsets(
+                                probe, config_.topic.c_str(), static_cast<int32_t>(partition),
+                                &events_lo, &events_hi, 10000) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+                            events_lo <= local_offset;
   // The header is the last record of the last committed transaction: a look at the tail usually
   // finds it.
   Header header;
@@ -326,14 +322,14 @@ absl::Status Changelog::Assigned(uint32_t partition) {
   const auto t0 = std::chrono::steady_clock::now();
   absl::flat_hash_map<std::string, std::string> latest;
   found = false;
-  absl::Status read = ReadTo(partition, lo,
-                             [&](std::string_view key, std::string_view value, bool has_value) {
-                               if (!has_value) {
-                                 latest.erase(std::string(key));
-                                 return;
-                               }
-                               latest.insert_or_assign(std::string(key), std::string(value));
-                             });
+  absl::Status read =
+      ReadTo(partition, lo, [&](std::string_view key, std::string_view value, bool has_value) {
+        if (!has_value) {
+          latest.erase(std::string(key));
+          return;
+        }
+        latest.insert_or_assign(std::string(key), std::string(value));
+      });
   if (!read.ok()) {
     NoteError(where + std::string(read.message()));
     return read;
@@ -392,8 +388,8 @@ absl::Status Changelog::Assigned(uint32_t partition) {
   restore_seconds_total_.fetch_add(seconds);
   char line[160];
   std::snprintf(line, sizeof line,
-                "changelog: restored partition %u (%zu profiles, offset %lld) in %.2f s",
-                partition, profiles, static_cast<long long>(header.source_next), seconds);
+                "changelog: restored partition %u (%zu profiles, offset %lld) in %.2f s", partition,
+                profiles, static_cast<long long>(header.source_next), seconds);
   Log(line);
   std::lock_guard lock(part.mu);
   part.needs_full = false;
@@ -428,13 +424,13 @@ void Changelog::Produce(Part& part, uint32_t partition, std::string_view key,
                         const std::string* value) {
   if (!part.in_txn || part.txn_failed) return;
   for (;;) {
-    rd_kafka_resp_err_t err = rd_kafka_producev(
-        part.producer.get(), RD_KAFKA_V_TOPIC(topic_.c_str()),
-        RD_KAFKA_V_PARTITION(static_cast<int32_t>(partition)),
-        RD_KAFKA_V_KEY(key.data(), key.size()),
-        RD_KAFKA_V_VALUE(value ? const_cast<char*>(value->data()) : nullptr,
-                         value ? value->size() : 0),
-        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+    rd_kafka_resp_err_t err =
+        rd_kafka_producev(part.producer.get(), RD_KAFKA_V_TOPIC(topic_.c_str()),
+                          RD_KAFKA_V_PARTITION(static_cast<int32_t>(partition)),
+                          RD_KAFKA_V_KEY(key.data(), key.size()),
+                          RD_KAFKA_V_VALUE(value ? const_cast<char*>(value->data()) : nullptr,
+                                           value ? value->size() : 0),
+                          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
     if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
       rd_kafka_poll(part.producer.get(), 10);
       continue;
@@ -487,8 +483,8 @@ void Changelog::Abort(Part& part, uint32_t partition, std::string why) {
   }
 }
 
-void Changelog::Commit(uint32_t partition, uint64_t seq, int64_t source_next,
-                       std::string_view meta, NamedBlobs states) {
+void Changelog::Commit(uint32_t partition, uint64_t seq, int64_t source_next, std::string_view meta,
+                       NamedBlobs states) {
   Part& part = *parts_[partition];
   std::lock_guard lock(part.mu);
   if (!part.in_txn) return;

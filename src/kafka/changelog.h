@@ -54,9 +54,9 @@ struct ChangelogStatus {
   uint64_t transactions = 0, full_transactions = 0, records = 0, bytes = 0, failures = 0;
   uint64_t restores = 0, restored_profiles = 0;
   double last_restore_seconds = 0;
-  double restore_seconds_total = 0;   // restores (reading the changelog + installing the state)
-  double assign_seconds_total = 0;    // all of OnAssigned: fencing, reading, restoring
-  std::vector<uint32_t> restored;  // partitions restored by this process, in order
+  double restore_seconds_total = 0;  // restores (reading the changelog + installing the state)
+  double assign_seconds_total = 0;   // all of OnAssigned: fencing, reading, restoring
+  std::vector<uint32_t> restored;    // partitions restored by this process, in order
   std::string last_error;
 };
 
@@ -130,8 +130,8 @@ class Changelog : public CheckpointListener {
   std::string instance_;  // this data directory's id (the header's writer)
   std::vector<std::unique_ptr<Part>> parts_;
   mutable std::mutex error_mu_;
-  std::string last_error_;             // guarded by error_mu_
-  std::vector<uint32_t> restored_;     // guarded by error_mu_
+  std::string last_error_;          // guarded by error_mu_
+  std::vector<uint32_t> restored_;  // guarded by error_mu_
   std::atomic<uint64_t> transactions_{0}, full_transactions_{0}, records_{0}, bytes_{0};
   std::atomic<uint64_t> failures_{0}, restores_{0}, restored_profiles_{0};
   std::atomic<double> last_restore_seconds_{0}, restore_seconds_total_{0}, assign_seconds_total_{0};

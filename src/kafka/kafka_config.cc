@@ -32,16 +32,16 @@ absl::Status ReadTable(const toml::table& table, std::string_view origin, KafkaC
         key == "profile_topic" || key == "profile_fields" || key == "changelog_topic") {
       auto v = node.value<std::string>();
       if (!v) return BadValue(key, "a string", node, origin);
-      (key == "brokers"          ? c->brokers
-       : key == "topic"          ? c->topic
-       : key == "audience_topic" ? c->audience_topic
-       : key == "cluster_topic"  ? c->cluster_topic
+      (key == "brokers"           ? c->brokers
+       : key == "topic"           ? c->topic
+       : key == "audience_topic"  ? c->audience_topic
+       : key == "cluster_topic"   ? c->cluster_topic
        : key == "changelog_topic" ? c->changelog_topic
-       : key == "advertised_url" ? c->advertised_url
-       : key == "partitioner"    ? c->partitioner
-       : key == "profile_topic"  ? c->profile_topic
-       : key == "profile_fields" ? c->profile_fields
-                                 : c->group) = *v;
+       : key == "advertised_url"  ? c->advertised_url
+       : key == "partitioner"     ? c->partitioner
+       : key == "profile_topic"   ? c->profile_topic
+       : key == "profile_fields"  ? c->profile_fields
+                                  : c->group) = *v;
       if (key == "partitioner" && *v != "murmur2" && *v != "crc32") {
         return BadValue(key, "\"murmur2\" or \"crc32\"", node, origin);
       }

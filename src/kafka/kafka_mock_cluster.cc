@@ -46,8 +46,8 @@ void KafkaMockCluster::ClearFailures(int16_t api_key) {
 }
 
 absl::Status KafkaMockCluster::SetBrokerUp(int id, bool up) {
-  rd_kafka_resp_err_t err = up ? rd_kafka_mock_broker_set_up(cluster_, id)
-                               : rd_kafka_mock_broker_set_down(cluster_, id);
+  rd_kafka_resp_err_t err =
+      up ? rd_kafka_mock_broker_set_up(cluster_, id) : rd_kafka_mock_broker_set_down(cluster_, id);
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
     return absl::InvalidArgumentError(std::string("mock broker: ") + rd_kafka_err2str(err));
   }

@@ -162,8 +162,8 @@ absl::Status Corrupt(std::string_view what) {
 }  // namespace
 
 void EncodeProfile(const Profile& p, const ProfileContext& ctx, std::string* out) {
-  size_t expected_strings = p.sequence_.size() +
-                            (p.extras_ ? p.extras_->category_sentiment.size() : 0);
+  size_t expected_strings =
+      p.sequence_.size() + (p.extras_ ? p.extras_->category_sentiment.size() : 0);
   for (const InterestTable& t : p.interest_tables_) expected_strings += t.size();
   StringTableBuilder strings(ctx.pool, expected_strings);
   std::string body;
@@ -455,10 +455,9 @@ absl::Status DecodeProfile(std::string_view in, ProfileContext& ctx, Profile* p)
     int64_t segment;
     std::string_view flags;
     if (!r.Signed(&rh.last_event_ms) || !PlausibleTime(rh.last_event_ms) ||
-        !r.Varint32(&rh.minute_start_s) || !r.Varint(&v[0]) ||
-        !r.Varint(&v[1]) || !r.Varint(&v[2]) || !r.Varint(&v[3]) || !r.Varint32(&rh.gaps) ||
-        !r.Float(&rh.gap_mean_s) || !r.Float(&rh.gap_m2) || !r.Signed(&segment) ||
-        !r.Bytes(1, &flags)) {
+        !r.Varint32(&rh.minute_start_s) || !r.Varint(&v[0]) || !r.Varint(&v[1]) ||
+        !r.Varint(&v[2]) || !r.Varint(&v[3]) || !r.Varint32(&rh.gaps) || !r.Float(&rh.gap_mean_s) ||
+        !r.Float(&rh.gap_m2) || !r.Signed(&segment) || !r.Bytes(1, &flags)) {
       return Corrupt("rhythm");
     }
     for (int i = 0; i < 4; ++i) {
@@ -488,7 +487,8 @@ absl::Status DecodeProfile(std::string_view in, ProfileContext& ctx, Profile* p)
                                   capacities[k]);
   }
   if (q.extras_) {
-    for (Profile::CategorySentiment& c : q.extras_->category_sentiment) c.category = codes[c.category];
+    for (Profile::CategorySentiment& c : q.extras_->category_sentiment)
+      c.category = codes[c.category];
   }
   for (const DecodedItem& item : items) {
     q.sequence_.Add(item.ts_s * 1000, item.type, codes[item.ref], config.sequence_length);

@@ -2,8 +2,8 @@
 
 #include <algorithm>
 #include <charconv>
-#include <set>
 #include <chrono>
+#include <set>
 
 #include "common/json_writer.h"
 #include "common/time_util.h"
@@ -146,8 +146,8 @@ bool ParseObject(std::string_view text, Body& body, Responder& respond) {
 
 }  // namespace
 
-AudienceRoutes::AudienceRoutes(Engine* engine, const Predictor* predictor,
-                               SavedAudiences* saved, ApiContext* context)
+AudienceRoutes::AudienceRoutes(Engine* engine, const Predictor* predictor, SavedAudiences* saved,
+                               ApiContext* context)
     : engine_(engine),
       predictor_(predictor),
       saved_(saved),
@@ -253,8 +253,8 @@ void AudienceRoutes::Fields(const HttpRequest&, const RouteMatch&, Responder& re
   }
   w.EndArray();
   w.Key("operators").BeginArray();
-  for (std::string_view op : {"and", "or", "not", "<", "<=", ">", ">=", "=", "!=", "in",
-                              "not in", "+", "-", "*", "/"}) {
+  for (std::string_view op :
+       {"and", "or", "not", "<", "<=", ">", ">=", "=", "!=", "in", "not in", "+", "-", "*", "/"}) {
     w.String(op);
   }
   w.EndArray();
@@ -278,9 +278,8 @@ void AudienceRoutes::Query(const HttpRequest& req, const RouteMatch&, Responder&
       uint64_t v = 0;
       const uint64_t max = key == "sample" ? kMaxSample : kMaxPageSize;
       if (field.value.get_uint64().get(v) || v > max) {
-        respond(BadRequest(std::string(key) + " must be an integer in [0, " +
-                               std::to_string(max) + "]",
-                           key));
+        respond(BadRequest(
+            std::string(key) + " must be an integer in [0, " + std::to_string(max) + "]", key));
         return;
       }
       (key == "sample" ? options.sample : options.page_size) = v;
@@ -557,7 +556,8 @@ static bool ReportOptionFromText(std::string_view key, std::string_view value,
     }
     options.spend_clip = number;
   } else if (key == "top") {
-    if (!ok || number < 1 || number > 100 || number != static_cast<double>(static_cast<int>(number))) {
+    if (!ok || number < 1 || number > 100 ||
+        number != static_cast<double>(static_cast<int>(number))) {
       respond(BadRequest("top must be an integer in [1, 100]", "top"));
       return false;
     }
@@ -569,9 +569,9 @@ static bool ReportOptionFromText(std::string_view key, std::string_view value,
     }
     options.seed = static_cast<uint64_t>(number);
   } else {
-    respond(BadRequest("unknown parameter '" + std::string(key) +
-                           "' (expected epsilon, spend_clip, top, seed)",
-                       key));
+    respond(BadRequest(
+        "unknown parameter '" + std::string(key) + "' (expected epsilon, spend_clip, top, seed)",
+        key));
     return false;
   }
   return true;
@@ -643,8 +643,7 @@ void AudienceRoutes::ExportRows(const HttpRequest& req,
       respond(ScanError(rows.status()));
       return;
     }
-    CountScan(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(),
-              0);
+    CountScan(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), 0);
     HttpResponse r;
     r.status = 200;
     r.content_type = format == "csv" ? "text/csv; charset=utf-8" : "application/x-ndjson";
@@ -700,7 +699,8 @@ bool SplitExport(std::string_view body, bool csv, std::string* header,
     } else {
       simdjson::dom::element doc;
       std::string_view v;
-      if (parser.parse(record.data(), record.size()).get(doc) || doc["user_id"].get_string().get(v)) {
+      if (parser.parse(record.data(), record.size()).get(doc) ||
+          doc["user_id"].get_string().get(v)) {
         return false;
       }
       id = std::string(v);
@@ -764,9 +764,9 @@ struct ExportGather {
 
 void AudienceRoutes::GatherExport(const HttpRequest& req,
                                   std::shared_ptr<AudienceCondition> condition, std::string format,
-                                  std::vector<std::string> fields, size_t limit,
-                                  std::string cursor, std::string filename,
-                                  const std::vector<std::string>& owners, Responder& respond) {
+                                  std::vector<std::string> fields, size_t limit, std::string cursor,
+                                  std::string filename, const std::vector<std::string>& owners,
+                                  Responder& respond) {
   auto gather = std::make_shared<ExportGather>();
   gather->respond = respond;
   gather->csv = format == "csv";
@@ -775,19 +775,19 @@ void AudienceRoutes::GatherExport(const HttpRequest& req,
   gather->pending.store(owners.size() + 1);
   const std::string target = "/v1/audiences:export?" + std::string(req.query);
   for (const std::string& owner : owners) {
-    context_->forwarder()->Forward(
-        owner, "GET", target, context_->ForwardHeaders(req), "", std::chrono::seconds(120),
-        [gather](HttpResponse r) {
-          if (r.status != 200) {
-            std::lock_guard lock(gather->mu);
-            if (!gather->error) gather->error = std::move(r);
-          } else {
-            bool more = false;
-            for (const auto& [name, value] : r.headers) more |= name == "X-Persona-Next-Cursor";
-            gather->Add(r.body, more);
-          }
-          if (gather->pending.fetch_sub(1) == 1) gather->Finish();
-        });
+    context_->forwarder()->Forward(owner, "GET", target, context_->ForwardHeaders(req), "",
+                                   std::chrono::seconds(120), [gather](HttpResponse r) {
+                                     if (r.status != 200) {
+                                       std::lock_guard lock(gather->mu);
+                                       if (!gather->error) gather->error = std::move(r);
+                                     } else {
+                                       bool more = false;
+                                       for (const auto& [name, value] : r.headers)
+                                         more |= name == "X-Persona-Next-Cursor";
+                                       gather->Add(r.body, more);
+                                     }
+                                     if (gather->pending.fetch_sub(1) == 1) gather->Finish();
+                                   });
   }
   RunScan([this, condition, format, fields = std::move(fields), limit, cursor = std::move(cursor),
            gather]() {
@@ -800,8 +800,7 @@ void AudienceRoutes::GatherExport(const HttpRequest& req,
       std::lock_guard lock(gather->mu);
       if (!gather->error) gather->error = ScanError(rows.status());
     } else {
-      CountScan(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(),
-                0);
+      CountScan(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), 0);
       gather->Add(*rows, !next_cursor.empty());
     }
     if (gather->pending.fetch_sub(1) == 1) gather->Finish();
@@ -830,9 +829,9 @@ void AudienceRoutes::Create(const HttpRequest& req, const RouteMatch&, Responder
     const std::string_view key = field.key;
     std::string_view value;
     if (key != "name" && key != "condition" && key != "description" && key != "id") {
-      respond(BadRequest("unknown member '" + std::string(key) +
-                             "' (expected name, condition, description, id)",
-                         key));
+      respond(BadRequest(
+          "unknown member '" + std::string(key) + "' (expected name, condition, description, id)",
+          key));
       return;
     }
     if (field.value.get_string().get(value)) {

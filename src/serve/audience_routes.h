@@ -81,8 +81,8 @@ class AudienceRoutes {
   // Export rows of `selector` as the response (format/fields/limit/cursor from the query).
   void ExportRows(const HttpRequest& req, std::shared_ptr<AudienceCondition> condition,
                   int saved_bit, std::string filename, Responder& respond);
-  void ReportOf(std::shared_ptr<AudienceCondition> condition, int saved_bit,
-                ReportOptions options, Responder& respond);
+  void ReportOf(std::shared_ptr<AudienceCondition> condition, int saved_bit, ReportOptions options,
+                Responder& respond);
 
   // In a cluster, the URLs of the instances owning the partitions foreign here (empty: this
   // instance holds every partition, or `req` was forwarded by the instance gathering); false

@@ -419,9 +419,9 @@ TEST(KafkaHttpIngestTest, ProduceErrorsAreRetriedOrReportedAndNeverDuplicate) {
     std::string out;
     for (int i = 0; i < 20; ++i) {
       out += "{\"event_id\":\"r" + std::to_string(round) + "-" + std::to_string(i) +
-             "\",\"user_id\":\"q" + std::to_string(i) + "\",\"type\":\"view\",\"ts\":" +
-             std::to_string(1700000000000 + round * 100000 + i) + ",\"item_id\":\"i" +
-             std::to_string(round) + "\"}\n";
+             "\",\"user_id\":\"q" + std::to_string(i) +
+             "\",\"type\":\"view\",\"ts\":" + std::to_string(1700000000000 + round * 100000 + i) +
+             ",\"item_id\":\"i" + std::to_string(round) + "\"}\n";
     }
     return out;
   };

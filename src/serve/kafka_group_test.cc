@@ -77,7 +77,8 @@ std::string AudienceAnswer(const std::string& body) {
 // Condition exports (a page with its cursor, then everything) and what of them must agree.
 constexpr const char* kExports[] = {
     "/v1/audiences:export?condition=events%20%3E%3D%203&format=ndjson&fields=events&limit=50",
-    "/v1/audiences:export?condition=events%20%3E%3D%203&format=csv&fields=events,monetary,purchases"};
+    "/v1/"
+    "audiences:export?condition=events%20%3E%3D%203&format=csv&fields=events,monetary,purchases"};
 std::string ExportAnswer(HttpClient& client, const std::string& target) {
   auto r = client.Request("GET", target, "");
   if (!r.ok()) return "no answer";

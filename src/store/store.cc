@@ -547,14 +547,14 @@ absl::Status Store::IngestProfiles(
   }
   rocksdb::Options options(db_->GetDBOptions(), descriptor.options);
   rocksdb::SstFileWriter writer(rocksdb::EnvOptions(), options, profiles_);
-  const std::string path = dir_ + "/restore-" + std::to_string(partition) + "-" +
-                           std::to_string(generation) + ".sst";
+  const std::string path =
+      dir_ + "/restore-" + std::to_string(partition) + "-" + std::to_string(generation) + ".sst";
   if (rocksdb::Status s = writer.Open(path); !s.ok()) return FromRocks(s, context);
   std::string value;
   for (const auto& [user_id, blob] : user_blobs) {
     if (user_id.empty()) {
-      return absl::InvalidArgumentError(absl::StrCat("store: profile with an empty user id (",
-                                                     context, ")"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("store: profile with an empty user id (", context, ")"));
     }
     value.clear();
     AppendFixed64BE(generation, &value);
@@ -617,9 +617,9 @@ absl::Status Store::CommitCheckpoint(
   }
   if (replace != nullptr && s.ok()) {
     if (replace->drop_profiles_below > 0) {
-      s = batch.DeleteRange(profiles_, ToSlice(EncodeProfileGenerationPrefix(partition, 0)),
-                            ToSlice(EncodeProfileGenerationPrefix(
-                                partition, replace->drop_profiles_below)));
+      s = batch.DeleteRange(
+          profiles_, ToSlice(EncodeProfileGenerationPrefix(partition, 0)),
+          ToSlice(EncodeProfileGenerationPrefix(partition, replace->drop_profiles_below)));
     }
     const std::string lower_key = EncodeAttributesKey(partition, "");
     const std::string upper_key = EncodeAttributesKey(partition + 1, "");
