@@ -6,6 +6,7 @@
 #include <random>
 
 #include "common/time_util.h"
+#include "simdjson.h"
 
 namespace persona {
 namespace {
@@ -97,6 +98,92 @@ void AudienceAggregates::Merge(const AudienceAggregates& other) {
     c.users += sums.users;
     c.share_sum += sums.share_sum;
   }
+}
+
+void WriteAggregatesJson(JsonWriter& w, const AudienceAggregates& a) {
+  w.BeginObject();
+  w.Key("size").Uint(a.size);
+  w.Key("spend").Double(a.spend);
+  w.Key("spend_clipped").Double(a.spend_clipped);
+  w.Key("orders").Double(a.orders);
+  w.Key("orders_clipped").Double(a.orders_clipped);
+  w.Key("lifecycle").BeginArray();
+  for (uint64_t n : a.lifecycle) w.Uint(n);
+  w.EndArray();
+  w.Key("price_tiers").BeginArray();
+  for (uint64_t n : a.price_tiers) w.Uint(n);
+  w.EndArray();
+  w.Key("segments").BeginArray();
+  for (const auto& [segment, users] : a.segments) {
+    w.BeginArray();
+    w.Int(segment);
+    w.Uint(users);
+    w.EndArray();
+  }
+  w.EndArray();
+  w.Key("categories").BeginArray();
+  for (const auto& [name, sums] : a.categories) {
+    w.BeginArray();
+    w.String(name);
+    w.Uint(sums.users);
+    w.Double(sums.share_sum);
+    w.EndArray();
+  }
+  w.EndArray();
+  w.EndObject();
+}
+
+absl::StatusOr<AudienceAggregates> ParseAggregatesJson(std::string_view json) {
+  simdjson::dom::parser parser;
+  simdjson::dom::element doc;
+  const auto bad = [](std::string_view what) {
+    return absl::InvalidArgumentError("audience aggregates: bad " + std::string(what));
+  };
+  if (parser.parse(json.data(), json.size()).get(doc)) return bad("JSON");
+  AudienceAggregates a;
+  if (doc["size"].get_uint64().get(a.size)) return bad("size");
+  const std::pair<const char*, double*> sums[] = {{"spend", &a.spend},
+                                                  {"spend_clipped", &a.spend_clipped},
+                                                  {"orders", &a.orders},
+                                                  {"orders_clipped", &a.orders_clipped}};
+  for (const auto& [name, out] : sums) {
+    if (doc[name].get_double().get(*out)) return bad(name);
+  }
+  auto counts = [&](const char* name, auto& out) {
+    simdjson::dom::array list;
+    if (doc[name].get_array().get(list) || list.size() != out.size()) return false;
+    size_t i = 0;
+    for (auto v : list) {
+      if (v.get_uint64().get(out[i++])) return false;
+    }
+    return true;
+  };
+  if (!counts("lifecycle", a.lifecycle)) return bad("lifecycle");
+  if (!counts("price_tiers", a.price_tiers)) return bad("price_tiers");
+  simdjson::dom::array list;
+  if (doc["segments"].get_array().get(list)) return bad("segments");
+  for (auto v : list) {
+    simdjson::dom::array pair;
+    int64_t segment;
+    uint64_t users;
+    if (v.get_array().get(pair) || pair.size() != 2 || pair.at(0).get_int64().get(segment) ||
+        pair.at(1).get_uint64().get(users)) {
+      return bad("segments");
+    }
+    a.segments[static_cast<int>(segment)] += users;
+  }
+  if (doc["categories"].get_array().get(list)) return bad("categories");
+  for (auto v : list) {
+    simdjson::dom::array triple;
+    std::string_view name;
+    AudienceAggregates::CategorySums c;
+    if (v.get_array().get(triple) || triple.size() != 3 || triple.at(0).get_string().get(name) ||
+        triple.at(1).get_uint64().get(c.users) || triple.at(2).get_double().get(c.share_sum)) {
+      return bad("categories");
+    }
+    a.categories[std::string(name)] = c;
+  }
+  return a;
 }
 
 AudienceReport MakeAudienceReport(const AudienceAggregates& a, const ReportOptions& options) {

@@ -19,9 +19,11 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
+#include "absl/status/statusor.h"
 #include "common/json_writer.h"
 #include "profile/profile.h"
 #include "profile/profile_context.h"
@@ -111,6 +113,14 @@ struct AudienceReport {
 // the top of this file (spend and orders then use the clipped sums).
 AudienceReport MakeAudienceReport(const AudienceAggregates& aggregates,
                                   const ReportOptions& options);
+
+// The exact aggregates as JSON and back, for the instances of a cluster that combine their parts
+// of one report (the noise, if any, is then added once, to the combined sums):
+// {"size", "spend", "spend_clipped", "orders", "orders_clipped", "lifecycle": [4], "price_tiers":
+//  [4], "segments": [[segment, users], ...], "categories": [[name, users, share_sum], ...]}.
+void WriteAggregatesJson(JsonWriter& w, const AudienceAggregates& a);
+// InvalidArgument for text that is not such an object.
+absl::StatusOr<AudienceAggregates> ParseAggregatesJson(std::string_view json);
 
 // One draw of Laplace(0, scale) noise from `uniform01` in (0, 1) (exposed for tests).
 double LaplaceNoise(double scale, double uniform01);

@@ -161,5 +161,30 @@ TEST(AudienceReportTest, AggregatesMergeLikeOneScan) {
   EXPECT_EQ(a.categories.at("c2").share_sum, 100'000);
 }
 
+// What a cluster's instances send each other: the JSON gives back the same sums, bit for bit, so
+// the combined report is the one a single instance would make.
+TEST(AudienceReportTest, AggregatesSurviveTheirJsonExactly) {
+  AudienceAggregates a = BigAudience();
+  a.spend = 1234.5678901234567;
+  a.categories["with \"quotes\" and 蓝牙"] = {3, 0.1 + 0.2};
+  JsonWriter w;
+  WriteAggregatesJson(w, a);
+  absl::StatusOr<AudienceAggregates> back = ParseAggregatesJson(w.str());
+  ASSERT_TRUE(back.ok()) << back.status();
+  JsonWriter again;
+  WriteAggregatesJson(again, *back);
+  EXPECT_EQ(again.str(), w.str());
+  EXPECT_EQ(back->spend, a.spend);
+  EXPECT_EQ(back->categories.at("with \"quotes\" and 蓝牙").share_sum, 0.1 + 0.2);
+  ReportOptions options;
+  JsonWriter r1, r2;
+  MakeAudienceReport(a, options).WriteJson(r1);
+  MakeAudienceReport(*back, options).WriteJson(r2);
+  EXPECT_EQ(r1.str(), r2.str());
+  for (const char* bad : {"", "[]", R"({"size":1})", R"({"size":-1})"}) {
+    EXPECT_TRUE(absl::IsInvalidArgument(ParseAggregatesJson(bad).status())) << bad;
+  }
+}
+
 }  // namespace
 }  // namespace persona

@@ -404,6 +404,17 @@ absl::StatusOr<std::string> AudienceScanner::Export(const AudienceSelector& sele
 
 absl::StatusOr<AudienceReport> AudienceScanner::Report(const AudienceSelector& selector,
                                                        const ReportOptions& options) const {
+  absl::StatusOr<Aggregated> all = Aggregate(selector, options);
+  if (!all.ok()) return all.status();
+  AudienceReport report = MakeAudienceReport(all->aggregates, options);
+  report.scanned = all->scanned;
+  report.as_of_ms = all->as_of_ms;
+  report.took_ms = all->took_ms;
+  return report;
+}
+
+absl::StatusOr<AudienceScanner::Aggregated> AudienceScanner::Aggregate(
+    const AudienceSelector& selector, const ReportOptions& options) const {
   if (absl::Status s = CheckSelector(selector); !s.ok()) return s;
   if (options.epsilon && !(*options.epsilon > 0 && std::isfinite(*options.epsilon))) {
     return absl::InvalidArgumentError("epsilon must be a positive number");
@@ -439,8 +450,9 @@ absl::StatusOr<AudienceReport> AudienceScanner::Report(const AudienceSelector& s
                 ++sums.users;
                 sums.share_sum += total > 0 ? std::clamp(best->score / total, 0.0, 1.0) : 0.0;
               });
-  AudienceAggregates all;
-  uint64_t scanned = 0;
+  Aggregated out;
+  AudienceAggregates& all = out.aggregates;
+  uint64_t& scanned = out.scanned;
   for (auto& s : states) {
     scanned += s->scanned;
     for (const auto& [key, sums] : s->categories) {
@@ -452,11 +464,9 @@ absl::StatusOr<AudienceReport> AudienceScanner::Report(const AudienceSelector& s
     }
     all.Merge(s->aggregates);
   }
-  AudienceReport report = MakeAudienceReport(all, options);
-  report.scanned = scanned;
-  report.as_of_ms = now_ms;
-  report.took_ms = MillisSince(start);
-  return report;
+  out.as_of_ms = now_ms;
+  out.took_ms = MillisSince(start);
+  return out;
 }
 
 }  // namespace persona

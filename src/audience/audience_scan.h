@@ -93,6 +93,16 @@ class AudienceScanner {
   // The aggregate report of the audience (audience_report.h), noisy when options.epsilon is set.
   absl::StatusOr<AudienceReport> Report(const AudienceSelector& selector,
                                         const ReportOptions& options) const;
+  // The exact sums a report is made of (MakeAudienceReport), with the profiles scanned and the
+  // "now" they were evaluated at: what a cluster's instances combine.
+  struct Aggregated {
+    AudienceAggregates aggregates;
+    uint64_t scanned = 0;
+    int64_t as_of_ms = 0;
+    double took_ms = 0;
+  };
+  absl::StatusOr<Aggregated> Aggregate(const AudienceSelector& selector,
+                                       const ReportOptions& options) const;
 
  private:
   Engine* const engine_;

@@ -855,9 +855,9 @@ absl::Status Partition::WriteCheckpoint(const Store::CheckpointReplacement* repl
   const bool full = listener != nullptr && listener->NeedsFull(id_);
   if (listener != nullptr) {
     listener->Begin(id_, full);
-    if (!full && !erased_since_checkpoint_.empty()) {
-      listener->Erased(id_, erased_since_checkpoint_);
-    }
+    // Tombstones even in a full checkpoint: the erased user's earlier records must leave the
+    // topic (compaction removes a key's older records once a tombstone follows them).
+    if (!erased_since_checkpoint_.empty()) listener->Erased(id_, erased_since_checkpoint_);
   }
   erased_since_checkpoint_.clear();
   std::vector<std::string> blobs;

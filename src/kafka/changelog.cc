@@ -418,6 +418,11 @@ void Changelog::Begin(uint32_t partition, bool full) {
   part.full = full;
   part.records = part.bytes = 0;
   if (full) part.epoch = NewEpoch();
+  std::string key;
+  for (const std::string& user : part.pending_tombstones) {
+    key = "u" + user;
+    Produce(part, partition, key, nullptr);
+  }
 }
 
 void Changelog::Produce(Part& part, uint32_t partition, std::string_view key,
@@ -453,6 +458,7 @@ void Changelog::Erased(uint32_t partition, std::span<const std::string> users) {
   for (const std::string& user : users) {
     key = "u" + user;
     Produce(part, partition, key, nullptr);
+    part.pending_tombstones.push_back(user);
   }
 }
 
@@ -530,6 +536,7 @@ void Changelog::Commit(uint32_t partition, uint64_t seq, int64_t source_next, st
   }
   part.in_txn = false;
   part.needs_full = false;
+  part.pending_tombstones.clear();
   transactions_.fetch_add(1, std::memory_order_relaxed);
   if (part.full) full_transactions_.fetch_add(1, std::memory_order_relaxed);
   records_.fetch_add(part.records, std::memory_order_relaxed);

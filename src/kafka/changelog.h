@@ -99,6 +99,9 @@ class Changelog : public CheckpointListener {
     bool full = false;        // the open transaction is a full one
     uint64_t epoch = 0;
     uint64_t records = 0, bytes = 0;  // of the open transaction
+    // Erased users whose tombstones no committed transaction carried yet: sent again in every
+    // transaction until one commits (an aborted one must not leave their data in the topic).
+    std::vector<std::string> pending_tombstones;
   };
   struct Header {
     uint64_t epoch = 0;

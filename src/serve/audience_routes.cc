@@ -582,10 +582,20 @@ void AudienceRoutes::Report(const HttpRequest& req, const RouteMatch&, Responder
   if (!ParseObject(req.body, body, respond)) return;
   std::optional<std::string> condition_text;
   ReportOptions options;
+  bool aggregates = false;
   for (auto field : body.object) {
     const std::string_view key = field.key;
     if (key == "condition") {
       if (!ReadCondition(field.value, condition_text, respond)) return;
+      continue;
+    }
+    if (key == "aggregates" && ApiContext::WasForwarded(req)) {
+      // Internal (a cluster's instance gathering a report): the exact sums of this instance's
+      // partitions instead of the report.
+      if (field.value.get_bool().get(aggregates)) {
+        respond(BadRequest("aggregates must be true or false", key));
+        return;
+      }
       continue;
     }
     double number = 0;
@@ -597,7 +607,141 @@ void AudienceRoutes::Report(const HttpRequest& req, const RouteMatch&, Responder
   }
   std::shared_ptr<AudienceCondition> condition = CompileCondition(condition_text, respond);
   if (condition == nullptr) return;
+  if (aggregates) {
+    RunScan([this, condition, options, respond]() {
+      AudienceSelector selector;
+      selector.condition = condition.get();
+      auto part = scanner_.Aggregate(selector, options);
+      if (!part.ok()) {
+        respond(ScanError(part.status()));
+        return;
+      }
+      CountScan(part->took_ms / 1000.0, part->scanned);
+      JsonWriter w;
+      w.BeginObject();
+      w.Key("aggregates");
+      WriteAggregatesJson(w, part->aggregates);
+      w.Key("scanned").Uint(part->scanned);
+      w.Key("as_of_ms").Int(part->as_of_ms);
+      w.Key("took_ms").Double(part->took_ms);
+      w.EndObject();
+      respond(JsonOk(200, w.Take()));
+    });
+    return;
+  }
+  std::vector<std::string> owners;
+  if (!OtherOwners(req, respond, &owners)) return;
+  if (!owners.empty()) {
+    GatherReport(req, std::move(condition), options, owners, respond);
+    return;
+  }
   ReportOf(std::move(condition), -1, options, respond);
+}
+
+namespace {
+
+// One report over every instance's partitions: each instance's exact sums, added, then made into
+// the report once (the noise, when asked for, added once to the combined sums).
+struct ReportGather {
+  Responder respond;
+  ReportOptions options;
+  std::atomic<size_t> pending{0};
+  std::mutex mu;  // guards what follows
+  AudienceAggregates all;
+  uint64_t scanned = 0;
+  int64_t as_of_ms = 0;
+  double took_ms = 0;
+  size_t instances = 0;
+  std::optional<HttpResponse> error;
+
+  void Add(const AudienceAggregates& part, uint64_t part_scanned, int64_t at, double ms) {
+    std::lock_guard lock(mu);
+    all.Merge(part);
+    scanned += part_scanned;
+    as_of_ms = std::max(as_of_ms, at);
+    took_ms = std::max(took_ms, ms);
+    ++instances;
+  }
+
+  void AddRemote(const HttpResponse& r) {
+    simdjson::dom::parser parser;
+    simdjson::dom::element doc, aggregates;
+    if (r.status != 200 || parser.parse(r.body).get(doc) || doc["aggregates"].get(aggregates)) {
+      std::lock_guard lock(mu);
+      if (!error) error = r.status != 200 ? r : JsonError(502, "bad_gateway", "unreadable answer");
+      return;
+    }
+    absl::StatusOr<AudienceAggregates> part = ParseAggregatesJson(simdjson::minify(aggregates));
+    uint64_t n = 0;
+    int64_t at = 0;
+    double ms = 0;
+    if (doc["scanned"].get_uint64().get(n)) n = 0;
+    if (doc["as_of_ms"].get_int64().get(at)) at = 0;
+    if (doc["took_ms"].get_double().get(ms)) ms = 0;
+    if (!part.ok()) {
+      std::lock_guard lock(mu);
+      if (!error) error = JsonError(502, "bad_gateway", std::string(part.status().message()));
+      return;
+    }
+    Add(*part, n, at, ms);
+  }
+
+  void Finish() {
+    if (error) {
+      respond(std::move(*error));
+      return;
+    }
+    AudienceReport report = MakeAudienceReport(all, options);
+    report.scanned = scanned;
+    report.as_of_ms = as_of_ms;
+    report.took_ms = took_ms;
+    JsonWriter w;
+    w.BeginObject();
+    report.WriteMembers(w);
+    w.Key("instances").Uint(instances);
+    w.EndObject();
+    respond(JsonOk(200, w.Take()));
+  }
+};
+
+}  // namespace
+
+void AudienceRoutes::GatherReport(const HttpRequest& req,
+                                  std::shared_ptr<AudienceCondition> condition,
+                                  ReportOptions options, const std::vector<std::string>& owners,
+                                  Responder& respond) {
+  auto gather = std::make_shared<ReportGather>();
+  gather->respond = respond;
+  gather->options = options;
+  gather->pending.store(owners.size() + 1);
+  JsonWriter body;
+  body.BeginObject();
+  body.Key("condition").String(condition->text());
+  body.Key("spend_clip").Double(options.spend_clip);
+  body.Key("aggregates").Bool(true);
+  body.EndObject();
+  const std::string text = body.Take();
+  for (const std::string& owner : owners) {
+    context_->forwarder()->Forward(owner, "POST", "/v1/audiences:report",
+                                   context_->ForwardHeaders(req), text, std::chrono::seconds(60),
+                                   [gather](HttpResponse r) {
+                                     gather->AddRemote(r);
+                                     if (gather->pending.fetch_sub(1) == 1) gather->Finish();
+                                   });
+  }
+  RunScan([this, condition, options, gather]() {
+    AudienceSelector selector;
+    selector.condition = condition.get();
+    auto part = scanner_.Aggregate(selector, options);
+    if (!part.ok()) {
+      std::lock_guard lock(gather->mu);
+      if (!gather->error) gather->error = ScanError(part.status());
+    } else {
+      CountScan(part->took_ms / 1000.0, part->scanned);
+      gather->Add(part->aggregates, part->scanned, part->as_of_ms, part->took_ms);
+    }
+    if (gather->pending.fetch_sub(1) == 1) gather->Finish();
+  });
 }
 
 void AudienceRoutes::ExportRows(const HttpRequest& req,

@@ -93,6 +93,10 @@ class AudienceRoutes {
                     std::string format, std::vector<std::string> fields, size_t limit,
                     std::string cursor, std::string filename,
                     const std::vector<std::string>& owners, Responder& respond);
+  // A condition report's scatter-gather: every instance's exact sums, combined into one report.
+  void GatherReport(const HttpRequest& req, std::shared_ptr<AudienceCondition> condition,
+                    ReportOptions options, const std::vector<std::string>& owners,
+                    Responder& respond);
   // Query's scatter-gather: this instance's scan and the owners' answers, combined.
   void GatherQuery(const HttpRequest& req, std::shared_ptr<AudienceCondition> shared,
                    AudienceQueryOptions options, const std::vector<std::string>& owners,

@@ -272,7 +272,7 @@ TEST(KafkaChangelogTest, AMovedPartitionIsRestoredFromTheChangelogAndContinuesEx
   {
     std::ofstream out(config);
     out << "checkpoint_every_events = 3000\n[server]\naccess_log = \"\"\n"
-        << "[kafka]\ncluster = false\nchangelog_topic = \"shop-changelog\"\n"
+        << "[kafka]\ncluster = false\n"
         << "[kafka.client]\n\"fetch.wait.max.ms\" = 5\n\"session.timeout.ms\" = 6000\n"
         << "\"heartbeat.interval.ms\" = 500\n";
   }
@@ -301,6 +301,16 @@ TEST(KafkaChangelogTest, AMovedPartitionIsRestoredFromTheChangelogAndContinuesEx
     return out;
   };
   produce(0, events);
+  // A user erased on the first owner (none of their events come later): the restored state must
+  // not have them (the changelog carries a tombstone).
+  std::string erased;
+  std::set<std::string> later_users;
+  for (size_t i = events; i < events + later; ++i) later_users.insert(messages[i].first);
+  auto erase = [&](HttpClient& client, const char* where) {
+    auto r = client.Request("DELETE", "/v1/users/" + erased, "");
+    ASSERT_TRUE(r.ok()) << r.status();
+    ASSERT_EQ(r->status, 200) << where << ": " << r->Describe();
+  };
 
   // The first owner consumes the backlog and, stopping, publishes its last checkpoint.
   {
@@ -308,6 +318,16 @@ TEST(KafkaChangelogTest, AMovedPartitionIsRestoredFromTheChangelogAndContinuesEx
     ASSERT_NE(first, nullptr);
     HttpClient client = first->Client();
     ASSERT_TRUE(applied(client, events)) << first->OutputTail();
+    for (const std::string& u : users) {
+      int status = 0;
+      Get(client, "/v1/users/" + u + "/profile", &status);
+      if (status == 200 && !later_users.contains(u)) {
+        erased = u;
+        break;
+      }
+    }
+    ASSERT_FALSE(erased.empty());
+    erase(client, "first owner");
     Json stats(Get(client, "/v1/stats"));
     EXPECT_GE(stats.Int("/changelog/transactions").value_or(0), 1) << stats.text();
     EXPECT_EQ(stats.Int("/changelog/failures"), 0) << stats.text();
@@ -324,6 +344,9 @@ TEST(KafkaChangelogTest, AMovedPartitionIsRestoredFromTheChangelogAndContinuesEx
     EXPECT_EQ(stats.Int("/changelog/restores"), 2) << stats.text();
     EXPECT_EQ(stats.Int("/kafka/messages"), 0) << "re-consumed the events topic: " << stats.text();
     EXPECT_EQ(stats.Int("/kafka/lag"), 0) << stats.text();
+    int status = 0;
+    Get(client, "/v1/users/" + erased + "/profile", &status);
+    EXPECT_EQ(status, 404) << erased << " came back from the changelog";
   }
   // New messages continue from the restored offsets.
   produce(events, events + later);
@@ -333,11 +356,17 @@ TEST(KafkaChangelogTest, AMovedPartitionIsRestoredFromTheChangelogAndContinuesEx
     Json stats(Get(client, "/v1/stats"));
     EXPECT_EQ(stats.Int("/kafka/messages"), static_cast<int64_t>(later)) << stats.text();
   }
-  // Reference: a consumer that read every message itself.
+  // Reference: a consumer that read every message itself (its group's changelog topic,
+  // "reference-changelog", does not exist: it runs without one).
   auto reference = start(dir.File("reference"), "reference");
   ASSERT_NE(reference, nullptr);
   HttpClient ref_client = reference->Client();
   ASSERT_TRUE(applied(ref_client, events + later)) << reference->OutputTail();
+  {
+    Json stats(Get(ref_client, "/v1/stats"));
+    EXPECT_EQ(stats.Int("/kafka/messages"), static_cast<int64_t>(events + later)) << stats.text();
+  }
+  erase(ref_client, "reference");
   const auto expected = snapshot(ref_client);
   for (const auto& [key, value] : expected) {
     EXPECT_TRUE(got.at(key) == value) << key << " differs from the reference:\n"

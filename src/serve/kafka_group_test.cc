@@ -89,6 +89,27 @@ std::string ExportAnswer(HttpClient& client, const std::string& target) {
   return out;
 }
 
+// A condition report, and what of it must agree with one instance's: the integer statistics
+// exactly, the sums to 9 digits (added in another order).
+constexpr char kReport[] = R"({"condition":"events >= 3","top":5})";
+std::string ReportAnswer(const std::string& body) {
+  Json doc(body);
+  std::string out;
+  for (const char* part : {"/size", "/lifecycle", "/price_tiers", "/segments"}) {
+    simdjson::dom::element e;
+    out += std::string("\n") + part + " ";
+    if (doc.ok() && !doc.root().at_pointer(part).get(e)) out += simdjson::minify(e);
+  }
+  for (int64_t i = 0; i < doc.ArraySize("/top_categories"); ++i) {
+    const std::string at = "/top_categories/" + std::to_string(i);
+    out += "\n" + doc.Str(at + "/category").value_or("?") + " " +
+           std::to_string(doc.Int(at + "/users").value_or(-1));
+  }
+  char sum[64];
+  std::snprintf(sum, sizeof sum, "\nspend %.9g", doc.Number("/spend/sum").value_or(-1));
+  return out + sum;
+}
+
 // Partition -> (assigned here, next offset) from an instance's /v1/stats.
 std::map<int, std::pair<bool, int64_t>> Ownership(HttpClient& client) {
   Json stats(Get(client, "/v1/stats"));
@@ -170,6 +191,7 @@ TEST(KafkaGroupTest, ThreeInstancesShareATopicAndAKilledOnesPartitionsMove) {
   std::map<std::string, std::string> expected, without_timeline, expected_profile;
   std::string expected_trending, expected_similar, top_item, expected_audience;
   std::vector<std::string> expected_exports;
+  std::string expected_report;
   {
     auto single = start("single", "single");
     ASSERT_NE(single, nullptr);
@@ -190,6 +212,10 @@ TEST(KafkaGroupTest, ThreeInstancesShareATopicAndAKilledOnesPartitionsMove) {
     ASSERT_TRUE(q.ok() && q->status == 200) << (q.ok() ? q->Describe() : "no answer");
     expected_audience = AudienceAnswer(q->body);
     for (const char* target : kExports) expected_exports.push_back(ExportAnswer(client, target));
+    auto report = client.Request("POST", "/v1/audiences:report", kReport);
+    ASSERT_TRUE(report.ok() && report->status == 200)
+        << (report.ok() ? report->Describe() : "no answer");
+    expected_report = ReportAnswer(report->body);
     expected_trending = Get(client, "/v1/trending?limit=100");
     top_item = *Json(expected_trending).Str("/items/0/item_id");
     expected_similar = Get(client, "/v1/items/" + top_item + "/similar?limit=50");
@@ -303,6 +329,11 @@ TEST(KafkaGroupTest, ThreeInstancesShareATopicAndAKilledOnesPartitionsMove) {
     ASSERT_TRUE(r.ok() && r->status == 200) << (r.ok() ? r->Describe() : "no answer");
     EXPECT_EQ(AudienceAnswer(r->body), expected_audience) << "member " << m;
     EXPECT_EQ(Json(r->body).Int("/instances"), 2) << r->body.substr(0, 300);
+    auto report = client.Request("POST", "/v1/audiences:report", kReport);
+    ASSERT_TRUE(report.ok() && report->status == 200)
+        << (report.ok() ? report->Describe() : "no answer");
+    EXPECT_EQ(ReportAnswer(report->body), expected_report) << "member " << m;
+    EXPECT_EQ(Json(report->body).Int("/instances"), 2);
     for (size_t i = 0; i < std::size(kExports); ++i) {
       EXPECT_EQ(ExportAnswer(client, kExports[i]), expected_exports[i])
           << "member " << m << ": " << kExports[i];
