@@ -203,6 +203,13 @@ uint64_t AudienceRandomSeed() {
 }
 
 void AudienceQueryResult::WriteMembers(JsonWriter& w) const {
+  WriteSummary(w);
+  w.Key("sample").BeginArray();
+  for (const AudienceRow& row : sample) WriteRow(w, row);
+  w.EndArray();
+}
+
+void AudienceQueryResult::WriteSummary(JsonWriter& w) const {
   w.Key("count").Uint(count);
   w.Key("scanned").Uint(scanned);
   w.Key("took_ms").Double(took_ms);
@@ -217,17 +224,16 @@ void AudienceQueryResult::WriteMembers(JsonWriter& w) const {
   } else {
     w.String(next_cursor);
   }
-  w.Key("sample").BeginArray();
-  for (const AudienceRow& row : sample) {
-    w.BeginObject();
-    w.Key("user_id").String(row.user_id);
-    for (size_t i = 0; i < fields.size() && i < row.values.size(); ++i) {
-      w.Key(fields[i]);
-      AudienceField::Write(w, row.values[i]);
-    }
-    w.EndObject();
+}
+
+void AudienceQueryResult::WriteRow(JsonWriter& w, const AudienceRow& row) const {
+  w.BeginObject();
+  w.Key("user_id").String(row.user_id);
+  for (size_t i = 0; i < fields.size() && i < row.values.size(); ++i) {
+    w.Key(fields[i]);
+    AudienceField::Write(w, row.values[i]);
   }
-  w.EndArray();
+  w.EndObject();
 }
 
 AudienceScanner::AudienceScanner(Engine* engine, const Predictor* predictor)

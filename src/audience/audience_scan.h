@@ -63,6 +63,9 @@ struct AudienceQueryResult {
   // Writes "count", "scanned", "took_ms", "as_of", "as_of_ms", "ids", "next_cursor" (null on
   // the last page) and "sample" ([{"user_id", <field>: value, ...}]) into an open object.
   void WriteMembers(JsonWriter& w) const;
+  // WriteMembers' parts: every member but "sample", and one sample row as an object.
+  void WriteSummary(JsonWriter& w) const;
+  void WriteRow(JsonWriter& w, const AudienceRow& row) const;
 };
 
 class AudienceScanner {

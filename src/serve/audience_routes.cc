@@ -372,13 +372,7 @@ struct QueryGather {
     std::vector<std::pair<std::string, std::string>> local;
     for (const AudienceRow& row : r.sample) {
       JsonWriter w;
-      w.BeginObject();
-      w.Key("user_id").String(row.user_id);
-      for (size_t i = 0; i < r.fields.size() && i < row.values.size(); ++i) {
-        w.Key(r.fields[i]);
-        AudienceField::Write(w, row.values[i]);
-      }
-      w.EndObject();
+      r.WriteRow(w, row);
       local.emplace_back(row.user_id, w.Take());
     }
     std::lock_guard lock(mu);
@@ -442,23 +436,17 @@ struct QueryGather {
     if (rows.size() > sample) rows.resize(sample);
     std::sort(rows.begin(), rows.end(),
               [](const auto& a, const auto& b) { return AudienceOrderLess(a.first, b.first); });
+    AudienceQueryResult summary;
+    summary.count = count;
+    summary.scanned = scanned;
+    summary.took_ms = took_ms;
+    summary.as_of_ms = as_of_ms;
+    summary.ids = std::move(ids);
+    if (more && !summary.ids.empty()) summary.next_cursor = AudienceCursor(summary.ids.back());
     JsonWriter w;
     w.BeginObject();
     w.Key("condition").String(condition);
-    w.Key("count").Uint(count);
-    w.Key("scanned").Uint(scanned);
-    w.Key("took_ms").Double(took_ms);
-    w.Key("as_of").String(FormatIsoTime(as_of_ms));
-    w.Key("as_of_ms").Int(as_of_ms);
-    w.Key("ids").BeginArray();
-    for (const std::string& id : ids) w.String(id);
-    w.EndArray();
-    w.Key("next_cursor");
-    if (more && !ids.empty()) {
-      w.String(AudienceCursor(ids.back()));
-    } else {
-      w.Null();
-    }
+    summary.WriteSummary(w);
     w.Key("sample").BeginArray();
     for (const auto& [id, json] : rows) w.Raw(json);
     w.EndArray();

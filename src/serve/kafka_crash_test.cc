@@ -101,6 +101,20 @@ std::vector<std::pair<std::string, std::string>> ReadTopic(ScopedTempDir& dir,
   return messages;
 }
 
+// `persona serve` consuming kTopic at `brokers` as a member of `group`, with the config file
+// `config` and its data in `data`; null (after a test failure) when it did not start.
+std::unique_ptr<ServerProcess> StartConsumer(const std::string& brokers, const std::string& config,
+                                             const std::string& data, const std::string& group) {
+  testing_util::ServerOptions options;
+  options.data_dir = data;
+  options.config_file = config;
+  options.extra_args = {"--quiet", "--kafka-brokers", brokers, "--kafka-topic",
+                        kTopic,    "--kafka-group",   group};
+  auto s = ServerProcess::Start(options);
+  EXPECT_TRUE(s.ok()) << s.status();
+  return s.ok() ? std::move(*s) : nullptr;
+}
+
 bool Ready(HttpClient& client) {
   int status = 0;
   Get(client, "/readyz", &status);
@@ -143,14 +157,7 @@ TEST(KafkaCrashTest, SigkillWhileConsumingLeavesTheStateOfAnUncrashedConsumer) {
         << "[kafka.client]\n\"session.timeout.ms\" = 6000\n\"heartbeat.interval.ms\" = 500\n";
   }
   auto start = [&](const std::string& data, const std::string& group) {
-    testing_util::ServerOptions options;
-    options.data_dir = data;
-    options.config_file = config;
-    options.extra_args = {"--quiet", "--kafka-brokers", brokers, "--kafka-topic",
-                          kTopic,    "--kafka-group",   group};
-    auto s = ServerProcess::Start(options);
-    EXPECT_TRUE(s.ok()) << s.status();
-    return s.ok() ? std::move(*s) : nullptr;
+    return StartConsumer(brokers, config, data, group);
   };
   auto wait_ready = [&](ServerProcess& server, std::chrono::seconds limit) {
     HttpClient client = server.Client();
@@ -277,14 +284,7 @@ TEST(KafkaChangelogTest, AMovedPartitionIsRestoredFromTheChangelogAndContinuesEx
         << "\"heartbeat.interval.ms\" = 500\n";
   }
   auto start = [&](const std::string& data, const std::string& group) {
-    testing_util::ServerOptions options;
-    options.data_dir = data;
-    options.config_file = config;
-    options.extra_args = {"--quiet", "--kafka-brokers", brokers, "--kafka-topic",
-                          kTopic,    "--kafka-group",   group};
-    auto s = ServerProcess::Start(options);
-    EXPECT_TRUE(s.ok()) << s.status();
-    return s.ok() ? std::move(*s) : nullptr;
+    return StartConsumer(brokers, config, data, group);
   };
   auto applied = [&](HttpClient& client, int64_t n) {
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
