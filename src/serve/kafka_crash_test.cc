@@ -423,25 +423,15 @@ TEST(KafkaProfileChangesTest, ChangedProfilesArriveOnTheProfileTopic) {
 // events again once it clears applies each exactly once (event_id de-duplication).
 TEST(KafkaHttpIngestTest, ProduceErrorsAreRetriedOrReportedAndNeverDuplicate) {
   ScopedTempDir dir("persona-kafka-produce-errors");
-  auto cluster = KafkaMockCluster::Start(1);
-  ASSERT_TRUE(cluster.ok()) << cluster.status();
-  ASSERT_TRUE((*cluster)->CreateTopic(kTopic, 2).ok());
-  testing_util::ServerOptions options;
-  options.data_dir = dir.File("data");
-  options.config_file = dir.File("persona.toml");
-  {
-    std::ofstream out(options.config_file);
-    out << "[server]\naccess_log = \"\"\n[kafka.client]\n\"fetch.wait.max.ms\" = 5\n";
-  }
-  options.extra_args = {"--quiet", "--kafka-brokers", (*cluster)->bootstrap(), "--kafka-topic",
-                        kTopic};
-  auto server = ServerProcess::Start(options);
-  ASSERT_TRUE(server.ok()) << server.status();
-  HttpClient client = (*server)->Client();
+  auto setup = StartWithSink(dir, "unused-sink", "");  // no sink configured: the topic idles
+  ASSERT_TRUE(setup.ok()) << setup.status();
+  auto& cluster = setup->cluster;
+  auto& server = setup->server;
+  HttpClient client = server->Client();
   const testing_util::HeaderList ndjson = {{"Content-Type", "application/x-ndjson"}};
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
   while (!Ready(client)) {
-    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << (*server)->OutputTail();
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << server->OutputTail();
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   auto body = [](int round) {
@@ -460,7 +450,7 @@ TEST(KafkaHttpIngestTest, ProduceErrorsAreRetriedOrReportedAndNeverDuplicate) {
         .value_or(0);
   };
   // Retriable: the producer retries and every event lands once.
-  (*cluster)->FailRequests(0, 3, RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS);
+  cluster->FailRequests(0, 3, RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS);
   auto r = client.Request("POST", "/v1/events?wait=applied", body(0), ndjson);
   ASSERT_TRUE(r.ok()) << r.status();
   ASSERT_EQ(r->status, 200) << r->Describe();
@@ -468,13 +458,13 @@ TEST(KafkaHttpIngestTest, ProduceErrorsAreRetriedOrReportedAndNeverDuplicate) {
   EXPECT_EQ(Json(r->body).Bool("/applied"), true);
   for (int i = 0; i < 20; ++i) EXPECT_EQ(views(i), 1) << "q" << i << " after retried produces";
   // Permanent: the request is answered 503 with the broker's reason.
-  (*cluster)->FailRequests(0, 50, RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED);
+  cluster->FailRequests(0, 50, RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED);
   r = client.Request("POST", "/v1/events?wait=applied", body(1), ndjson);
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->status, 503) << r->Describe();
   EXPECT_NE(r->body.find("uthoriz"), std::string::npos) << r->body;
   // Once the brokers accept again, the client's retry of the same events applies each once.
-  (*cluster)->ClearFailures(0);
+  cluster->ClearFailures(0);
   const auto retry_until = std::chrono::steady_clock::now() + std::chrono::seconds(60);
   for (;;) {
     r = client.Request("POST", "/v1/events?wait=applied", body(1), ndjson);
