@@ -3,7 +3,11 @@
 # truth, replays it into ./data/demo/db, trains a first SASRec recommendation model on the demo
 # users' sequences (time-limited; TRAIN_MINUTES=0 skips it) and the prediction models (propensity,
 # churn, segments, next category, review sentiment: seconds each), and starts the HTTP service on it
-# (http://127.0.0.1:8080, PORT=... to change). Ctrl-C (or SIGTERM) stops it cleanly: drain, checkpoint, exit.
+# (http://127.0.0.1:8080, PORT=... to change) with live traffic: `persona replay` streams a second
+# generated stream, which continues the demo in time, at REPLAY_RATE events/s (default 2000; 0 = no
+# live traffic), repeating it shifted in time so that the repeats are new events. Ctrl-C (or
+# SIGTERM) stops both cleanly: the replay waits for its batches in flight, then the server drains,
+# checkpoints and exits.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -64,4 +68,62 @@ cat <<EOT
   curl -s localhost:$PORT/metrics | grep persona_events_total
   API reference: docs/openapi.yaml
 EOT
-exec $P serve --data "$DATA/db" --tag-rules config/tags.rules --port "$PORT"
+# Live traffic: 500k events of the same 50k users over the 12 hours after the demo's last day
+# (the demo spans 2017-11-25 .. 12-04; another seed gives other event ids), generated once.
+REPLAY_RATE=${REPLAY_RATE:-2000}
+LIVE="$DATA/live.jsonl"
+if [ "$REPLAY_RATE" != 0 ] && [ ! -f "$LIVE" ]; then
+  echo "--- generating the live stream for persona replay ($LIVE)"
+  $P gen --events 500000 --users 50000 --seed 8 --start-ms 1512345600000 --span-ms 43200000 \
+    --quiet --out "$LIVE.tmp"
+  mv "$LIVE.tmp" "$LIVE"
+fi
+# The server and the replay run in sessions of their own, so that a Ctrl-C reaches only this script,
+# which stops them in order: the replay first (it waits for its batches in flight), then the server
+# (drain, checkpoint); the script exits with the server's status.
+DETACH=""
+command -v setsid >/dev/null 2>&1 && DETACH=setsid
+$DETACH $P serve --data "$DATA/db" --tag-rules config/tags.rules --port "$PORT" &
+SERVER=$!
+REPLAY=""
+stop() {
+  trap - INT TERM HUP
+  if [ -n "$REPLAY" ]; then
+    kill -TERM "$REPLAY" 2>/dev/null || true
+    wait "$REPLAY" 2>/dev/null || true
+  fi
+  kill -TERM "$SERVER" 2>/dev/null || true
+  rc=0
+  wait "$SERVER" || rc=$?
+  exit "$rc"
+}
+trap stop INT TERM HUP
+# GET /readyz over bash's /dev/tcp (no curl needed): true once the server answers 200.
+ready() {
+  (exec 3<>"/dev/tcp/127.0.0.1/$PORT" &&
+    printf 'GET /readyz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n' >&3 &&
+    read -r _ status _ <&3 && [ "$status" = 200 ]) 2>/dev/null
+}
+until ready; do
+  if ! kill -0 "$SERVER" 2>/dev/null; then
+    rc=0
+    wait "$SERVER" || rc=$?
+    echo "--- the server exited (status $rc) before it was ready" >&2
+    exit $((rc == 0 ? 1 : rc))
+  fi
+  sleep 0.5
+done
+if [ "$REPLAY_RATE" != 0 ]; then
+  $DETACH $P replay --url "http://127.0.0.1:$PORT" --rate "$REPLAY_RATE" --loop-shift "$LIVE" \
+    >"$DATA/replay.log" 2>&1 &
+  REPLAY=$!
+  echo "--- live traffic: persona replay at $REPLAY_RATE events/s (progress: $DATA/replay.log; REPLAY_RATE=0 turns it off)"
+fi
+rc=0
+wait "$SERVER" || rc=$?
+# The server ended on its own: stop the replay too.
+if [ -n "$REPLAY" ]; then
+  kill -TERM "$REPLAY" 2>/dev/null || true
+  wait "$REPLAY" 2>/dev/null || true
+fi
+exit "$rc"

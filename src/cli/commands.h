@@ -79,6 +79,7 @@ void RegisterRead(Registry& r);        // profile, timeline, stats, checkpoint
 void RegisterDeadLetter(Registry& r);  // deadletter list|export|purge
 void RegisterGen(Registry& r);
 void RegisterServe(Registry& r);          // serve, apikey new
+void RegisterReplay(Registry& r);         // replay (event files to a running server)
 void RegisterKafkaCommands(Registry& r);  // kafka-produce, kafka-mock
 void RegisterTrain(Registry& r);          // train sasrec
 void RegisterEval(Registry& r);           // eval (offline next-item protocol)

@@ -16,6 +16,7 @@ int main(int argc, char** argv) {
   persona::cli::RegisterDeadLetter(registry);
   persona::cli::RegisterGen(registry);
   persona::cli::RegisterServe(registry);
+  persona::cli::RegisterReplay(registry);
   persona::cli::RegisterKafkaCommands(registry);
   persona::cli::RegisterTrain(registry);
   persona::cli::RegisterEval(registry);

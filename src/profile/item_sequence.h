@@ -50,10 +50,37 @@ class ItemSequence {
     }
   }
 
+  // Calls fn(uint32_t code) for the item codes of the kept entries, newest first, until fn
+  // returns false. Reads the bytes backwards (a varint ends at the first byte below 0x80, so
+  // the start of the one before it is found by stepping back over bytes >= 0x80): the cost is
+  // in the entries visited, not in the sequence's length. For callers that want only the last
+  // few items (item-CF's co-occurrence window) on every event.
+  template <typename Fn>
+  void ForEachCodeNewestFirst(Fn&& fn) const {
+    const uint8_t* begin = bytes_.data();
+    const uint8_t* p = bytes_.end();
+    for (uint32_t left = size(); left > 0 && p != begin; --left) {
+      const uint8_t* code_end = p;
+      p = VarintStart(begin, code_end);
+      uint64_t code;
+      if (GetVarint(p, code_end, &code) == nullptr) return;
+      if (p == begin) return;     // unreachable: every code follows its head
+      p = VarintStart(begin, p);  // skip the entry's head
+      if (!fn(static_cast<uint32_t>(code))) return;
+    }
+  }
+
   void Clear();
   size_t HeapBytes() const { return bytes_.HeapBytes(); }
 
  private:
+  // The first byte of the varint that ends at `end` (exclusive), not before `begin`.
+  static const uint8_t* VarintStart(const uint8_t* begin, const uint8_t* end) {
+    const uint8_t* p = end - 1;
+    while (p != begin && (p[-1] & 0x80) != 0) --p;
+    return p;
+  }
+
   // Drops the first `k` physical entries.
   void DropOldest(uint32_t k);
 

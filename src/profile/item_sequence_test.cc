@@ -1,5 +1,7 @@
 #include "profile/item_sequence.h"
 
+#include <algorithm>
+#include <random>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -87,6 +89,37 @@ TEST(ItemSequenceTest, RandomArrivalOrderKeepsTheLatestNInTimeOrder) {
   const std::vector<Seen> kept = All(s);
   ASSERT_EQ(kept.size(), 50u);
   for (uint32_t i = 0; i < 50; ++i) EXPECT_EQ(kept[i].code, 450 + i);
+}
+
+// The backward reader must agree with the forward one whatever the sequence went through:
+// appends, late inserts (which rewrite a head), lazy drops of the oldest entries, and codes and
+// time gaps of every varint length.
+TEST(ItemSequenceTest, NewestFirstCodesAreTheForwardCodesReversed) {
+  std::mt19937 rng(11);
+  for (uint32_t limit : {1u, 3u, 16u, 200u}) {
+    ItemSequence s;
+    int64_t t = kT0;
+    for (int i = 0; i < 3000; ++i) {
+      const bool late = rng() % 5 == 0;
+      t += static_cast<int64_t>(rng() % 3 == 0 ? rng() % 5000000 : rng() % 100);
+      const int64_t ts = late ? t - static_cast<int64_t>(rng() % 100000) : t;
+      const uint32_t code = rng() % 4 == 0 ? rng() : rng() % 300;
+      s.Add(ts * 1000, static_cast<EventType>(rng() % 3), code, limit);
+      std::vector<uint32_t> forward;
+      for (const Seen& e : All(s)) forward.push_back(e.code);
+      std::vector<uint32_t> backward;
+      s.ForEachCodeNewestFirst([&](uint32_t c) {
+        backward.push_back(c);
+        return true;
+      });
+      ASSERT_EQ(backward, std::vector<uint32_t>(forward.rbegin(), forward.rend()))
+          << "limit " << limit << " after " << i + 1 << " adds";
+      // Stopping early visits exactly the newest entries.
+      size_t visited = 0;
+      s.ForEachCodeNewestFirst([&](uint32_t) { return ++visited < 2; });
+      ASSERT_EQ(visited, std::min<size_t>(2, forward.size()));
+    }
+  }
 }
 
 }  // namespace

@@ -138,16 +138,21 @@ uint32_t ItemCatalog::Intern(std::string_view item, std::string_view category) {
       shard.index.emplace(HashedName{{stored + sizeof(size), item.size()}, hash}, id);
     }
   }
-  if (!category.empty()) {
-    // Most events repeat the item's known category: compare before touching the category index.
-    ItemRecord& record = *s.items.Find(id);
-    const uint32_t current = record.category.load(std::memory_order_acquire);
-    if (current == kNone || CategoryName(current) != category) {
-      const uint32_t node = s.InternCategory(category);
-      if (node != kNone) record.category.store(node, std::memory_order_release);
-    }
-  }
+  NoteCategory(id, category);
   return id;
+}
+
+void ItemCatalog::NoteCategory(uint32_t id, std::string_view category) {
+  if (category.empty()) return;
+  State& s = *state_;
+  ItemRecord* record = s.items.Find(id);
+  if (record == nullptr) return;
+  // Most events repeat the item's known category: compare before touching the category index.
+  const uint32_t current = record->category.load(std::memory_order_acquire);
+  if (current == kNone || CategoryName(current) != category) {
+    const uint32_t node = s.InternCategory(category);
+    if (node != kNone) record->category.store(node, std::memory_order_release);
+  }
 }
 
 uint32_t ItemCatalog::Find(std::string_view item) const {

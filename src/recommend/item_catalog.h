@@ -27,6 +27,9 @@ class ItemCatalog {
   // id) sets the item's category (the latest non-empty one wins). Ids are dense from 0 in order of
   // first sight.
   uint32_t Intern(std::string_view item, std::string_view category);
+  // Sets the category of `id` (returned by Intern) as Intern(item, category) would, for callers
+  // that keep the id: a no-op for an empty category or the one already set.
+  void NoteCategory(uint32_t id, std::string_view category);
   // The id of `item`, or kNone.
   uint32_t Find(std::string_view item) const;
   // The string of an id returned by Intern/Find.

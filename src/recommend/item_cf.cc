@@ -11,6 +11,10 @@
 #include <string>
 #include <vector>
 
+#if defined(__SSE2__)
+#include <immintrin.h>
+#endif
+
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
@@ -57,16 +61,28 @@ size_t FindFirst(const T* v, size_t n, T x) {
   return n;
 }
 
-// The position of the smallest count (n > 0). Four independent running minima let the CPU
-// overlap the comparisons; the compiler does not vectorise a float minimum without -ffast-math.
+// The position of the first smallest count (n > 0): a vector minimum over blocks of 4, then the
+// first position holding it. (The compiler does not vectorise a float minimum without
+// -ffast-math; counts are never NaN, so _mm_min_ps gives the true minimum.)
 size_t MinIndex(const float* counts, size_t n) {
-  float m[4] = {counts[0], counts[0], counts[0], counts[0]};
+  float m = counts[0];
   size_t i = 0;
-  for (; i + 4 <= n; i += 4) {
-    for (size_t k = 0; k < 4; ++k) m[k] = std::min(m[k], counts[i + k]);
+#if defined(__SSE2__)
+  if (n >= 8) {
+    __m128 a = _mm_loadu_ps(counts);
+    __m128 b = _mm_loadu_ps(counts + 4);
+    for (i = 8; i + 8 <= n; i += 8) {
+      a = _mm_min_ps(a, _mm_loadu_ps(counts + i));
+      b = _mm_min_ps(b, _mm_loadu_ps(counts + i + 4));
+    }
+    a = _mm_min_ps(a, b);
+    a = _mm_min_ps(a, _mm_shuffle_ps(a, a, _MM_SHUFFLE(1, 0, 3, 2)));
+    a = _mm_min_ps(a, _mm_shuffle_ps(a, a, _MM_SHUFFLE(2, 3, 0, 1)));
+    m = _mm_cvtss_f32(a);
   }
-  for (; i < n; ++i) m[0] = std::min(m[0], counts[i]);
-  return FindFirst(counts, n, std::min(std::min(m[0], m[1]), std::min(m[2], m[3])));
+#endif
+  for (; i < n; ++i) m = std::min(m, counts[i]);
+  return FindFirst(counts, n, m);
 }
 
 // Stripe counters are plain values updated under the stripe's lock; they are atomics only so that
@@ -331,8 +347,34 @@ void ItemCf::Add(uint32_t part_index, uint32_t item, std::span<const uint32_t> p
   }
   if (n == 0) return;
 
-  // One stripe lock at a time (never two), so writers cannot deadlock.
+  // The n + 1 nodes are scattered over memory and each costs three dependent cache misses (the
+  // node, its ids, its counts): ask for all of them before using any, so the misses overlap
+  // instead of following each other (the scans below measured ~3/4 stall before this).
+  std::array<ItemNode*, kMaxWindow> nodes;
   ItemNode& node = part.NodeOf(item);
+  __builtin_prefetch(&node);
+  for (size_t i = 0; i < n; ++i) {
+    nodes[i] = &part.NodeOf(others[i]);
+    __builtin_prefetch(nodes[i]);
+  }
+  const uint32_t max_neighbours = s.config.max_neighbours;
+  const auto prefetch_counters = [max_neighbours](const ItemNode& x) {
+    // Every line of the ids (the scan reads them all when the neighbour is new, the common
+    // case); the counts are read at one position, or all of them only when the node is full.
+    const size_t bytes = x.size * sizeof(uint32_t);
+    const char* ids = reinterpret_cast<const char*>(x.ids.get());
+    for (size_t b = 0; b < bytes; b += 64) __builtin_prefetch(ids + b);
+    const char* counts = reinterpret_cast<const char*>(x.counts());
+    if (x.size == max_neighbours) {
+      for (size_t b = 0; b < bytes; b += 64) __builtin_prefetch(counts + b);
+    } else if (x.size != 0) {
+      __builtin_prefetch(counts);
+    }
+  };
+  prefetch_counters(node);
+  for (size_t i = 0; i < n; ++i) prefetch_counters(*nodes[i]);
+
+  // One stripe lock at a time (never two), so writers cannot deadlock.
   {
     Stripe& stripe = part.StripeOf(item);
     std::unique_lock lock(stripe.mu);
@@ -340,10 +382,9 @@ void ItemCf::Add(uint32_t part_index, uint32_t item, std::span<const uint32_t> p
     Bump(stripe.pairs, n);
   }
   for (size_t i = 0; i < n; ++i) {
-    ItemNode& other = part.NodeOf(others[i]);
     Stripe& stripe = part.StripeOf(others[i]);
     std::unique_lock lock(stripe.mu);
-    s.Count(other, stripe, item, weights[i]);
+    s.Count(*nodes[i], stripe, item, weights[i]);
   }
 }
 

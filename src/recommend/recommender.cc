@@ -105,7 +105,25 @@ void Recommender::OnEvent(const AppliedEvent& applied) {
   const uint32_t partition = applied.partition;
   if (!e.rec_id.empty() && !applied.replay) Attribute(e);
   if (e.item_id.empty()) return;
-  const uint32_t item = InternFor(partition, e.item_id, e.category_key());
+  // Catalogue ids by the partition's pool code: one hash lookup in the pool (writer-only, no
+  // lock) instead of a catalogue lookup under a shard lock for every event and history item.
+  const ProfileContext& ctx = applied.ctx;
+  std::vector<uint32_t>& cache = code_to_item_[partition];
+  const auto item_of_code = [&](uint32_t code, std::string_view category) {
+    if (code >= cache.size())
+      cache.resize(std::max<size_t>(code + 1, cache.size() * 2), ItemCatalog::kNone);
+    uint32_t& id = cache[code];
+    if (id == ItemCatalog::kNone) {
+      id = InternFor(partition, ctx.pool.Get(code), category);
+    } else if (!category.empty()) {
+      catalog_.NoteCategory(id, category);
+    }
+    return id;
+  };
+  const uint32_t current_code = ctx.pool.Find(e.item_id);
+  const uint32_t item = current_code == StringPool::kNone
+                            ? InternFor(partition, e.item_id, e.category_key())
+                            : item_of_code(current_code, e.category_key());
   // Users flagged as anomalous (bots, scrapers) teach neither trending nor item-CF; their items
   // stay in the catalogue. The flags are set by the predictor, which runs before this operator.
   const Profile& profile = applied.profile;
@@ -117,33 +135,19 @@ void Recommender::OnEvent(const AppliedEvent& applied) {
   const float weight = config_.cf_weights[static_cast<int>(e.type)];
   if (weight <= 0) return;
 
-  // The user's previous distinct items: the last window+1 distinct entries of the sequence (which
-  // ends with this event), minus this item.
+  // The user's previous distinct items, most recent first: within the last window+1 runs of the
+  // sequence (which ends with this event; repeats in a row count once), the items other than
+  // this one. Read from the newest end: only the entries in the window are decoded.
   const uint32_t window = std::min<uint32_t>(config_.item_cf.window, 16);
-  uint32_t ring[17];
-  uint32_t filled = 0, head = 0;
-  uint32_t last_code = StringPool::kNone;
-  profile.sequence().ForEach([&](const ItemSequence::Item& it) {
-    if (it.code == last_code) return;
-    last_code = it.code;
-    ring[head] = it.code;
-    head = (head + 1) % (window + 1);
-    filled = std::min(filled + 1, window + 1);
-  });
-  const ProfileContext& ctx = applied.ctx;
-  const uint32_t current_code = ctx.pool.Find(e.item_id);
-  std::vector<uint32_t>& cache = code_to_item_[partition];
   uint32_t previous[17];
-  uint32_t n = 0;
-  for (uint32_t i = 0; i < filled && n < window; ++i) {
-    const uint32_t code = ring[(head + window + 1 - 1 - i) % (window + 1)];
-    if (code == current_code) continue;
-    if (code >= cache.size())
-      cache.resize(std::max<size_t>(code + 1, cache.size() * 2), ItemCatalog::kNone);
-    if (cache[code] == ItemCatalog::kNone)
-      cache[code] = InternFor(partition, ctx.pool.Get(code), {});
-    previous[n++] = cache[code];
-  }
+  uint32_t n = 0, runs = 0;
+  uint32_t last_code = StringPool::kNone;
+  profile.sequence().ForEachCodeNewestFirst([&](uint32_t code) {
+    if (code == last_code) return true;
+    last_code = code;
+    if (code != current_code) previous[n++] = item_of_code(code, {});
+    return ++runs < window + 1 && n < window;
+  });
   if (n > 0) cf_->Add(partition, item, std::span<const uint32_t>(previous, n), weight);
 }
 
@@ -189,6 +193,7 @@ absl::Status Recommender::LoadState(uint32_t partition, std::string_view in) {
   if (!ReadVarint64(&in, &n) || n > in.size()) return corrupt("items");
   // The state replaces the partition's (a foreign partition's shared state, then its own again).
   items_of_[partition].clear();
+  code_to_item_[partition].clear();  // its ids are in items_of_ (OnEvent's cache)
   auto read_string = [&](std::string_view* s) {
     uint64_t len;
     if (!ReadVarint64(&in, &len) || len > in.size()) return false;
