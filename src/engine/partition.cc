@@ -860,6 +860,15 @@ absl::Status Partition::WriteCheckpoint(const Store::CheckpointReplacement* repl
     if (!erased_since_checkpoint_.empty()) listener->Erased(id_, erased_since_checkpoint_);
   }
   erased_since_checkpoint_.clear();
+  CheckpointBreakdown breakdown;
+  int64_t lap_ns = SteadyNs();
+  const auto lap = [&lap_ns] {
+    const int64_t now = SteadyNs();
+    const double seconds = static_cast<double>(now - lap_ns) * 1e-9;
+    lap_ns = now;
+    return seconds;
+  };
+  breakdown.profiles = dirty_.size();
   std::vector<std::string> blobs;
   std::vector<std::pair<std::string_view, std::string_view>> chunk;
   size_t chunk_bytes = 0;
@@ -884,6 +893,7 @@ absl::Status Partition::WriteCheckpoint(const Store::CheckpointReplacement* repl
     }
     chunk.emplace_back(e->user_id, blobs.back());
     chunk_bytes += blobs.back().size() + e->user_id.size();
+    breakdown.profile_bytes += blobs.back().size();
     if (chunk_bytes >= kCheckpointChunkBytes) {
       if (auto s = flush(); !s.ok()) return s;
     }
@@ -921,6 +931,7 @@ absl::Status Partition::WriteCheckpoint(const Store::CheckpointReplacement* repl
   // with nothing to save still writes an empty value, replacing an older state.
   // Each state is prefixed with the seq it reflects, so that recovery can tell a state left behind
   // by a run whose pipeline lacked the operator.
+  breakdown.profiles_seconds = lap();
   std::vector<std::string> states(operators_.size());
   std::vector<std::pair<std::string_view, std::string_view>> named;
   for (size_t i = 0; i < operators_.size(); ++i) {
@@ -931,13 +942,21 @@ absl::Status Partition::WriteCheckpoint(const Store::CheckpointReplacement* repl
       operators_[i]->SaveState(id_, &states[i]);
     }
     named.emplace_back(operators_[i]->name(), states[i]);
+    breakdown.operators.push_back({std::string(operators_[i]->name()), states[i].size(), lap()});
   }
   // Retention is decided before the meta is encoded, so that the committed segment list is the
   // retained one; the records go after the commit (a crash in between leaves records below the
   // first segment, which the next trim's range covers).
   const uint64_t trim_below = PlanRetention(seq);
   const std::string meta = EncodeMeta();
+  breakdown.meta_bytes = meta.size();
+  breakdown.meta_seconds = lap();
   if (auto s = store_->CommitCheckpoint(id_, seq, meta, named, replace); !s.ok()) return s;
+  breakdown.commit_seconds = lap();
+  {
+    std::lock_guard<std::mutex> lock(breakdown_mu_);
+    last_breakdown_ = std::move(breakdown);
+  }
   if (listener != nullptr) {
     std::vector<std::pair<std::string_view, std::string_view>> bare;
     for (const auto& [name, state] : named) {
@@ -1196,6 +1215,10 @@ PartitionStats Partition::Stats() const {
   s.checkpoints = checkpoints_.load(std::memory_order_relaxed);
   s.checkpoint_seconds_total = checkpoint_seconds_total_.load(std::memory_order_relaxed);
   s.last_checkpoint_seconds = last_checkpoint_seconds_.load(std::memory_order_relaxed);
+  {
+    std::lock_guard<std::mutex> lock(breakdown_mu_);
+    s.last_checkpoint = last_breakdown_;
+  }
   s.dedup_entries = dedup_entries_.load(std::memory_order_relaxed);
   s.log_first_seq = log_first_seq_.load(std::memory_order_relaxed);
   s.log_bytes = log_bytes_.load(std::memory_order_relaxed);

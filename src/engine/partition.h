@@ -90,6 +90,23 @@ struct PartitionWork {
   std::vector<DeadLetter> source_rejects;
 };
 
+// Where the last checkpoint's time went (all on the partition's writer thread, which applies no
+// event meanwhile): what an operator needs to see why ingest paused.
+struct CheckpointBreakdown {
+  uint64_t profiles = 0;  // changed profiles encoded and written
+  uint64_t profile_bytes = 0;
+  double profiles_seconds = 0;
+  struct OperatorState {
+    std::string name;
+    uint64_t bytes = 0;
+    double seconds = 0;  // SaveState
+  };
+  std::vector<OperatorState> operators;
+  uint64_t meta_bytes = 0;  // partition meta: dedup window, segments, population
+  double meta_seconds = 0;
+  double commit_seconds = 0;  // the atomic store write of states + meta
+};
+
 struct PartitionStats {
   uint32_t partition = 0;
   uint64_t profiles = 0;
@@ -111,6 +128,7 @@ struct PartitionStats {
   uint64_t checkpoints = 0;           // completed by this process
   double checkpoint_seconds_total = 0;
   double last_checkpoint_seconds = 0;
+  CheckpointBreakdown last_checkpoint;
   uint64_t events_by_type[kEventTypeCount] = {};  // accepted (persisted across restarts)
   // Since this process started (not persisted):
   uint64_t duplicates_by_type[kEventTypeCount] = {};
@@ -314,6 +332,8 @@ class Partition {
   std::atomic<uint64_t> dedup_entries_{0};
   std::atomic<uint64_t> checkpoints_{0};
   std::atomic<double> checkpoint_seconds_total_{0}, last_checkpoint_seconds_{0};
+  mutable std::mutex breakdown_mu_;
+  CheckpointBreakdown last_breakdown_;  // guarded by breakdown_mu_
   std::atomic<uint64_t> accepted_{0}, duplicates_{0}, rejected_{0}, profiles_{0};
   std::atomic<uint64_t> by_type_[kEventTypeCount] = {};
   std::atomic<uint64_t> duplicates_by_type_[kEventTypeCount] = {};

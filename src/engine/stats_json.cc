@@ -44,6 +44,24 @@ std::string EngineStatsJson(Engine& engine) {
     w.Key("lag_seconds").Double(s.lag_seconds);
     w.Key("checkpoints").Uint(s.checkpoints);
     w.Key("last_checkpoint_seconds").Double(s.last_checkpoint_seconds);
+    const CheckpointBreakdown& b = s.last_checkpoint;
+    w.Key("last_checkpoint").BeginObject();
+    w.Key("profiles").Uint(b.profiles);
+    w.Key("profile_bytes").Uint(b.profile_bytes);
+    w.Key("profiles_seconds").Double(b.profiles_seconds);
+    w.Key("operators").BeginArray();
+    for (const auto& op : b.operators) {
+      w.BeginObject();
+      w.Key("name").String(op.name);
+      w.Key("bytes").Uint(op.bytes);
+      w.Key("seconds").Double(op.seconds);
+      w.EndObject();
+    }
+    w.EndArray();
+    w.Key("meta_bytes").Uint(b.meta_bytes);
+    w.Key("meta_seconds").Double(b.meta_seconds);
+    w.Key("commit_seconds").Double(b.commit_seconds);
+    w.EndObject();
     w.Key("events_by_type").BeginObject();
     for (int t = 0; t < kEventTypeCount; ++t)
       w.Key(EventTypeName(static_cast<EventType>(t))).Uint(s.events_by_type[t]);

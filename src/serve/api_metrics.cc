@@ -234,6 +234,35 @@ void ApiMetrics::Collect(MetricsWriter& w) {
             static_cast<double>(checkpoints));
   w.Gauge("persona_checkpoint_last_duration_seconds",
           "Duration of the slowest partition's most recent checkpoint", {}, last_checkpoint);
+  // Samples of one name are written together: every partition's seconds, then its bytes.
+  constexpr std::string_view kPartSeconds = "persona_checkpoint_last_part_seconds";
+  constexpr std::string_view kPartBytes = "persona_checkpoint_last_part_bytes";
+  for (const auto& s : stats) {
+    const std::string partition = std::to_string(s.partition);
+    const CheckpointBreakdown& b = s.last_checkpoint;
+    const auto part = [&](std::string_view name, double seconds) {
+      w.Gauge(kPartSeconds,
+              "Seconds the partition's most recent checkpoint spent per part (profiles, each "
+              "operator's state, meta, commit) on its writer thread, which applies no event "
+              "meanwhile",
+              {{"partition", partition}, {"part", std::string(name)}}, seconds);
+    };
+    part("profiles", b.profiles_seconds);
+    for (const auto& op : b.operators) part("operator:" + op.name, op.seconds);
+    part("meta", b.meta_seconds);
+    part("commit", b.commit_seconds);
+  }
+  for (const auto& s : stats) {
+    const std::string partition = std::to_string(s.partition);
+    const CheckpointBreakdown& b = s.last_checkpoint;
+    const auto part = [&](std::string_view name, uint64_t bytes) {
+      w.Gauge(kPartBytes, "Bytes the partition's most recent checkpoint wrote per part",
+              {{"partition", partition}, {"part", std::string(name)}}, static_cast<double>(bytes));
+    };
+    part("profiles", b.profile_bytes);
+    for (const auto& op : b.operators) part("operator:" + op.name, op.bytes);
+    part("meta", b.meta_bytes);
+  }
   w.Gauge("persona_dead_letters", "Dead letters kept for inspection", {},
           static_cast<double>(DeadLetterCount()));
   if (connections_) {
