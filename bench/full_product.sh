@@ -107,17 +107,20 @@ not buyer and views_7d >= 5
 CONDITIONS
   echo "   server up on :$PORT with $(curl -s "localhost:$PORT/v1/audiences" | grep -o '"id"' | wc -l) saved audiences"
 }
-checkpoint_breakdown() {
-  curl -s "localhost:$PORT/v1/stats" | python3 -c '
+cat >"$WORK/breakdown.py" <<'PY'
 import json, sys
 d = json.load(sys.stdin)
 for p in d["per_partition"]:
     c = p["last_checkpoint"]
-    ops = ", ".join(f"{o[\"name\"]} {o[\"seconds\"]:.2f} s/{o[\"bytes\"] / 1e6:.1f} MB" for o in c["operators"] if o["bytes"] > 100)
-    print(f"   partition {p[\"partition\"]}: {p[\"checkpoints\"]} checkpoints, last {p[\"last_checkpoint_seconds\"]:.2f} s = "
-          f"profiles {c[\"profiles_seconds\"]:.2f} s ({c[\"profiles\"]} profiles, {c[\"profile_bytes\"] / 1e6:.1f} MB), {ops}, "
-          f"meta {c[\"meta_seconds\"]:.2f} s/{c[\"meta_bytes\"] / 1e6:.1f} MB, commit {c[\"commit_seconds\"]:.2f} s")'
-}
+    ops = ", ".join("%s %.2f s/%.1f MB" % (o["name"], o["seconds"], o["bytes"] / 1e6)
+                    for o in c["operators"] if o["bytes"] > 100)
+    print("   partition %d: %d checkpoints, last %.2f s = profiles %.2f s (%d profiles, %.1f MB), %s, "
+          "meta %.2f s/%.1f MB, commit %.2f s, cleanup %.2f s" % (
+              p["partition"], p["checkpoints"], p["last_checkpoint_seconds"], c["profiles_seconds"],
+              c["profiles"], c["profile_bytes"] / 1e6, ops, c["meta_seconds"], c["meta_bytes"] / 1e6,
+              c["commit_seconds"], c.get("cleanup_seconds", 0)))
+PY
+checkpoint_breakdown() { curl -s "localhost:$PORT/v1/stats" | python3 "$WORK/breakdown.py"; }
 
 echo "== 1. HTTP batch ingest, loadgen (uniform random events), ${DURATION}s"
 start_server

@@ -953,10 +953,6 @@ absl::Status Partition::WriteCheckpoint(const Store::CheckpointReplacement* repl
   breakdown.meta_seconds = lap();
   if (auto s = store_->CommitCheckpoint(id_, seq, meta, named, replace); !s.ok()) return s;
   breakdown.commit_seconds = lap();
-  {
-    std::lock_guard<std::mutex> lock(breakdown_mu_);
-    last_breakdown_ = std::move(breakdown);
-  }
   if (listener != nullptr) {
     std::vector<std::pair<std::string_view, std::string_view>> bare;
     for (const auto& [name, state] : named) {
@@ -969,10 +965,13 @@ absl::Status Partition::WriteCheckpoint(const Store::CheckpointReplacement* repl
   }
   // The versions the new generation replaced are garbage now (a crash before these deletes leaves
   // them shadowed; recovery deletes them).
+  std::vector<std::pair<std::string_view, uint64_t>> replaced;
+  replaced.reserve(dirty_.size());
   for (Entry* e : dirty_) {
-    if (e->label_seq != 0 && e->label_seq != seq) {
-      if (auto s = store_->DeleteProfile(id_, e->user_id, e->label_seq); !s.ok()) return s;
-    }
+    if (e->label_seq != 0 && e->label_seq != seq) replaced.emplace_back(e->user_id, e->label_seq);
+  }
+  if (auto s = store_->DeleteProfiles(id_, replaced); !s.ok()) return s;
+  for (Entry* e : dirty_) {
     e->dirty = false;
     e->label_seq = seq;
   }
@@ -980,7 +979,13 @@ absl::Status Partition::WriteCheckpoint(const Store::CheckpointReplacement* repl
   checkpoint_seq_.store(seq);
   events_since_checkpoint_ = 0;
   last_checkpoint_wall_ms_ = WallClockMs();
-  return trim_below == 0 ? absl::OkStatus() : store_->TrimLog(id_, trim_below);
+  absl::Status trimmed = trim_below == 0 ? absl::OkStatus() : store_->TrimLog(id_, trim_below);
+  breakdown.cleanup_seconds = lap();
+  {
+    std::lock_guard<std::mutex> lock(breakdown_mu_);
+    last_breakdown_ = std::move(breakdown);
+  }
+  return trimmed;
 }
 
 void Partition::NoteAppend(uint64_t seq, uint64_t bytes, int64_t wall_ms) {

@@ -104,7 +104,8 @@ struct CheckpointBreakdown {
   std::vector<OperatorState> operators;
   uint64_t meta_bytes = 0;  // partition meta: dedup window, segments, population
   double meta_seconds = 0;
-  double commit_seconds = 0;  // the atomic store write of states + meta
+  double commit_seconds = 0;   // the atomic store write of states + meta
+  double cleanup_seconds = 0;  // deleting the replaced profile versions, trimming the log
 };
 
 struct PartitionStats {

@@ -61,6 +61,7 @@ std::string EngineStatsJson(Engine& engine) {
     w.Key("meta_bytes").Uint(b.meta_bytes);
     w.Key("meta_seconds").Double(b.meta_seconds);
     w.Key("commit_seconds").Double(b.commit_seconds);
+    w.Key("cleanup_seconds").Double(b.cleanup_seconds);
     w.EndObject();
     w.Key("events_by_type").BeginObject();
     for (int t = 0; t < kEventTypeCount; ++t)

@@ -223,15 +223,17 @@ void Predictor::OnEvent(const AppliedEvent& applied) {
     }
   }
 
-  if (auto model = segments_.load()) {
-    profile.set_segment(static_cast<int16_t>(model->Assign(profile, applied.ctx)));
-    segment_assignments_.fetch_add(1, std::memory_order_relaxed);
-  }
-
   // Stream-wide learners. Flagged users' events do not shape demand or keyword mappings.
   if (flags == 0) {
     demand_->Add(applied.partition, e);
     keywords_->Observe(applied.partition, e);
+  }
+}
+
+void Predictor::OnProfileChanged(const ChangedProfile& changed) {
+  if (auto model = segments_.load()) {
+    changed.profile.set_segment(static_cast<int16_t>(model->Assign(changed.profile, changed.ctx)));
+    segment_assignments_.fetch_add(1, std::memory_order_relaxed);
   }
 }
 

@@ -73,6 +73,9 @@ class Predictor : public StreamOperator {
                        const ProfileContext& ctx) override;
   void BeforeApply(uint32_t partition, const Event& event, const Profile& profile) override;
   void OnEvent(const AppliedEvent& applied) override;
+  // The segment is assigned once per changed profile and batch, not per event: it depends on the
+  // profile alone, so the profile after its batch gets the same segment whatever the batching.
+  void OnProfileChanged(const ChangedProfile& changed) override;
   void OnProfileErased(uint32_t partition, std::string_view user_id, const Profile& profile,
                        uint64_t membership) override;
   void SaveState(uint32_t partition, std::string* out) override;

@@ -251,6 +251,7 @@ void ApiMetrics::Collect(MetricsWriter& w) {
     for (const auto& op : b.operators) part("operator:" + op.name, op.seconds);
     part("meta", b.meta_seconds);
     part("commit", b.commit_seconds);
+    part("cleanup", b.cleanup_seconds);
   }
   for (const auto& s : stats) {
     const std::string partition = std::to_string(s.partition);

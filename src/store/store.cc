@@ -586,6 +586,20 @@ absl::Status Store::DeleteProfile(uint32_t partition, std::string_view user_id,
                    PartitionContext("deleting a profile", partition));
 }
 
+absl::Status Store::DeleteProfiles(
+    uint32_t partition, std::span<const std::pair<std::string_view, uint64_t>> versions) {
+  if (absl::Status s = CheckPartition(partition); !s.ok()) return s;
+  if (versions.empty()) return absl::OkStatus();
+  rocksdb::WriteBatch batch;
+  for (const auto& [user, generation] : versions) {
+    rocksdb::Status s =
+        batch.Delete(profiles_, ToSlice(EncodeProfileKey(partition, generation, user)));
+    if (!s.ok()) return FromRocks(s, PartitionContext("deleting replaced profiles", partition));
+  }
+  return FromRocks(db_->Write(rocksdb::WriteOptions(), &batch),
+                   PartitionContext("deleting replaced profiles", partition));
+}
+
 absl::Status Store::DeleteProfilesAbove(uint32_t partition, uint64_t generation) {
   if (absl::Status s = CheckPartition(partition); !s.ok()) return s;
   if (generation == UINT64_MAX) return absl::OkStatus();

@@ -161,6 +161,11 @@ class Store {
   // Removes one stored version of a profile (a replaced generation, or erasure). It is not an
   // error if there was none. Not synced: durable with the next sync or checkpoint commit.
   absl::Status DeleteProfile(uint32_t partition, std::string_view user_id, uint64_t generation);
+  // DeleteProfile for many versions (user id, generation) in one write: a checkpoint replaces
+  // the stored versions of every profile it rewrote (tens of thousands of keys), which one write
+  // per key made a second of the writer's pause. Not synced.
+  absl::Status DeleteProfiles(uint32_t partition,
+                              std::span<const std::pair<std::string_view, uint64_t>> versions);
   // Removes every profile version of `partition` with a generation above `generation` (the
   // leftovers of a checkpoint that was never committed). Not synced.
   absl::Status DeleteProfilesAbove(uint32_t partition, uint64_t generation);
