@@ -2,10 +2,11 @@
 #include <iostream>
 
 #include "cli/commands.h"
-#include "engine/stats_json.h"
 #include "common/json_writer.h"
 #include "common/time_util.h"
+#include "engine/stats_json.h"
 #include "profile/profile_json.h"
+#include "recommend/recommender.h"
 
 namespace persona::cli {
 namespace {
@@ -57,10 +58,16 @@ int RunTimeline(TimelineOptions& o) {
 
 int RunStats(EngineOptions& o) {
   o.quiet = true;
-  auto engine = OpenEngine(o);
+  StandardOperators ops;
+  auto engine = OpenEngine(o, &ops);
   if (!engine.ok()) return Fail(engine.status());
   Engine& eng = **engine;
-  std::cout << EngineStatsJson(eng) << "\n";
+  std::string json = EngineStatsJson(eng);
+  if (ops.recommender != nullptr && !json.empty() && json.back() == '}') {
+    json.pop_back();
+    json += ",\"recommend\":" + ops.recommender->StatsJson() + "}";
+  }
+  std::cout << json << "\n";
   return 0;
 }
 
