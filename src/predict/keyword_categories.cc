@@ -3,8 +3,11 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <shared_mutex>
 #include <tuple>
 
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/inlined_vector.h"
 #include "absl/strings/str_cat.h"
 #include "common/hash.h"
 #include "common/varint.h"
@@ -252,13 +255,36 @@ std::vector<std::pair<std::string, double>> KeywordCategories::Categories(std::s
                                                                           size_t k) const {
   Ranked ranked;
   if (k == 0) return ranked;
-  std::vector<std::pair<std::string, uint64_t>> counts;
-  const uint64_t support = Collect(keyword, &counts);
+  // Every part's shard of the keyword, read-locked together in part order (writers hold one
+  // shard lock at a time, LoadPart the shards of one part only: no cycle), so that the counts are
+  // summed by category name without copying a string, and only the k best are copied out. This
+  // runs on every profile read with predictions: the copies and the string sort were a fifth of
+  // its cost.
+  const size_t s = ShardOf(keyword);
+  absl::InlinedVector<std::shared_lock<std::shared_mutex>, 4> locks;
+  thread_local absl::flat_hash_map<std::string_view, uint64_t> sums;
+  sums.clear();
+  uint64_t support = 0;
+  for (const auto& p : parts_) {
+    const KeywordShard& shard = p->keyword_shards[s];
+    locks.emplace_back(shard.mu);
+    auto it = shard.keywords.find(Av(keyword));
+    if (it == shard.keywords.end()) continue;
+    support += it->second.total;
+    for (const auto& [category, count] : it->second.by_category) sums[category] += count;
+  }
   if (support == 0 || support < options_.min_support) return ranked;
+  // By count (= by share, the total being common), then by name: SortAndCut's order.
+  thread_local std::vector<std::pair<std::string_view, uint64_t>> top;
+  top.assign(sums.begin(), sums.end());
+  const size_t n = std::min(k, top.size());
+  std::partial_sort(top.begin(), top.begin() + n, top.end(), [](const auto& a, const auto& b) {
+    return a.second != b.second ? a.second > b.second : a.first < b.first;
+  });
   const double total = static_cast<double>(support);
-  ranked.reserve(counts.size());
-  for (auto& [category, count] : counts) ranked.emplace_back(std::move(category), count / total);
-  SortAndCut(&ranked, k);
+  ranked.reserve(n);
+  for (size_t i = 0; i < n; ++i)
+    ranked.emplace_back(std::string(top[i].first), top[i].second / total);
   return ranked;
 }
 

@@ -179,11 +179,20 @@ uint32_t NextCategoryModel::Find(std::string_view category) const {
 std::vector<NextCategoryModel::Candidate> NextCategoryModel::Candidates(
     std::span<const std::string_view> recent, std::span<const ScoredInterest> interests,
     double beta, double decay, uint32_t context) const {
-  absl::flat_hash_map<std::string_view, Candidate> by_name;
-  auto at = [&](std::string_view name) -> Candidate& {
-    Candidate& c = by_name[name];
-    c.name = name;
-    return c;
+  // Per read of a profile with predictions: the map is reused by the thread, and each entry
+  // keeps the category's id when it is known (successors, global top) so that the final pass
+  // looks names up only for interests the model has no id for.
+  struct Entry {
+    Candidate candidate;
+    uint32_t id = kUnknown;
+  };
+  thread_local absl::flat_hash_map<std::string_view, Entry> by_name;
+  by_name.clear();
+  auto at = [&](std::string_view name, uint32_t id = kUnknown) -> Candidate& {
+    Entry& e = by_name[name];
+    e.candidate.name = name;
+    if (id != kUnknown) e.id = id;
+    return e.candidate;
   };
   // The last `context` distinct categories, most recent first (recent is folded already, but a
   // caller may pass A B A: A counts once, at its most recent position).
@@ -201,7 +210,7 @@ std::vector<NextCategoryModel::Candidate> NextCategoryModel::Candidates(
     backoff += w * beta / (n + beta);
     if (a != kUnknown) {
       for (const Successor& s : sources_[a].successors) {
-        at(categories_[s.category]).transition += w * s.count / (n + beta);
+        at(categories_[s.category], s.category).transition += w * s.count / (n + beta);
       }
     }
     weight_sum += w;
@@ -216,15 +225,17 @@ std::vector<NextCategoryModel::Candidate> NextCategoryModel::Candidates(
   for (const ScoredInterest& s : interests) {
     if (interest_total > 0 && s.score > 0) at(s.key).share = s.score / interest_total;
   }
-  for (uint32_t c : global_top_) at(categories_[c]);
+  for (uint32_t c : global_top_) at(categories_[c], c);
   std::vector<Candidate> out;
   out.reserve(by_name.size());
-  for (auto& [name, c] : by_name) {
-    const uint32_t id = Find(name);
+  for (auto& [name, e] : by_name) {
+    const uint32_t id = e.id != kUnknown ? e.id : Find(name);
     const double global = id == kUnknown ? 0.0 : global_[id];
+    Candidate& c = e.candidate;
     c.transition = (c.transition + backoff * global) / weight_sum;
     out.push_back(c);
   }
+  by_name.clear();  // its views name this model's categories: none outlives the call
   return out;
 }
 

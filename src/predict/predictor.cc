@@ -285,10 +285,16 @@ void Predictor::WritePredictionMembers(JsonWriter& w, const Profile& p, const Pr
     std::vector<std::string_view> recent;
     if (recommender_ != nullptr) {
       const ItemCatalog& catalog = recommender_->catalog();
-      std::vector<uint32_t> codes;
-      p.sequence().ForEach([&](const ItemSequence::Item& it) { codes.push_back(it.code); });
-      const size_t start = codes.size() > 20 ? codes.size() - 20 : 0;
-      for (size_t i = start; i < codes.size(); ++i) {
+      // The last 20 entries, read from the newest end (a sequence keeps up to 200), then walked
+      // oldest first; an item repeated in a row (view, cart, purchase) is looked up once.
+      uint32_t codes[20];
+      size_t n = 0;
+      p.sequence().ForEachCodeNewestFirst([&](uint32_t code) {
+        codes[n++] = code;
+        return n < std::size(codes);
+      });
+      for (size_t i = n; i-- > 0;) {
+        if (i + 1 < n && codes[i] == codes[i + 1]) continue;
         const uint32_t item = catalog.Find(ctx.pool.Get(codes[i]));
         if (item == ItemCatalog::kNone) continue;
         const uint32_t c = catalog.CategoryOf(item);
