@@ -119,8 +119,21 @@ rocksdb::ColumnFamilyOptions MakeFamilyOptions(std::string_view name,
     table.block_size = 64 * 1024;
   } else if (name == kProfilesFamily) {
     table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  } else if (name == kMetaFamily) {
+    // Checkpoint metas and operator states: rarely written, but a checkpoint writes every
+    // operator's state in one batch (item-CF alone is 10-150 MB per partition). With small
+    // memtables that batch filled both at once and every later write of the database (profile
+    // deletes, the next ingest batches) stalled until the flush finished: seconds of pause.
+    // Enough memtables that one checkpoint's batch never makes the next write wait; the values
+    // of large states go to blob files, so that flushes and compactions do not rewrite them.
+    options.write_buffer_size = 64 * kMiB;
+    options.max_write_buffer_number = 4;
+    options.enable_blob_files = true;
+    options.min_blob_size = 64 * 1024;
+    options.blob_file_size = 256 * kMiB;
+    options.enable_blob_garbage_collection = true;
   } else {
-    // meta, deadletter, default: small and rarely written.
+    // deadletter, default: small and rarely written.
     options.write_buffer_size = 4 * kMiB;
   }
   options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
