@@ -4,6 +4,7 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <csignal>
 #include <functional>
 #include <memory>
 #include <string>
@@ -70,6 +71,12 @@ struct StandardOperators {
 // saved audiences is the caller's choice (serve does both).
 absl::StatusOr<std::unique_ptr<Engine>> OpenEngine(const EngineOptions& opts,
                                                    StandardOperators* operators = nullptr);
+// "1.23M", "45.6k" or "789": rates and counts in progress lines.
+std::string HumanCount(double v);
+// Blocks SIGINT and SIGTERM in the calling thread (threads started later inherit the mask) and
+// ignores SIGPIPE; returns the set, for sigwait/sigtimedwait on a thread of the caller's choice,
+// so that shutdown runs as ordinary code with no async-signal-safety puzzles.
+sigset_t BlockStopSignals();
 // Prints "persona: <message>" to stderr and returns the exit code for the status.
 int Fail(const absl::Status& s);
 

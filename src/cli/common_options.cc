@@ -1,3 +1,6 @@
+#include <pthread.h>
+
+#include <csignal>
 #include <cstdio>
 #include <iostream>
 
@@ -82,6 +85,27 @@ absl::StatusOr<std::unique_ptr<Engine>> OpenEngine(const EngineOptions& opts,
   (*engine)->KeepAlive(ops.profile_changes);
   if (operators != nullptr) *operators = std::move(ops);
   return engine;
+}
+
+std::string HumanCount(double v) {
+  char buf[32];
+  if (v >= 1e6)
+    std::snprintf(buf, sizeof buf, "%.2fM", v / 1e6);
+  else if (v >= 1e4)
+    std::snprintf(buf, sizeof buf, "%.1fk", v / 1e3);
+  else
+    std::snprintf(buf, sizeof buf, "%.0f", v);
+  return buf;
+}
+
+sigset_t BlockStopSignals() {
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+  return stop_signals;
 }
 
 int Fail(const absl::Status& s) {

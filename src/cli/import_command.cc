@@ -21,17 +21,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-std::string HumanRate(double v) {
-  char buf[32];
-  if (v >= 1e6)
-    std::snprintf(buf, sizeof buf, "%.2fM", v / 1e6);
-  else if (v >= 1e3)
-    std::snprintf(buf, sizeof buf, "%.1fk", v / 1e3);
-  else
-    std::snprintf(buf, sizeof buf, "%.0f", v);
-  return buf;
-}
-
 // Shared tallies between the reading thread and partition callbacks.
 struct ImportTally {
   std::mutex mu;
@@ -155,7 +144,7 @@ int RunImport(ImportOptions& opts) {
         std::string bar(static_cast<int>(frac * width), '#');
         bar.resize(width, '.');
         std::fprintf(stderr, "\r[%s] %5.1f%%  %s events  %s ev/s   ", bar.c_str(), frac * 100,
-                     HumanRate(tally.parsed).c_str(), HumanRate(tally.parsed / secs).c_str());
+                     HumanCount(tally.parsed).c_str(), HumanCount(tally.parsed / secs).c_str());
       }
       if (!more || stop) break;
     }

@@ -33,17 +33,6 @@ struct ReplayCli {
   bool quiet = false;
 };
 
-std::string Human(double v) {
-  char buf[32];
-  if (v >= 1e6)
-    std::snprintf(buf, sizeof buf, "%.2fM", v / 1e6);
-  else if (v >= 1e4)
-    std::snprintf(buf, sizeof buf, "%.1fk", v / 1e3);
-  else
-    std::snprintf(buf, sizeof buf, "%.0f", v);
-  return buf;
-}
-
 std::string Ms(double ms) {
   char buf[32];
   std::snprintf(buf, sizeof buf, ms < 10 ? "%.2f ms" : "%.0f ms", ms);
@@ -53,16 +42,16 @@ std::string Ms(double ms) {
 std::string ProgressLine(const serve::ReplayProgress& p) {
   char head[32];
   std::snprintf(head, sizeof head, "replay %5.0fs", p.elapsed_s);
-  std::string line = std::string(head) + "  sent " + Human(p.sent) + "  acked " +
-                     Human(p.acknowledged()) + "  rejected " + Human(p.rejected);
-  if (p.bad_lines > 0) line += "  bad lines " + Human(p.bad_lines);
-  line += "  " + Human(p.events_per_s) + " ev/s";
+  std::string line = std::string(head) + "  sent " + HumanCount(p.sent) + "  acked " +
+                     HumanCount(p.acknowledged()) + "  rejected " + HumanCount(p.rejected);
+  if (p.bad_lines > 0) line += "  bad lines " + HumanCount(p.bad_lines);
+  line += "  " + HumanCount(p.events_per_s) + " ev/s";
   if (p.p99_ms > 0 || p.p50_ms > 0) {
     line += "  p50 " + Ms(p.p50_ms) + "  p99 " + Ms(p.p99_ms);
   } else {
     line += "  p50 -  p99 -";
   }
-  if (p.retries > 0) line += "  retries " + Human(p.retries);
+  if (p.retries > 0) line += "  retries " + HumanCount(p.retries);
   return line;
 }
 
@@ -107,12 +96,7 @@ int RunReplay(ReplayCli& o) {
 
   // Stop signals are blocked in every thread (the replayer's inherit the mask) and taken by a
   // watcher thread, which asks the replayer to stop: shutdown is ordinary code.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGTERM);
-  sigaddset(&stop_signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
-  signal(SIGPIPE, SIG_IGN);
+  sigset_t stop_signals = BlockStopSignals();
 
   // Messages come from the replayer's threads, progress from the thread in Run: one lock keeps
   // their lines whole.
@@ -153,14 +137,15 @@ int RunReplay(ReplayCli& o) {
     }
   });
   if (!o.quiet) {
-    message(absl::StrCat(
-        "replaying to ", o.replay.url, " at ",
-        o.replay.rate > 0 ? Human(o.replay.rate) + " events/s" : std::string("the server's pace"),
-        " (batches of ", o.replay.batch, ", ", o.replay.connections, " connections",
-        o.replay.loop_shift ? ", looping with time shift"
-        : o.replay.loop     ? ", looping"
-                            : "",
-        ")"));
+    message(absl::StrCat("replaying to ", o.replay.url, " at ",
+                         o.replay.rate > 0 ? HumanCount(o.replay.rate) + " events/s"
+                                           : std::string("the server's pace"),
+                         " (batches of ", o.replay.batch, ", ", o.replay.connections,
+                         " connections",
+                         o.replay.loop_shift ? ", looping with time shift"
+                         : o.replay.loop     ? ", looping"
+                                             : "",
+                         ")"));
   }
   serve::ReplayReport report = replayer.Run();
   finished.store(true);

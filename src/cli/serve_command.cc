@@ -36,12 +36,7 @@ struct ServeOptions {
 int RunServe(ServeOptions& o) {
   // Block the stop signals in every thread (the ones started below inherit the mask) and wait for
   // them in this one: no async-signal-safety puzzles, and shutdown runs as ordinary code.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGTERM);
-  sigaddset(&stop_signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
-  signal(SIGPIPE, SIG_IGN);
+  sigset_t stop_signals = BlockStopSignals();
 
   serve::ServeConfig serve_config;
   if (!o.engine.config_file.empty()) {

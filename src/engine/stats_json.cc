@@ -9,17 +9,12 @@
 
 namespace persona {
 
-namespace {
-
-// The process's resident set, from /proc/self/statm (0 where unavailable).
 uint64_t ResidentBytes() {
   std::ifstream statm("/proc/self/statm");
   uint64_t pages_total = 0, pages_resident = 0;
   statm >> pages_total >> pages_resident;
   return pages_resident * static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
 }
-
-}  // namespace
 
 std::string EngineStatsJson(Engine& engine) {
   JsonWriter w;

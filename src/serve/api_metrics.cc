@@ -10,6 +10,7 @@
 
 #include "audience/saved_audiences.h"
 #include "common/time_util.h"
+#include "engine/stats_json.h"
 #include "kafka/changelog.h"
 #include "kafka/cluster_exchange.h"
 #include "kafka/kafka_source.h"
@@ -18,16 +19,7 @@
 #include "recommend/recommender.h"
 
 namespace persona::serve {
-namespace {
-
-uint64_t ResidentBytes() {
-  std::ifstream statm("/proc/self/statm");
-  uint64_t pages_total = 0, pages_resident = 0;
-  statm >> pages_total >> pages_resident;
-  return pages_resident * static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
-}
-
-}  // namespace
+namespace {}  // namespace
 
 ApiMetrics::ApiMetrics(MetricsRegistry& registry, std::span<const std::string_view> route_patterns,
                        ApiContext& context, const IngestRoutes& ingest,
