@@ -7,11 +7,17 @@
 
 namespace persona {
 
+uint32_t DedupWindow::SecondsUp(int64_t ts_ms) {
+  if (ts_ms <= 0) return 0;
+  const int64_t s = ts_ms / 1000 + (ts_ms % 1000 != 0);
+  return s > int64_t{UINT32_MAX} ? UINT32_MAX : static_cast<uint32_t>(s);
+}
+
 bool DedupWindow::CheckAndInsert(uint64_t id_hash, int64_t ts_ms, int64_t watermark_ms) {
-  auto [it, inserted] = seen_.try_emplace(id_hash, Seen{ts_ms, accepted_});
+  auto [it, inserted] = seen_.try_emplace(id_hash, Make(ts_ms));
   if (!inserted) {
     if (!Expired(it->second, watermark_ms)) return true;
-    it->second = Seen{ts_ms, accepted_};  // forgotten already: accept it anew
+    it->second = Make(ts_ms);  // forgotten already: accept it anew
   }
   ++accepted_;
   MaybeSweep(watermark_ms);
@@ -19,7 +25,7 @@ bool DedupWindow::CheckAndInsert(uint64_t id_hash, int64_t ts_ms, int64_t waterm
 }
 
 void DedupWindow::Insert(uint64_t id_hash, int64_t ts_ms, int64_t watermark_ms) {
-  seen_.insert_or_assign(id_hash, Seen{ts_ms, accepted_});
+  seen_.insert_or_assign(id_hash, Make(ts_ms));
   ++accepted_;
   MaybeSweep(watermark_ms);
 }
@@ -36,8 +42,9 @@ void DedupWindow::Encode(std::string* out) const {
   AppendVarint64(out, seen_.size());
   for (const auto& [id, s] : seen_) {
     out->append(reinterpret_cast<const char*>(&id), sizeof id);
-    AppendVarint64(out, static_cast<uint64_t>(s.ts_ms));
-    AppendVarint64(out, accepted_ - s.arrival);
+    // The format of the 64-bit entries: time in ms, age in arrivals.
+    AppendVarint64(out, uint64_t{s.ts_s} * 1000);
+    AppendVarint64(out, static_cast<uint32_t>(static_cast<uint32_t>(accepted_) - s.arrival));
   }
 }
 
@@ -53,7 +60,8 @@ bool DedupWindow::Decode(std::string_view* in) {
     in->remove_prefix(sizeof id);
     uint64_t ts, age;
     if (!ReadVarint64(in, &ts) || !ReadVarint64(in, &age) || age > accepted_) return false;
-    seen_[id] = Seen{static_cast<int64_t>(ts), accepted_ - age};
+    // Times were written as the two's complement of int64 milliseconds.
+    seen_[id] = Seen{SecondsUp(static_cast<int64_t>(ts)), static_cast<uint32_t>(accepted_ - age)};
   }
   sweep_at_ = std::max<size_t>(1 << 16, seen_.size() * 2);
   return true;

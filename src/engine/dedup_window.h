@@ -7,7 +7,11 @@
 // (producer retries and overlapping replays of old data, whose event times can be far behind the
 // watermark). Arrival order is the log order, so recovery rebuilds exactly the same window.
 // Memory is bounded by the events inside the window plus `recent_events`; expired entries are swept
-// in amortised O(1).
+// in amortised O(1). An entry is 16 bytes (the id hash, the event time in whole seconds rounded up,
+// the low 32 bits of its arrival number): under live traffic the window holds a day of ids, more
+// than the profiles themselves, so every byte of it counts. Rounding the time up keeps an id at
+// most a second longer; the arrival age is taken modulo 2^32, which can only keep an entry longer.
+// Live runs and recovery use the same representation, so they keep exactly the same ids.
 #pragma once
 
 #include <cstdint>
@@ -37,11 +41,16 @@ class DedupWindow {
 
  private:
   struct Seen {
-    int64_t ts_ms;
-    uint64_t arrival;  // value of accepted_ when it was accepted
+    uint32_t ts_s;     // event time in seconds since 1970, rounded up, clamped to [0, 2^32)
+    uint32_t arrival;  // low 32 bits of accepted_ when it was accepted
   };
+  static uint32_t SecondsUp(int64_t ts_ms);
+  Seen Make(int64_t ts_ms) const {
+    return Seen{SecondsUp(ts_ms), static_cast<uint32_t>(accepted_)};
+  }
   bool Expired(const Seen& s, int64_t watermark_ms) const {
-    return s.ts_ms < watermark_ms - window_ms_ && s.arrival + recent_events_ < accepted_;
+    const uint32_t age = static_cast<uint32_t>(accepted_) - s.arrival;
+    return int64_t{s.ts_s} * 1000 < watermark_ms - window_ms_ && age > recent_events_;
   }
   void MaybeSweep(int64_t watermark_ms);
 
