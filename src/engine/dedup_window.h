@@ -34,6 +34,9 @@ class DedupWindow {
   void Insert(uint64_t id_hash, int64_t ts_ms, int64_t watermark_ms);
 
   size_t size() const { return seen_.size(); }
+  // Approximate bytes per remembered id: the hash table's slot and control byte at its maximum
+  // load factor (7/8).
+  static constexpr size_t EntryBytes() { return (sizeof(uint64_t) + sizeof(Seen) + 1) * 8 / 7; }
 
   // Serialises the live entries (checkpoint meta); Decode replaces the contents, false if corrupt.
   void Encode(std::string* out) const;

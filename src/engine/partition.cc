@@ -1245,7 +1245,7 @@ Partition::Memory Partition::MemoryUsage() const {
     }
   }
   m.pool_bytes = ctx_.pool.MemoryBytes();
-  m.dedup_bytes = dedup_entries_.load() * (sizeof(uint64_t) + sizeof(int64_t) + 1) * 8 / 7;
+  m.dedup_bytes = dedup_entries_.load() * DedupWindow::EntryBytes();
   return m;
 }
 
